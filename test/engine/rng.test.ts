@@ -1,0 +1,31 @@
+import { Rng } from '../../src/engine/rng.js';
+import { packageRoot } from '../../src/paths.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+
+describe('Rng', () => {
+  test('same seed gives the same stream; state round-trips', () => {
+    const a = new Rng(42);
+    const b = new Rng(42);
+    const xs = Array.from({ length: 5 }, () => a.nextUint32());
+    expect(Array.from({ length: 5 }, () => b.nextUint32())).toEqual(xs);
+    const st = a.getState();
+    const next = a.uniform();
+    expect(Rng.fromState(st).uniform()).toBe(next);
+    expect(new Rng(43).nextUint32()).not.toBe(xs[0]);
+  });
+  test('uniform is in [0,1) with mean near 1/2, normal has unit variance', () => {
+    const r = new Rng(1);
+    let s = 0, s2 = 0;
+    const n = 20000;
+    for (let i = 0; i < n; i++) { const u = r.uniform(); expect(u).toBeGreaterThanOrEqual(0); expect(u).toBeLessThan(1); s += u; }
+    expect(Math.abs(s / n - 0.5)).toBeLessThan(0.01);
+    s = 0;
+    for (let i = 0; i < n; i++) { const z = r.normal(); s += z; s2 += z * z; }
+    expect(Math.abs(s / n)).toBeLessThan(0.03);
+    expect(Math.abs(s2 / n - 1)).toBeLessThan(0.05);
+  });
+  test('packageRoot finds package.json', () => {
+    expect(existsSync(join(packageRoot(), 'package.json'))).toBe(true);
+  });
+});
