@@ -1,0 +1,43 @@
+/** `rlhf env [--backend NAME] [--json]`: the TF.js backend this machine gets, its versions and patches. */
+import type { Argv, CommandModule } from 'yargs';
+import { initEngine, type BackendName, type EngineInfo } from '../engine/index.js';
+
+interface EnvArgs {
+  backend: BackendName;
+  json: boolean;
+}
+
+export function formatEngineInfo(info: EngineInfo): string {
+  const lines = [
+    `backend:   ${info.backend}${info.requested !== info.backend ? ` (asked: ${info.requested})` : ''}`,
+    `threads:   ${info.threads ?? 'managed by libtensorflow'}`,
+    `simd:      ${info.simd === null ? 'n/a' : info.simd ? 'yes' : 'no'}`,
+    'versions:',
+    ...Object.entries(info.versions).map(([k, v]) => `  ${k.padEnd(26)} ${v}`),
+    'patched kernels:',
+    ...(info.patchedKernels.length === 0 ? ['  (none on this backend)'] :
+      info.patchedKernels.map((k) => `  ${k.name.padEnd(26)} ${k.reason}`)),
+    'patched gradients:',
+    ...info.patchedGradients.map((k) => `  ${k.name.padEnd(26)} ${k.reason}`),
+  ];
+  if (info.backend === 'wasm') {
+    lines.push('note:      wasm runs one thread under Node; for several cores or a GPU install @tensorflow/tfjs-node(-gpu)');
+  }
+  return lines.join('\n');
+}
+
+export const envCommand: CommandModule<object, EnvArgs> = {
+  command: 'env',
+  describe: 'Show the TF.js backend, versions, threads, SIMD and patched kernels',
+  builder: (y: Argv) => y
+    .option('backend', {
+      choices: ['auto', 'wasm', 'cpu', 'tensorflow'] as const,
+      default: 'auto' as BackendName,
+      describe: 'Backend to initialise (as engine.backend in a config)',
+    })
+    .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object' }) as Argv<EnvArgs>,
+  handler: async (args) => {
+    const info = await initEngine({ backend: args.backend });
+    console.log(args.json ? JSON.stringify(info, null, 2) : formatEngineInfo(info));
+  },
+};

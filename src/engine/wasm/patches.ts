@@ -1,0 +1,67 @@
+import { getKernel, registerKernel, unregisterKernel, type KernelConfig } from '@tensorflow/tfjs-core';
+import { fastBatchMatMulConfig } from './batch_mat_mul.js';
+import { stridedSliceDtypeFix } from './strided_slice.js';
+import { unsortedSegmentSumConfig } from './unsorted_segment_sum.js';
+
+/** A kernel we register on the wasm backend, and why (printed by `rlhf env`). */
+export interface KernelPatch {
+  kernelName: string;
+  reason: string;
+  /** Our kernel, given the stock one (undefined where wasm has none). */
+  make(stock: KernelConfig | undefined): KernelConfig;
+}
+
+export const WASM_PATCHES: readonly KernelPatch[] = [
+  {
+    kernelName: unsortedSegmentSumConfig.kernelName,
+    reason: 'missing on wasm; it is the gradient of gather (embedding lookups)',
+    make: () => unsortedSegmentSumConfig,
+  },
+  {
+    kernelName: fastBatchMatMulConfig.kernelName,
+    reason: 'stock kernel leaves XNNPACK for transpose flags and batch dims (attention, every matmul gradient)',
+    make: () => fastBatchMatMulConfig,
+  },
+  {
+    kernelName: 'StridedSlice',
+    reason: 'stock kernel returns int32/bool strided slices labelled float32 (garbage values)',
+    make: (stock) => {
+      if (stock === undefined) throw new Error('rlhf-kit: wasm StridedSlice kernel missing');
+      return stridedSliceDtypeFix(stock);
+    },
+  },
+];
+
+/** Stock kernels we replaced, so `uninstallWasmPatches` can put them back (the bench compares). */
+const stockKernels = new Map<string, KernelConfig | undefined>();
+
+/**
+ * Register the patched kernels on the wasm backend; idempotent. Call after the wasm backend has
+ * initialised: the stock kernels' setup functions run at backend init, and `uninstall` relies on it.
+ * Returns the names of the patched kernels.
+ */
+export function installWasmPatches(): string[] {
+  for (const patch of WASM_PATCHES) {
+    if (stockKernels.has(patch.kernelName)) continue;
+    const stock = getKernel(patch.kernelName, 'wasm');
+    const config = patch.make(stock);
+    stockKernels.set(patch.kernelName, stock);
+    if (stock !== undefined) unregisterKernel(patch.kernelName, 'wasm');
+    registerKernel(config);
+  }
+  return wasmPatchNames();
+}
+
+/** Restore the stock wasm kernels (a kernel that had none is simply removed again). */
+export function uninstallWasmPatches(): void {
+  for (const [name, stock] of stockKernels) {
+    unregisterKernel(name, 'wasm');
+    if (stock !== undefined) registerKernel(stock);
+  }
+  stockKernels.clear();
+}
+
+/** Names of the kernels currently patched. */
+export function wasmPatchNames(): string[] {
+  return [...stockKernels.keys()];
+}
