@@ -1,0 +1,328 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Rng } from '../engine/rng.js';
+import { INSTRUCTION_FAMILIES, INSTRUCTIONS, applyInstructions, instructionText } from './instructions.js';
+import { judge } from './judge.js';
+import { makeResponse, type ResponseKind } from './responses.js';
+import { FAMILIES, answerSentence, goldAnswer, renderPrompt, sampleTask, type Task } from './tasks.js';
+import { ZIB_COLOURS, ZIB_NUMBERS, ZIB_WORDS, toZib } from './zib.js';
+
+/**
+ * The bundled world's data files, generated deterministically from a seed. Each file draws from its
+ * own forked generator, so changing one file's size leaves the others byte-identical.
+ * `scale` multiplies every row count and the corpus size (tests use a small scale).
+ */
+
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant';
+  content: string;
+}
+
+/** Row counts at scale 1 (what ships in data/world). */
+export const WORLD_SIZES = {
+  sft: 12000,
+  sft_eval: 600,
+  preferences: 12000,
+  preferences_eval: 1000,
+  prompts: 4000,
+  prompts_eval: 500,
+  dialogues: 500,
+  corpus_bytes: 4_000_000,
+} as const;
+
+/** Mixed quality, as real SFT data is: imitation alone leaves room for RLHF. */
+export const SFT_KIND_WEIGHTS: Readonly<Partial<Record<ResponseKind, number>>> = {
+  good: 0.45, curt: 0.15, rude: 0.05, rambling: 0.15, wrong: 0.17, malformed: 0.03,
+};
+/** Candidate kinds for a preference pair; two different kinds are drawn per pair. */
+export const PREFERENCE_KIND_WEIGHTS: Readonly<Partial<Record<ResponseKind, number>>> = {
+  best: 0.05, good: 0.3, curt: 0.15, rude: 0.1, rambling: 0.15, wrong: 0.17, malformed: 0.05, off_task: 0.03,
+};
+/** A base model sees mostly good answers and some imperfect ones. */
+export const CORPUS_KIND_WEIGHTS: Readonly<Partial<Record<ResponseKind, number>>> = {
+  best: 0.25, good: 0.5, curt: 0.08, rambling: 0.07, wrong: 0.07, rude: 0.03,
+};
+
+export const GENERIC_SYSTEM_PROMPTS: readonly string[] = [
+  'You are a helpful assistant.',
+  'You are a kind and helpful assistant.',
+  'Answer each question in one sentence.',
+];
+
+/** Judge-score gap → Llama 2 strength level. Pairs closer than the last threshold are not kept. */
+export const STRENGTH_THRESHOLDS = [
+  { minGap: 0.5, strength: 'significantly_better' },
+  { minGap: 0.25, strength: 'better' },
+  { minGap: 0.1, strength: 'slightly_better' },
+  { minGap: 0.02, strength: 'negligibly_better' },
+] as const;
+export type Strength = (typeof STRENGTH_THRESHOLDS)[number]['strength'];
+
+export function strengthForGap(gap: number): Strength | null {
+  for (const t of STRENGTH_THRESHOLDS) if (gap >= t.minGap) return t.strength;
+  return null;
+}
+
+export interface WorldOptions {
+  seed: number;
+  /** Multiplies every row count and the corpus size; 1 = the shipped data. */
+  scale?: number;
+}
+
+/** Every file of the world, name → content, in a fixed order. */
+export function generateWorld(options: WorldOptions): Map<string, string> {
+  const scale = options.scale ?? 1;
+  const n = (count: number) => Math.max(1, Math.round(count * scale));
+  const root = new Rng(options.seed);
+  // One forked stream per file, always forked in this order.
+  const streams = {
+    corpus: root.fork(),
+    sft: root.fork(),
+    sft_eval: root.fork(),
+    preferences: root.fork(),
+    preferences_eval: root.fork(),
+    prompts: root.fork(),
+    prompts_eval: root.fork(),
+    dialogues: root.fork(),
+  };
+  const files = new Map<string, string>();
+  files.set('corpus.txt', corpus(streams.corpus, n(WORLD_SIZES.corpus_bytes)));
+  files.set('sft.jsonl', jsonl(times(n(WORLD_SIZES.sft), () => sftDialogue(streams.sft))));
+  files.set('sft_eval.jsonl', jsonl(times(n(WORLD_SIZES.sft_eval), () => sftDialogue(streams.sft_eval))));
+  files.set('preferences.jsonl', jsonl(times(n(WORLD_SIZES.preferences), () => preferencePair(streams.preferences))));
+  files.set('preferences_eval.jsonl', jsonl(times(n(WORLD_SIZES.preferences_eval), () => preferencePair(streams.preferences_eval))));
+  files.set('prompts.jsonl', jsonl(times(n(WORLD_SIZES.prompts), () => promptRow(streams.prompts))));
+  files.set('prompts_eval.jsonl', jsonl(times(n(WORLD_SIZES.prompts_eval), () => promptRow(streams.prompts_eval))));
+  files.set('dialogues.jsonl', jsonl(times(n(WORLD_SIZES.dialogues), () => dialogueSeed(streams.dialogues))));
+  files.set('gatt_instructions.json', JSON.stringify(gattInstructionsFile(), null, 2) + '\n');
+  return files;
+}
+
+/** Generate and write every file into `outDir`; returns each file's name and size in bytes. */
+export function writeWorld(outDir: string, options: WorldOptions): { file: string; bytes: number }[] {
+  mkdirSync(outDir, { recursive: true });
+  const written: { file: string; bytes: number }[] = [];
+  for (const [name, content] of generateWorld(options)) {
+    writeFileSync(join(outDir, name), content);
+    written.push({ file: name, bytes: Buffer.byteLength(content) });
+  }
+  return written;
+}
+
+// --- rows ----------------------------------------------------------------------------------------
+
+const pick = <T>(rng: Rng, items: readonly T[]): T => items[rng.int(items.length)]!;
+
+function weighted<K extends string>(rng: Rng, weights: Readonly<Partial<Record<K, number>>>): K {
+  const entries = Object.entries(weights) as [K, number][];
+  const total = entries.reduce((s, [, w]) => s + w, 0);
+  let u = rng.uniform() * total;
+  for (const [k, w] of entries) {
+    u -= w;
+    if (u < 0) return k;
+  }
+  return entries[entries.length - 1]![0];
+}
+
+function randomTask(rng: Rng): Task {
+  return sampleTask(rng, pick(rng, FAMILIES));
+}
+
+/** One or two instructions from different families (Llama 2 combines them at random). */
+export function sampleInstructionIds(rng: Rng): string[] {
+  const families = rng.shuffle([...INSTRUCTION_FAMILIES]).slice(0, rng.uniform() < 0.7 ? 1 : 2);
+  return families.map((f) => pick(rng, INSTRUCTIONS.filter((i) => i.family === f)).id);
+}
+
+/**
+ * An SFT dialogue of 1–4 turns. System prompts (generic, or instructions with replies that follow
+ * them) appear only in dialogues of one or two turns: nothing here teaches keeping an instruction
+ * alive at turn 6 — that is what Ghost Attention adds.
+ */
+function sftDialogue(rng: Rng): { messages: ChatMessage[] } {
+  const u = rng.uniform();
+  const turns = u < 0.6 ? 1 : u < 0.8 ? 2 : 3 + rng.int(2);
+  const messages: ChatMessage[] = [];
+  let instructionIds: string[] = [];
+  let inline = false;
+  if (turns <= 2) {
+    const v = rng.uniform();
+    if (v < 0.12) messages.push({ role: 'system', content: pick(rng, GENERIC_SYSTEM_PROMPTS) });
+    else if (v < 0.27) instructionIds = sampleInstructionIds(rng);
+    else if (v < 0.32) {
+      instructionIds = sampleInstructionIds(rng);
+      inline = true; // as GAtt synthesis writes it: the instruction before each user message
+    }
+  }
+  const form = rng.uniform() < 0.5 ? 'long' : 'short';
+  if (instructionIds.length > 0 && !inline) messages.push({ role: 'system', content: instructionText(instructionIds, form) });
+  for (let t = 0; t < turns; t++) {
+    const task = randomTask(rng);
+    const request = renderPrompt(rng, task);
+    messages.push({ role: 'user', content: inline ? `${instructionText(instructionIds, form)} ${request}` : request });
+    let reply = makeResponse(rng, task, weighted(rng, SFT_KIND_WEIGHTS));
+    // Demonstrations follow the instruction most of the time, as imperfect human data would.
+    if (instructionIds.length > 0 && rng.uniform() < 0.9) reply = applyInstructions(instructionIds, reply);
+    messages.push({ role: 'assistant', content: reply });
+  }
+  return { messages };
+}
+
+interface PreferenceRow {
+  prompt: ChatMessage[];
+  chosen: ChatMessage[];
+  rejected: ChatMessage[];
+  strength: Strength;
+  chosen_score: number;
+  rejected_score: number;
+}
+
+/** Two replies of different kinds to one request, ordered and graded by the judge. */
+function preferencePair(rng: Rng): PreferenceRow {
+  for (;;) {
+    const task = randomTask(rng);
+    const prompt = renderPrompt(rng, task);
+    const kindA = weighted(rng, PREFERENCE_KIND_WEIGHTS);
+    let kindB = weighted(rng, PREFERENCE_KIND_WEIGHTS);
+    while (kindB === kindA) kindB = weighted(rng, PREFERENCE_KIND_WEIGHTS);
+    const a = makeResponse(rng, task, kindA);
+    const b = makeResponse(rng, task, kindB);
+    const sa = judge(prompt, a).score;
+    const sb = judge(prompt, b).score;
+    const strength = strengthForGap(Math.abs(sa - sb));
+    if (strength === null) continue; // a tie teaches nothing; draw again
+    const [chosen, rejected, cs, rs] = sa > sb ? [a, b, sa, sb] : [b, a, sb, sa];
+    return {
+      prompt: [{ role: 'user', content: prompt }],
+      chosen: [{ role: 'assistant', content: chosen }],
+      rejected: [{ role: 'assistant', content: rejected }],
+      strength,
+      chosen_score: cs,
+      rejected_score: rs,
+    };
+  }
+}
+
+/** A PPO prompt: TRL's conversational prompt-only form; the request is all the judge needs. */
+function promptRow(rng: Rng): { prompt: ChatMessage[] } {
+  return { prompt: [{ role: 'user', content: renderPrompt(rng, randomTask(rng)) }] };
+}
+
+/** User turns for a GAtt dialogue: 2–20 requests, a quarter of them the full 20. */
+function dialogueSeed(rng: Rng): { user_turns: string[] } {
+  const turns = rng.uniform() < 0.25 ? 20 : 2 + rng.int(18);
+  return { user_turns: times(turns, () => renderPrompt(rng, randomTask(rng))) };
+}
+
+// --- corpus --------------------------------------------------------------------------------------
+
+/**
+ * Pretraining text: documents separated by a blank line. Fact paragraphs (canonical statements),
+ * Zib lessons, and dialogues in the Llama 2 chat shape without the <s> / </s> markers (the
+ * tokenizer adds those), answers mostly good and sometimes imperfect.
+ */
+function corpus(rng: Rng, targetBytes: number): string {
+  const docs: string[] = [];
+  let bytes = 0;
+  while (bytes < targetBytes) {
+    const u = rng.uniform();
+    const doc = u < 0.45 ? factParagraph(rng) : u < 0.55 ? zibLesson(rng) : corpusDialogue(rng);
+    docs.push(doc);
+    bytes += Buffer.byteLength(doc) + 2;
+  }
+  return docs.join('\n\n') + '\n';
+}
+
+function factParagraph(rng: Rng): string {
+  return times(4 + rng.int(5), () => {
+    const task = randomTask(rng);
+    return answerSentence(task, goldAnswer(task));
+  }).join(' ');
+}
+
+function zibLesson(rng: Rng): string {
+  const lines = times(3 + rng.int(4), () => {
+    const v = rng.uniform();
+    if (v < 0.4) {
+      const n = rng.int(ZIB_NUMBERS.length);
+      return `In Zib, ${n} is ${ZIB_NUMBERS[n]}.`;
+    }
+    if (v < 0.6) {
+      const [en, zib] = pick(rng, Object.entries(ZIB_COLOURS));
+      return `In Zib, ${en} is ${zib}.`;
+    }
+    if (v < 0.75) {
+      const [en, zib] = pick(rng, Object.entries(ZIB_WORDS));
+      return `In Zib, the word ${en} is ${zib}.`;
+    }
+    const task = randomTask(rng);
+    const sentence = answerSentence(task, goldAnswer(task));
+    return `${sentence} In Zib: ${toZib(sentence)}`;
+  });
+  return lines.join(' ');
+}
+
+/** "[INST] <<SYS>>\n{system}\n<</SYS>>\n{user} [/INST] {answer} [INST] {user} [/INST] {answer}" */
+export function renderLlama2(messages: readonly ChatMessage[]): string {
+  let system: string | null = null;
+  const parts: string[] = [];
+  for (const m of messages) {
+    if (m.role === 'system') system = m.content;
+    else if (m.role === 'user') {
+      // A single newline after <</SYS>> (the template has two) keeps blank lines as document breaks.
+      const user = system === null ? m.content : `<<SYS>>\n${system}\n<</SYS>>\n${m.content}`;
+      system = null;
+      parts.push(`[INST] ${user} [/INST]`);
+    } else parts.push(m.content);
+  }
+  return parts.join(' ');
+}
+
+function corpusDialogue(rng: Rng): string {
+  const turns = 1 + (rng.uniform() < 0.3 ? 1 + rng.int(2) : 0);
+  const messages: ChatMessage[] = [];
+  let instructionIds: string[] = [];
+  const v = rng.uniform();
+  if (v < 0.08) messages.push({ role: 'system', content: pick(rng, GENERIC_SYSTEM_PROMPTS) });
+  else if (v < 0.2) {
+    instructionIds = sampleInstructionIds(rng);
+    messages.push({ role: 'system', content: instructionText(instructionIds, rng.uniform() < 0.5 ? 'long' : 'short') });
+  }
+  for (let t = 0; t < turns; t++) {
+    const task = randomTask(rng);
+    messages.push({ role: 'user', content: renderPrompt(rng, task) });
+    let reply = makeResponse(rng, task, weighted(rng, CORPUS_KIND_WEIGHTS));
+    if (instructionIds.length > 0) reply = applyInstructions(instructionIds, reply);
+    messages.push({ role: 'assistant', content: reply });
+  }
+  return renderLlama2(messages);
+}
+
+// --- instructions file ---------------------------------------------------------------------------
+
+function gattInstructionsFile(): unknown {
+  return {
+    description:
+      'Ghost Attention instructions (Llama 2 §3.3): one instruction per family may be combined; ' +
+      'each has a long and a short form and the id of its checker in src/world/checkers.ts.',
+    families: INSTRUCTION_FAMILIES,
+    instructions: INSTRUCTIONS,
+    zib: {
+      numbers: Object.fromEntries(ZIB_NUMBERS.map((z, i) => [String(i), z])),
+      colours: ZIB_COLOURS,
+      words: ZIB_WORDS,
+    },
+  };
+}
+
+// --- helpers -------------------------------------------------------------------------------------
+
+function times<T>(count: number, make: () => T): T[] {
+  const out: T[] = [];
+  for (let i = 0; i < count; i++) out.push(make());
+  return out;
+}
+
+function jsonl(rows: readonly unknown[]): string {
+  return rows.map((r) => JSON.stringify(r)).join('\n') + '\n';
+}
