@@ -1,8 +1,13 @@
 import type { CommandModule } from 'yargs';
+import { dataCommand } from './data.js';
+import { envCommand } from './env.js';
+import { mergeLoraCommand } from './merge-lora.js';
+import { tokenizerCommand } from './tokenizer.js';
+import { worldCommand } from './world.js';
 
 /**
  * Every `rlhf` command, one module each (src/cli/<name>.ts). A command is listed here only once
  * its stage or tool exists — never a "not implemented" placeholder.
  */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [];
+export const commands: CommandModule<any, any>[] = [dataCommand, envCommand, mergeLoraCommand, tokenizerCommand, worldCommand];
