@@ -1,7 +1,9 @@
 import type { CommandModule } from 'yargs';
 import { dataCommand } from './data.js';
 import { envCommand } from './env.js';
+import { generateCommand } from './generate.js';
 import { mergeLoraCommand } from './merge-lora.js';
+import { pretrainCommand } from './pretrain.js';
 import { tokenizerCommand } from './tokenizer.js';
 import { worldCommand } from './world.js';
 
@@ -10,4 +12,4 @@ import { worldCommand } from './world.js';
  * its stage or tool exists — never a "not implemented" placeholder.
  */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [dataCommand, envCommand, mergeLoraCommand, tokenizerCommand, worldCommand];
+export const commands: CommandModule<any, any>[] = [dataCommand, envCommand, generateCommand, mergeLoraCommand, pretrainCommand, tokenizerCommand, worldCommand];

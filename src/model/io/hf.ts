@@ -1,0 +1,248 @@
+/**
+ * Hugging Face model folders: `config.json` + `model.safetensors` (or shards listed in
+ * `model.safetensors.index.json`'s `weight_map`) + `generation_config.json`.
+ *
+ * Loading checks every tensor name and shape against the config (from the safetensors headers, before
+ * any weight is read) and reports missing, unexpected and mis-shaped tensors together in one error.
+ * Saving writes a temporary sibling folder and renames it into place, so a crash never leaves a
+ * half-written model; other files already in the folder (tokenizer.json, …) are carried over.
+ */
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import type * as tf from '@tensorflow/tfjs-core';
+import { UserError } from '../../errors.js';
+import { SEQUENCE_CLASSIFICATION, configToJson, eosTokenIds, parseLlamaConfig, type LlamaConfig } from '../config.js';
+import { LlamaModel } from '../llama.js';
+import { newVariable } from '../variables.js';
+import { LM_HEAD, SCORE, llamaParamShapes } from '../names.js';
+import { readSafetensors, readSafetensorsHeader, writeSafetensors, type NamedTensor, type WriteDtype } from './safetensors.js';
+
+export const CONFIG_FILE = 'config.json';
+export const WEIGHTS_FILE = 'model.safetensors';
+export const INDEX_FILE = 'model.safetensors.index.json';
+export const GENERATION_CONFIG_FILE = 'generation_config.json';
+
+/** Read and validate `config.json` of a model folder. */
+export function loadHfConfig(dir: string): LlamaConfig {
+  const path = join(dir, CONFIG_FILE);
+  return parseLlamaConfig(readJson(path), path);
+}
+
+/** Load a Llama model (causal LM, or a backbone with a `score` head) from an HF folder. */
+export function loadHfModel(dir: string): LlamaModel {
+  const config = loadHfConfig(dir);
+  const files = weightFiles(dir);
+
+  // Names and shapes from the headers only: nothing is allocated until the checkpoint is known good.
+  const found = new Map<string, { shape: number[]; file: string }>();
+  const duplicates: string[] = [];
+  for (const file of new Set(files.values())) {
+    for (const e of readSafetensorsHeader(join(dir, file)).entries) {
+      const prev = found.get(e.name);
+      if (prev) duplicates.push(`${e.name} is in both ${prev.file} and ${file}`);
+      found.set(e.name, { shape: e.shape, file });
+    }
+  }
+  const isSeqCls = config.architectures?.includes(SEQUENCE_CLASSIFICATION) ?? false;
+  const expected = llamaParamShapes(config, {
+    lmHead: !config.tie_word_embeddings && !isSeqCls,
+    score: isSeqCls || found.has(SCORE),
+  });
+  const ignorable = (name: string) =>
+    name.endsWith('rotary_emb.inv_freq') || (name === LM_HEAD && config.tie_word_embeddings);
+  checkTensors(dir, expected, found, ignorable, files, duplicates);
+
+  const params = new Map<string, tf.Variable>();
+  try {
+    for (const file of new Set(files.values())) {
+      const { tensors } = readSafetensors(join(dir, file));
+      for (const [name, t] of tensors) {
+        if (!expected.has(name)) continue;
+        params.set(name, newVariable(t.data, t.shape));
+      }
+    }
+  } catch (e) {
+    for (const v of params.values()) v.dispose();
+    throw e;
+  }
+  // Keep HF module order in `params` (the order of `llamaParamShapes`).
+  const ordered = new Map<string, tf.Variable>();
+  for (const name of expected.keys()) ordered.set(name, params.get(name)!);
+  return new LlamaModel(config, ordered);
+}
+
+export interface SaveOptions {
+  /** Weight dtype on disk (default F32, which round-trips bit-exactly). */
+  dtype?: WriteDtype;
+  /** Split weights into shards of at most this many bytes, with an index file. Default: one file. */
+  maxShardBytes?: number;
+  /** Extra keys for generation_config.json (e.g. temperature, top_p). */
+  generationConfig?: Record<string, unknown>;
+}
+
+/** Save a model as an HF folder (config.json, model.safetensors, generation_config.json). */
+export function saveHfModel(model: LlamaModel, dir: string, opts: SaveOptions = {}): void {
+  const dtype = opts.dtype ?? 'F32';
+  const tmp = join(dirname(dir), `.${basename(dir)}.tmp-${process.pid}-${Date.now()}`);
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+  try {
+    // Carry over files we do not write (tokenizer, adapter, reward stats), dropping stale weights.
+    if (existsSync(dir)) {
+      for (const f of readdirSync(dir)) {
+        if (isOwnedFile(f)) continue;
+        cpSync(join(dir, f), join(tmp, f), { recursive: true });
+      }
+    }
+    const config = { ...configToJson(model.config), torch_dtype: dtype === 'BF16' ? 'bfloat16' : 'float32' };
+    writeFileSync(join(tmp, CONFIG_FILE), JSON.stringify(config, null, 2) + '\n');
+    writeWeights(model, tmp, dtype, opts.maxShardBytes);
+    writeFileSync(join(tmp, GENERATION_CONFIG_FILE), JSON.stringify(generationConfig(model.config, opts.generationConfig), null, 2) + '\n');
+    replaceDir(tmp, dir);
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function isOwnedFile(f: string): boolean {
+  return (
+    f === CONFIG_FILE ||
+    f === GENERATION_CONFIG_FILE ||
+    f === INDEX_FILE ||
+    f === WEIGHTS_FILE ||
+    /^model-\d+-of-\d+\.safetensors$/.test(f)
+  );
+}
+
+/** Swap `tmp` into `dir`: rename the old folder away first so `dir` is never half-written. */
+function replaceDir(tmp: string, dir: string): void {
+  if (!existsSync(dir)) {
+    mkdirSync(dirname(dir), { recursive: true });
+    renameSync(tmp, dir);
+    return;
+  }
+  const old = join(dirname(dir), `.${basename(dir)}.old-${process.pid}-${Date.now()}`);
+  renameSync(dir, old);
+  renameSync(tmp, dir);
+  rmSync(old, { recursive: true, force: true });
+}
+
+function writeWeights(model: LlamaModel, dir: string, dtype: WriteDtype, maxShardBytes?: number): void {
+  const bytesPer = dtype === 'F32' ? 4 : 2;
+  const shards: Map<string, NamedTensor>[] = [new Map()];
+  let shardBytes = 0;
+  for (const [name, v] of model.params) {
+    const bytes = v.size * bytesPer;
+    if (maxShardBytes !== undefined && shardBytes > 0 && shardBytes + bytes > maxShardBytes) {
+      shards.push(new Map());
+      shardBytes = 0;
+    }
+    shards[shards.length - 1]!.set(name, { shape: v.shape, data: v.dataSync() as Float32Array });
+    shardBytes += bytes;
+  }
+  const metadata = { format: 'pt' };
+  if (shards.length === 1) {
+    writeSafetensors(join(dir, WEIGHTS_FILE), shards[0]!, { dtype, metadata });
+    return;
+  }
+  const weightMap: Record<string, string> = {};
+  let total = 0;
+  shards.forEach((shard, i) => {
+    const file = `model-${pad5(i + 1)}-of-${pad5(shards.length)}.safetensors`;
+    writeSafetensors(join(dir, file), shard, { dtype, metadata });
+    for (const [name, t] of shard) {
+      weightMap[name] = file;
+      total += t.data.length * bytesPer;
+    }
+  });
+  const sorted = Object.fromEntries(Object.entries(weightMap).sort(([a], [b]) => (a < b ? -1 : 1)));
+  writeFileSync(join(dir, INDEX_FILE), JSON.stringify({ metadata: { total_size: total }, weight_map: sorted }, null, 2) + '\n');
+}
+
+function pad5(n: number): string {
+  return String(n).padStart(5, '0');
+}
+
+function generationConfig(cfg: LlamaConfig, extra?: Record<string, unknown>): Record<string, unknown> {
+  const eos = eosTokenIds(cfg);
+  const out: Record<string, unknown> = { _from_model_config: true };
+  if (cfg.bos_token_id !== null) out.bos_token_id = cfg.bos_token_id;
+  if (eos.length > 0) out.eos_token_id = eos.length === 1 ? eos[0] : eos;
+  if (cfg.pad_token_id !== null) out.pad_token_id = cfg.pad_token_id;
+  return { ...out, ...extra };
+}
+
+/** weight file of each tensor name (single file: every name → model.safetensors). */
+function weightFiles(dir: string): Map<string, string> {
+  const single = join(dir, WEIGHTS_FILE);
+  const index = join(dir, INDEX_FILE);
+  const files = new Map<string, string>();
+  if (existsSync(index)) {
+    const json = readJson(index) as { weight_map?: unknown };
+    const map = json?.weight_map;
+    if (typeof map !== 'object' || map === null) throw new UserError(`${index}: missing "weight_map" object`);
+    for (const [name, file] of Object.entries(map as Record<string, unknown>)) {
+      if (typeof file !== 'string' || file.includes('/') || file.includes('\\')) {
+        throw new UserError(`${index}: weight_map["${name}"] must be a file name in the same folder`);
+      }
+      if (!existsSync(join(dir, file))) throw new UserError(`${index}: shard ${file} (for "${name}") does not exist`);
+      files.set(name, file);
+    }
+    return files;
+  }
+  if (existsSync(single)) {
+    for (const e of readSafetensorsHeader(single).entries) files.set(e.name, WEIGHTS_FILE);
+    return files;
+  }
+  if (!existsSync(join(dir, CONFIG_FILE))) throw new UserError(`${dir}: not a model folder (no ${CONFIG_FILE})`);
+  throw new UserError(`${dir}: no ${WEIGHTS_FILE} or ${INDEX_FILE} (only safetensors weights are supported)`);
+}
+
+function checkTensors(
+  dir: string,
+  expected: Map<string, number[]>,
+  found: Map<string, { shape: number[]; file: string }>,
+  ignorable: (name: string) => boolean,
+  weightMap: Map<string, string>,
+  duplicates: string[],
+): void {
+  const missing: string[] = [];
+  const unexpected: string[] = [];
+  const misShaped: string[] = [...duplicates];
+  for (const [name, shape] of expected) {
+    const f = found.get(name);
+    if (!f) missing.push(name);
+    else if (f.shape.length !== shape.length || f.shape.some((d, i) => d !== shape[i])) {
+      misShaped.push(`${name} is [${f.shape.join(', ')}] in ${f.file}, expected [${shape.join(', ')}]`);
+    }
+  }
+  for (const [name, f] of found) {
+    if (!expected.has(name) && !ignorable(name)) unexpected.push(`${name} (in ${f.file})`);
+    if (weightMap.get(name) !== undefined && weightMap.get(name) !== f.file) {
+      misShaped.push(`${name} is listed in ${INDEX_FILE} for ${weightMap.get(name)} but found in ${f.file}`);
+    }
+  }
+  if (missing.length + unexpected.length + misShaped.length === 0) return;
+  const parts: string[] = [];
+  if (missing.length) parts.push(`missing tensors (${missing.length}): ${missing.join(', ')}`);
+  if (unexpected.length) parts.push(`unexpected tensors (${unexpected.length}): ${unexpected.join(', ')}`);
+  if (misShaped.length) parts.push(`mis-shaped tensors (${misShaped.length}): ${misShaped.join('; ')}`);
+  throw new UserError(`checkpoint ${dir} does not match its ${CONFIG_FILE}:\n  ${parts.join('\n  ')}`);
+}
+
+function readJson(path: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new UserError(`cannot read ${path}: ${(e as Error).message}`, { cause: e });
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new UserError(`${path}: invalid JSON (${(e as Error).message})`, { cause: e });
+  }
+}

@@ -1,0 +1,291 @@
+/**
+ * Llama, computed as Hugging Face's `LlamaForCausalLM` does (eager attention, float32):
+ *
+ *   h = embed(ids)
+ *   for each layer:  h = h + o_proj(attn(rope(q(norm(h))), rope(k(norm(h))), v(norm(h))))
+ *                    h = h + down(silu(gate(norm(h))) · up(norm(h)))
+ *   logits = lm_head(norm(h))          (lm_head = embed when tie_word_embeddings)
+ *
+ * Every weight is a `tf.Variable` in `params`, keyed by its HF tensor name. Every projection goes
+ * through `linear(moduleName, x)`, the single hook LoRA plugs into (`adapters`).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { Rng } from '../engine/rng.js';
+import type { LinearAdapter } from './adapter.js';
+import { CAUSAL_LM, SEQUENCE_CLASSIFICATION, headDim, type LlamaConfig } from './config.js';
+import { ScalarHead } from './heads.js';
+import { KVCache, type LayerKV } from './kvcache.js';
+import {
+  applyRope,
+  attentionBias,
+  positionIdsFromMask,
+  rmsNorm,
+  ropeInvFreq,
+  ropeTables,
+  rotateHalfMatrix,
+  silu,
+  softmaxLastAxis,
+} from './layers.js';
+import { newVariable } from './variables.js';
+import { EMBED, FINAL_NORM, LM_HEAD, SCORE, layerLinearModules, llamaParamShapes, type HeadChoice } from './names.js';
+
+export interface ForwardInput {
+  inputIds: tf.Tensor2D /* [B, T] int32 */;
+  /** [B, pastLen + T]: 1 = token, 0 = padding. Omitted: every position is a token. */
+  attentionMask?: tf.Tensor2D;
+  /** [B, T]. Omitted: cumsum(mask) − 1 (clamped at 0), or pastLen + arange(T) without a mask. */
+  positionIds?: tf.Tensor2D;
+  /** Keys/values of earlier positions. When given, the result carries the extended cache. */
+  cache?: KVCache;
+  /** Read by adapters (LoRA dropout); the base model itself has no dropout (attention_dropout = 0). */
+  training?: boolean;
+  /** Compute logits for the last N positions only (0 = all), like HF's `logits_to_keep`. */
+  logitsToKeep?: number;
+}
+
+/** What every layer's attention shares within one forward (built once). */
+interface AttentionContext {
+  ropeQ: { cos: tf.Tensor; sin: tf.Tensor } /* [B, T, nh·hd] */;
+  ropeK: { cos: tf.Tensor; sin: tf.Tensor } /* [B, T, nkv·hd] */;
+  rotateHalf: tf.Tensor2D /* [hd, hd] */;
+  bias: tf.Tensor /* [B, nkv, groups·T, S] */;
+}
+
+export interface ForwardOutput {
+  logits: tf.Tensor3D /* [B, T or logitsToKeep, V] */;
+  hidden: tf.Tensor3D /* [B, T, H], after the final norm */;
+  /** A new cache (the input cache is left as it was; dispose it when done). */
+  cache?: KVCache;
+}
+
+export class LlamaModel {
+  readonly config: LlamaConfig;
+  readonly params: Map<string, tf.Variable>;
+  readonly adapters = new Map<string, LinearAdapter>();
+  adaptersEnabled = true;
+  /** Set from `forward({training})` for adapters that behave differently in training. */
+  training = false;
+  /** The reward/value head when the checkpoint has `score.weight` (its variable is also in `params`). */
+  scoreHead: ScalarHead | null;
+
+  private readonly invFreq: Float32Array;
+
+  constructor(config: LlamaConfig, params: Map<string, tf.Variable>) {
+    this.config = config;
+    this.params = params;
+    this.invFreq = ropeInvFreq(headDim(config), config.rope_theta);
+    const score = params.get(SCORE);
+    this.scoreHead = score ? new ScalarHead(score) : null;
+  }
+
+  /** Whether `forward` can produce logits (false for a score-only backbone). */
+  get hasLmHead(): boolean {
+    return this.config.tie_word_embeddings || this.params.has(LM_HEAD);
+  }
+
+  /** Which heads the checkpoint holds (what `saveHfModel` writes). */
+  heads(): HeadChoice {
+    return { lmHead: this.params.has(LM_HEAD), score: this.params.has(SCORE) };
+  }
+
+  /** Every decoder projection (q/k/v/o/gate/up/down of every layer): the LoRA targets. */
+  linearModuleNames(): string[] {
+    const out: string[] = [];
+    for (let i = 0; i < this.config.num_hidden_layers; i++) out.push(...layerLinearModules(i));
+    return out;
+  }
+
+  /** Total number of scalar weights (tied embeddings counted once). */
+  numParameters(): number {
+    let n = 0;
+    for (const v of this.params.values()) n += v.size;
+    return n;
+  }
+
+  param(name: string): tf.Variable {
+    const p = this.params.get(name);
+    if (!p) throw new Error(`LlamaModel: no parameter "${name}"`);
+    return p;
+  }
+
+  /** x · Wᵀ (+ bias), then the module's adapter if one is registered and enabled. x: [..., in] → [..., out]. */
+  linear(moduleName: string, x: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => {
+      const w = this.param(`${moduleName}.weight`); // [out, in]
+      const inDim = x.shape[x.shape.length - 1]!;
+      const lead = x.shape.slice(0, -1);
+      let out: tf.Tensor = tf.matMul(tf.reshape(x, [-1, inDim]), w, false, true); // [N, out]
+      const bias = this.params.get(`${moduleName}.bias`);
+      if (bias) out = tf.add(out, bias);
+      out = tf.reshape(out, [...lead, w.shape[0]!]);
+      const adapter = this.adaptersEnabled ? this.adapters.get(moduleName) : undefined;
+      return adapter ? adapter.apply(x, out) : out;
+    });
+  }
+
+  /** Logits, final hidden states and (when a cache was given) the extended cache. */
+  forward(input: ForwardInput): ForwardOutput {
+    if (!this.hasLmHead) throw new Error('LlamaModel.forward: this model has no LM head (use hiddenStates and scoreHead)');
+    const keep = input.logitsToKeep ?? 0;
+    const run = this.run(input);
+    const logits = tf.tidy(() => {
+      const [b, t, h] = run.hidden.shape;
+      const last = keep > 0 && keep < t ? tf.slice(run.hidden, [0, t - keep, 0], [b, keep, h]) : run.hidden;
+      return this.lmHead(last) as tf.Tensor3D;
+    });
+    return { logits, hidden: run.hidden, ...(run.cache ? { cache: run.cache } : {}) };
+  }
+
+  /** Final-normed hidden states without the LM head (reward / value models). */
+  hiddenStates(input: ForwardInput): { hidden: tf.Tensor3D; cache?: KVCache } {
+    return this.run(input);
+  }
+
+  /** Release every weight (and adapters are the caller's). */
+  dispose(): void {
+    for (const v of this.params.values()) v.dispose();
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  private run(input: ForwardInput): { hidden: tf.Tensor3D; cache?: KVCache } {
+    this.training = input.training ?? false;
+    const cfg = this.config;
+    const [b, t] = input.inputIds.shape;
+    const pastLen = input.cache?.length ?? 0;
+    if (input.attentionMask && input.attentionMask.shape[1] !== pastLen + t) {
+      throw new Error(
+        `LlamaModel.forward: attentionMask has ${input.attentionMask.shape[1]} columns, expected pastLen + T = ${pastLen + t}`,
+      );
+    }
+    const result = tf.tidy(() => {
+      const positionIds =
+        input.positionIds ??
+        (input.attentionMask
+          ? positionIdsFromMask(input.attentionMask, t)
+          : (tf.broadcastTo(tf.reshape(tf.range(pastLen, pastLen + t, 1, 'int32'), [1, t]), [b, t]) as tf.Tensor2D));
+      const nh = cfg.num_attention_heads;
+      const nkv = cfg.num_key_value_heads;
+      const ropeQ = ropeTables(positionIds, this.invFreq, nh);
+      const ropeK = nkv === nh ? ropeQ : ropeTables(positionIds, this.invFreq, nkv);
+      const ctx: AttentionContext = {
+        ropeQ,
+        ropeK,
+        rotateHalf: rotateHalfMatrix(headDim(cfg)),
+        bias: attentionBias(input.attentionMask ?? null, b, t, pastLen, nkv, nh / nkv),
+      };
+
+      let h = tf.reshape(tf.gather(this.param(EMBED), tf.reshape(input.inputIds, [-1])), [b, t, cfg.hidden_size]);
+      const newKV: tf.Tensor4D[] = [];
+      for (let i = 0; i < cfg.num_hidden_layers; i++) {
+        const p = `model.layers.${i}`;
+        const past = input.cache?.layers[i];
+        const normed = rmsNorm(h, this.param(`${p}.input_layernorm.weight`), cfg.rms_norm_eps);
+        const attn = this.attention(p, normed, ctx, past);
+        h = tf.add(h, attn.out);
+        newKV.push(attn.k, attn.v);
+        const normed2 = rmsNorm(h, this.param(`${p}.post_attention_layernorm.weight`), cfg.rms_norm_eps);
+        h = tf.add(h, this.mlp(p, normed2));
+      }
+      const hidden = rmsNorm(h, this.param(FINAL_NORM), cfg.rms_norm_eps) as tf.Tensor3D;
+      return { hidden, kv: input.cache ? newKV : [] };
+    });
+    if (!input.cache) return { hidden: result.hidden };
+    const layers: LayerKV[] = [];
+    for (let i = 0; i < result.kv.length; i += 2) layers.push({ k: result.kv[i]!, v: result.kv[i + 1]! });
+    return { hidden: result.hidden, cache: new KVCache(layers, pastLen + t) };
+  }
+
+  /** Self-attention of one layer. Returns the output [B, T, H] and the full keys/values [B, nkv, S, hd]. */
+  private attention(
+    p: string,
+    x: tf.Tensor /* [B, T, H] */,
+    ctx: AttentionContext,
+    past: LayerKV | undefined,
+  ): { out: tf.Tensor; k: tf.Tensor4D; v: tf.Tensor4D } {
+    const cfg = this.config;
+    const [b, t] = x.shape as [number, number, number];
+    const hd = headDim(cfg);
+    const nh = cfg.num_attention_heads;
+    const nkv = cfg.num_key_value_heads;
+    const groups = nh / nkv;
+    const heads = (y: tf.Tensor, n: number) => tf.transpose(tf.reshape(y, [b, t, n, hd]), [0, 2, 1, 3]); // [B, n, T, hd]
+
+    const qr = applyRope(this.linear(`${p}.self_attn.q_proj`, x), ctx.ropeQ.cos, ctx.ropeQ.sin, ctx.rotateHalf);
+    const kr = applyRope(this.linear(`${p}.self_attn.k_proj`, x), ctx.ropeK.cos, ctx.ropeK.sin, ctx.rotateHalf);
+    const q = heads(qr, nh);
+    let k = heads(kr, nkv) as tf.Tensor4D;
+    let v = heads(this.linear(`${p}.self_attn.v_proj`, x), nkv) as tf.Tensor4D;
+    if (past) {
+      k = tf.concat([past.k, k], 2);
+      v = tf.concat([past.v, v], 2);
+    }
+
+    // GQA without repeating K/V: query head h uses KV head floor(h / groups), and heads of one group
+    // are adjacent, so [B, nh, T, hd] regroups to [B, nkv, groups·T, hd] against [B, nkv, S, hd].
+    const qg = tf.reshape(q, [b, nkv, groups * t, hd]);
+    const scores = tf.mul(tf.matMul(qg, k, false, true), 1 / Math.sqrt(hd)); // [B, nkv, g·T, S]
+    const probs = softmaxLastAxis(tf.add(scores, ctx.bias));
+    const attnOut = tf.reshape(tf.matMul(probs, v), [b, nh, t, hd]);
+    const merged = tf.reshape(tf.transpose(attnOut, [0, 2, 1, 3]), [b, t, nh * hd]);
+    return { out: this.linear(`${p}.self_attn.o_proj`, merged), k, v };
+  }
+
+  private mlp(p: string, x: tf.Tensor): tf.Tensor {
+    const gate = silu(this.linear(`${p}.mlp.gate_proj`, x));
+    const up = this.linear(`${p}.mlp.up_proj`, x);
+    return this.linear(`${p}.mlp.down_proj`, tf.mul(gate, up));
+  }
+
+  private lmHead(hidden: tf.Tensor): tf.Tensor {
+    if (this.config.tie_word_embeddings) {
+      const [b, t, h] = hidden.shape as [number, number, number];
+      const logits = tf.matMul(tf.reshape(hidden, [b * t, h]), this.param(EMBED), false, true);
+      return tf.reshape(logits, [b, t, this.config.vocab_size]);
+    }
+    return this.linear('lm_head', hidden);
+  }
+}
+
+/**
+ * A freshly initialised model, as HF's `_init_weights` does it: every linear and embedding weight
+ * N(0, initializer_range²) (biases and the padding row of the embedding zero), norms ones.
+ * Weights are drawn from `rng` in HF module order, so the same seed gives the same model.
+ */
+export function initLlama(config: LlamaConfig, rng: Rng, heads?: Partial<HeadChoice>): LlamaModel {
+  const choice: HeadChoice = {
+    lmHead: heads?.lmHead ?? !config.tie_word_embeddings,
+    score: heads?.score ?? false,
+  };
+  const std = config.initializer_range;
+  const params = new Map<string, tf.Variable>();
+  for (const [name, shape] of llamaParamShapes(config, choice)) {
+    const size = shape.reduce((a, c) => a * c, 1);
+    const data = new Float32Array(size);
+    if (name.endsWith('norm.weight')) data.fill(1);
+    else if (!name.endsWith('.bias')) rng.fillNormal(data, std);
+    if (name === EMBED && config.pad_token_id !== null && config.pad_token_id < config.vocab_size) {
+      data.fill(0, config.pad_token_id * config.hidden_size, (config.pad_token_id + 1) * config.hidden_size);
+    }
+    params.set(name, newVariable(data, shape));
+  }
+  const arch = choice.score && !choice.lmHead && !config.tie_word_embeddings ? SEQUENCE_CLASSIFICATION : CAUSAL_LM;
+  return new LlamaModel({ ...config, architectures: [arch] }, params);
+}
+
+/**
+ * Give a model a fresh scalar head (e.g. a reward model started from an SFT model). With
+ * `dropLmHead`, the untied `lm_head` is released, leaving a LlamaForSequenceClassification.
+ */
+export function attachScoreHead(model: LlamaModel, rng: Rng, opts: { dropLmHead?: boolean } = {}): ScalarHead {
+  const head = ScalarHead.init(model.config.hidden_size, rng, model.config.initializer_range);
+  model.params.get(SCORE)?.dispose();
+  model.params.set(SCORE, head.weight);
+  model.scoreHead = head;
+  if (opts.dropLmHead) {
+    model.params.get(LM_HEAD)?.dispose();
+    model.params.delete(LM_HEAD);
+    if (!model.config.tie_word_embeddings) model.config.architectures = [SEQUENCE_CLASSIFICATION];
+  }
+  return head;
+}
