@@ -66,8 +66,9 @@ export class LoraLinear implements LinearAdapter {
     this.isTraining = opts.isTraining ?? (() => false);
     const bound = kaimingUniformBound(opts.inDim);
     const a = opts.rng.fillUniform(new Float32Array(opts.rank * opts.inDim), -bound, bound);
-    this.A = tf.variable(tf.tensor2d(a, [opts.rank, opts.inDim]), true);
-    this.B = tf.variable(tf.zeros([opts.outDim, opts.rank]), true);
+    // tidy frees the initial values; the variables keep their own reference to the data.
+    this.A = tf.tidy(() => tf.variable(tf.tensor2d(a, [opts.rank, opts.inDim]), true));
+    this.B = tf.tidy(() => tf.variable(tf.zeros([opts.outDim, opts.rank]), true));
   }
 
   /** baseOut [..., out] + scaling · dropout(x) [..., in] · Aᵀ · Bᵀ. */

@@ -56,8 +56,8 @@ export class AdamW {
     for (const [name, param] of params) {
       this.slots.set(name, {
         param,
-        m: tf.variable(tf.zerosLike(param), false),
-        v: tf.variable(tf.zerosLike(param), false),
+        m: tf.tidy(() => tf.variable(tf.zerosLike(param), false)),
+        v: tf.tidy(() => tf.variable(tf.zerosLike(param), false)),
         decay: decay(name),
       });
     }

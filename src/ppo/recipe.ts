@@ -1,0 +1,376 @@
+/**
+ * The PPO recipe (Llama 2 §3.2.3, Ouyang et al. 2022): optimise a LoRA policy against a reward
+ * model, with a per-token KL penalty to the frozen reference (the same backbone, adapters off).
+ *
+ *   setup (runPpo) → loop (trainPpo): 1. rollout 2. score 3. KL-shaped rewards 4. GAE
+ *   5. PPO epochs over minibatches 6. log 7. checkpoint → save → cleanup
+ */
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { initEngine } from '../engine/index.js';
+import { Rng } from '../engine/rng.js';
+import { UserError } from '../errors.js';
+import { injectLora, mergeLora, trainableVariables, unloadLora, unmergeLora } from '../lora/inject.js';
+import { loadAdapter, saveAdapter } from '../lora/peft-io.js';
+import { ScalarHead } from '../model/heads.js';
+import { loadHfModel, saveHfModel } from '../model/io/hf.js';
+import type { LlamaModel } from '../model/llama.js';
+import { loadTokenizer, renderChatPrompt, turnEndIds, type TemplateName, type Tokenizer } from '../tokenizer/index.js';
+import type { ResolvedConfig } from '../config/index.js';
+import type { Tracker } from '../tracking/index.js';
+import { AdamW } from '../training/adamw.js';
+import { NonFiniteGuard } from '../training/nan-guard.js';
+import { learningRateAt, type ScheduleKind } from '../training/schedule.js';
+import { closeStatusFor, FINAL_DIR, openStageRun, writeFolderAtomic } from '../training/run.js';
+import type { StopSignal } from '../training/stop-signal.js';
+import { judgeResponses, readPromptsFile, type ChatMessage } from '../world/index.js';
+import { gae, whitenAdvantages } from './advantages.js';
+import { resumeCheckpointPath, restorePpoCheckpoint, savePpoCheckpoint } from './checkpoint.js';
+import type { PpoConfig } from './config.js';
+import { answerAndScore } from './evaluate.js';
+import { klControllerFromState, type KlControllerState, type KlEstimator } from './kl.js';
+import { iterationMetrics, meanSequenceKl } from './metrics.js';
+import { nextPrompts, type PromptCursor } from './prompts.js';
+import { processScores, shapeRewards, type ScoreOptions } from './rewards.js';
+import { policyHeadCritic, rollout, valueModelCritic, type Critic, type SamplingSettings } from './rollout.js';
+import { ppoUpdate, type UpdateOptions } from './update.js';
+
+export interface PpoModels {
+  /** The policy, with LoRA adapters injected (adapters off = the reference). */
+  policy: LlamaModel;
+  critic: Critic;
+  rewardModel: LlamaModel;
+}
+
+export interface PpoOptions {
+  iterations: number;
+  rolloutBatchSize: number;
+  sampling: SamplingSettings;
+  update: Omit<UpdateOptions, 'lr'>;
+  lr: { peak: number; schedule: ScheduleKind; warmupSteps: number };
+  adamw: { beta1: number; beta2: number; eps: number; weightDecay: number };
+  gamma: number;
+  lambda: number;
+  rewards: ScoreOptions & { estimator: KlEstimator; whiten: boolean };
+  /** The controller a fresh run starts with. */
+  kl: KlControllerState;
+  /** Seeds the run's Rng (sampling, minibatch shuffling, LoRA dropout — restored on resume). */
+  seed: number;
+  /** Seeds the prompt order. */
+  dataSeed: number;
+  checkpointEvery: number;
+  keepLast: number | null;
+  resume: string;
+  sampleEvery: number;
+  sampleCount: number;
+  evalEvery: number;
+  maxNonFinite: number;
+  /** Stop (with a checkpoint) once this many iterations are done in total, as a signal would. */
+  stopAfter?: number;
+}
+
+export interface PpoIo {
+  runDir: string;
+  tracker: Pick<Tracker, 'logMetrics' | 'logArtifact'>;
+  /** Token ids → text, for the sample tables. */
+  decode?: (ids: number[]) => string;
+  /** Held-out evaluation, run before the first and after the last iteration and every evalEvery. */
+  evaluate?: () => Record<string, number>;
+  /** A stop request (SIGINT/SIGTERM) ends the loop after the current iteration, with a checkpoint. */
+  stop?: { requested: boolean };
+  log?: (message: string) => void;
+}
+
+export interface PpoResult {
+  /** Iterations completed in total. */
+  iterations: number;
+  /** True when the loop ended early (stop request or stopAfter) with a checkpoint. */
+  stopped: boolean;
+  /** Metrics of the iterations run by this call. */
+  history: Array<Record<string, number>>;
+  /** The last held-out evaluation. */
+  lastEval: Record<string, number> | null;
+}
+
+/** The PPO loop over already-built models; resumes from `opts.resume` when it names a checkpoint. */
+export async function trainPpo(models: PpoModels, prompts: number[][], opts: PpoOptions, io: PpoIo): Promise<PpoResult> {
+  const { policy, critic, rewardModel } = models;
+  const rng = new Rng(opts.seed);
+  const criticParams = critic.trainableVariables();
+  const params = new Map<string, tf.Variable>();
+  for (const [k, v] of trainableVariables(policy)) params.set(`policy.${k}`, v);
+  for (const [k, v] of criticParams) params.set(`critic.${k}`, v);
+  // tidy: AdamW's constructor leaves its zerosLike initial values undisposed (the variables keep the data)
+  let optimizer!: AdamW;
+  tf.tidy(() => { optimizer = new AdamW(params, opts.adamw); });
+  const guard = new NonFiniteGuard(opts.maxNonFinite);
+  const log = io.log ?? (() => {});
+
+  let kl = klControllerFromState(opts.kl);
+  let cursor: PromptCursor = { epoch: 0, index: 0 };
+  let done = 0;
+  let logHistory: Array<Record<string, number>> = [];
+  const ckptPath = resumeCheckpointPath(opts.resume, io.runDir);
+  if (ckptPath) {
+    const p = restorePpoCheckpoint(ckptPath, { policy, criticParams, optimizer }, rng);
+    ({ cursor, logHistory } = p);
+    done = p.iteration;
+    kl = klControllerFromState(p.kl);
+    log(`resumed from ${ckptPath} at iteration ${done}`);
+  }
+
+  const history: Array<Record<string, number>> = [];
+  let lastEval: Record<string, number> | null = null;
+  const runEval = async (iteration: number): Promise<void> => {
+    if (!io.evaluate) return;
+    lastEval = io.evaluate();
+    await io.tracker.logMetrics(lastEval, iteration);
+  };
+  if (done === 0) await runEval(0);
+
+  let stopped = false;
+  try {
+    for (let it = done + 1; it <= opts.iterations; it++) {
+      // 1. rollout: sample responses; record log π_old, log π_ref, V_old and raw scores
+      const next = nextPrompts(prompts.length, opts.rolloutBatchSize, opts.dataSeed, cursor);
+      cursor = next.cursor;
+      const ro = rollout(models, next.indices.map((i) => prompts[i]!), opts.sampling, rng);
+
+      // 2. score: normalise with the reward model's statistics, clip, penalise a missing EOS
+      const scores = processScores(ro.scores, ro.hasEos, opts.rewards);
+
+      // 3. KL-shaped rewards: −β·KL per token, the score at the last response token
+      const klCoef = kl.value;
+      const shaped = shapeRewards({
+        scores, logprobs: ro.logprobs, refLogprobs: ro.refLogprobs, mask: ro.responseMask,
+        klCoef, estimator: opts.rewards.estimator, whitenRewards: opts.rewards.whiten,
+      });
+
+      // 4. GAE: advantages (whitened) and returns = advantages + values
+      const { advantages, returns } = gae(shaped.rewards, ro.values, ro.responseMask, opts.gamma, opts.lambda);
+      const batch = { ...ro, advantages: whitenAdvantages(advantages, ro.responseMask), returns };
+
+      // 5. PPO epochs over minibatches (early stop on target KL, skip minibatches with a wild ratio)
+      const lr = learningRateAt(opts.lr.schedule, opts.lr.peak, it - 1, { warmupSteps: opts.lr.warmupSteps, totalSteps: opts.iterations });
+      const update = ppoUpdate({ policy, critic, optimizer, params }, batch, { ...opts.update, lr }, rng, guard);
+      kl.update(meanSequenceKl(shaped.kl), opts.rolloutBatchSize);
+
+      // 6. log
+      const metrics = iterationMetrics({ rollout: ro, scores, shaped, returns, update, klCoef, lr, episode: it * opts.rolloutBatchSize });
+      history.push(metrics);
+      logHistory.push({ step: it, ...metrics });
+      await io.tracker.logMetrics(metrics, it);
+      log(`iteration ${it}/${opts.iterations}: score ${metrics['objective/scores']!.toFixed(4)} kl ${metrics['objective/kl']!.toFixed(4)} β ${klCoef.toPrecision(4)}`);
+      if (opts.sampleEvery > 0 && it % opts.sampleEvery === 0 && io.decode) {
+        await writeSampleTable(io, it, ro, scores, shaped.kl, opts.sampleCount);
+      }
+      if ((opts.evalEvery > 0 && it % opts.evalEvery === 0) || it === opts.iterations) await runEval(it);
+
+      // 7. checkpoint (periodic, at the end, and before stopping early)
+      stopped = it < opts.iterations && (io.stop?.requested === true || (opts.stopAfter !== undefined && it >= opts.stopAfter));
+      if ((opts.checkpointEvery > 0 && it % opts.checkpointEvery === 0) || it === opts.iterations || stopped) {
+        const path = savePpoCheckpoint(
+          io.runDir,
+          { policy, criticParams, optimizer },
+          { iteration: it, cursor, rngState: rng.getState(), kl: kl.exportState(), logHistory },
+          { maxSteps: opts.iterations, keepLast: opts.keepLast },
+        );
+        log(`checkpoint ${path}`);
+      }
+      done = it;
+      if (stopped) break;
+    }
+  } finally {
+    optimizer.dispose();
+  }
+  return { iterations: done, stopped, history, lastEval };
+}
+
+/** An MLflow table (`mlflow.log_table` JSON: columns + data) of a few rollout samples. */
+async function writeSampleTable(
+  io: PpoIo,
+  iteration: number,
+  ro: { ids: number[][]; promptLen: number; attentionMask: number[][]; responseMask: number[][] },
+  scores: number[],
+  kl: number[][],
+  count: number,
+): Promise<void> {
+  const decode = io.decode!;
+  const rows = ro.ids.slice(0, count).map((ids, r) => {
+    const prompt = ids.slice(0, ro.promptLen).filter((_, i) => ro.attentionMask[r]![i] === 1);
+    const response = ids.slice(ro.promptLen).filter((_, i) => ro.responseMask[r]![i] === 1);
+    return [iteration, decode(prompt), decode(response), scores[r]!, kl[r]!.reduce((s, x) => s + x, 0)];
+  });
+  const dir = join(io.runDir, 'samples');
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, `samples_iter_${String(iteration).padStart(6, '0')}.json`);
+  writeFileSync(path, JSON.stringify({ columns: ['iteration', 'prompt', 'response', 'score', 'kl'], data: rows }, null, 2) + '\n');
+  await io.tracker.logArtifact(path, 'samples');
+}
+
+// ---------------------------------------------------------------------------------------------
+// The stage: config → models → trainPpo → final folder.
+
+export const REWARD_STATS_FILE = 'reward_stats.json';
+
+/** `{mean, std}` saved beside a reward model, or null when the folder has none. */
+export function readRewardStats(dir: string): { mean: number; std: number } | null {
+  const path = join(dir, REWARD_STATS_FILE);
+  if (!existsSync(path)) return null;
+  const raw = JSON.parse(readFileSync(path, 'utf8')) as { mean?: unknown; std?: unknown };
+  if (typeof raw.mean !== 'number' || typeof raw.std !== 'number' || !(raw.std > 0)) {
+    throw new UserError(`${path}: expected {"mean": number, "std": number > 0}`);
+  }
+  return { mean: raw.mean, std: raw.std };
+}
+
+function renderPrompts(tokenizer: Tokenizer, prompts: ChatMessage[][], template: TemplateName, maxTokens: number, file: string): number[][] {
+  return prompts.map((messages, i) => {
+    const ids = renderChatPrompt(tokenizer, messages, template);
+    if (ids.length > maxTokens) {
+      throw new UserError(`${file} row ${i + 1}: prompt has ${ids.length} tokens, more than data.max_prompt_tokens = ${maxTokens}`);
+    }
+    return ids;
+  });
+}
+
+/** Copy the tokenizer files that exist in `from` into `to` (so a saved model folder is self-contained). */
+function copyTokenizerFiles(from: string, to: string): void {
+  for (const f of ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json']) {
+    if (existsSync(join(from, f))) copyFileSync(join(from, f), join(to, f));
+  }
+}
+
+export interface PpoStageResult {
+  outputDir: string;
+  /** final/ (null when a stop request ended the run early). */
+  finalDir: string | null;
+  iterations: number;
+  lastEval: Record<string, number> | null;
+}
+
+/** Run the `ppo` stage from a resolved config: setup → trainPpo → save → cleanup. */
+export async function runPpo(
+  resolved: ResolvedConfig<PpoConfig>,
+  opts: { log?: (m: string) => void; stopSignal?: StopSignal } = {},
+): Promise<PpoStageResult> {
+  const cfg = resolved.config;
+  const log = opts.log ?? ((m: string) => process.stderr.write(m + '\n'));
+  if (cfg.train.rollout_batch_size % cfg.ppo.mini_batch_size !== 0) {
+    throw new UserError(`ppo.mini_batch_size (${cfg.ppo.mini_batch_size}) must divide train.rollout_batch_size (${cfg.train.rollout_batch_size})`);
+  }
+
+  // ── setup ──
+  await initEngine({ backend: cfg.engine.backend, threads: cfg.engine.threads, seed: cfg.engine.seed });
+  const tokenizerDir = cfg.tokenizer.path ?? cfg.model.path;
+  const tokenizer = await loadTokenizer(tokenizerDir);
+  const template: TemplateName = cfg.tokenizer.template !== 'auto' ? cfg.tokenizer.template : tokenizer.chatTemplate ? 'tokenizer' : 'llama2';
+  const stopTokenIds = turnEndIds(tokenizer, template);
+  const train = renderPrompts(tokenizer, readPromptsFile(cfg.data.prompts), template, cfg.data.max_prompt_tokens, cfg.data.prompts);
+  const evalMessages = cfg.data.eval_prompts ? readPromptsFile(cfg.data.eval_prompts, cfg.data.eval_limit ?? undefined) : [];
+  const evalIds = cfg.data.eval_prompts
+    ? renderPrompts(tokenizer, evalMessages, template, cfg.data.max_prompt_tokens, cfg.data.eval_prompts)
+    : [];
+  const stats = cfg.rewards.normalize ? readRewardStats(cfg.model.reward_model) : null;
+
+  const policy = loadHfModel(cfg.model.path);
+  const toDispose: LlamaModel[] = [policy];
+  const run = await openStageRun({
+    stage: 'ppo', outputDir: cfg.output_dir, resolved, tracking: cfg.tracking, resume: cfg.train.resume, log,
+    ...(opts.stopSignal ? { stopSignal: opts.stopSignal } : {}),
+  });
+  try {
+    if (cfg.model.adapter !== null) {
+      loadAdapter(policy, cfg.model.adapter); // the SFT adapter becomes part of the reference
+      unloadLora(policy, { merge: true });
+    }
+    const initRng = new Rng(cfg.engine.seed);
+    injectLora(policy, {
+      targetModules: cfg.lora.target_modules, r: cfg.lora.r, alpha: cfg.lora.alpha, dropout: cfg.lora.dropout,
+      rng: initRng, dropoutRng: initRng,
+    });
+    const rewardModel = loadHfModel(cfg.model.reward_model);
+    toDispose.push(rewardModel);
+    let critic: Critic;
+    if (cfg.ppo.critic === 'reward_model') {
+      const valueModel = loadHfModel(cfg.model.reward_model);
+      toDispose.push(valueModel);
+      critic = valueModelCritic(valueModel);
+    } else {
+      critic = policyHeadCritic(policy, ScalarHead.init(policy.config.hidden_size, initRng, policy.config.initializer_range));
+    }
+
+    const decode = (ids: number[]) => tokenizer.decode(ids.filter((t) => !stopTokenIds.includes(t)), { skipSpecialTokens: true }).trim();
+    const evaluate = evalIds.length === 0 ? undefined : () => {
+      const answers = answerAndScore(policy, rewardModel, evalIds, {
+        maxNewTokens: cfg.generation.max_new_tokens, batchSize: cfg.generation.eval_batch_size, stopTokenIds, padTokenId: tokenizer.padId,
+      });
+      const out: Record<string, number> = { 'eval/reward_mean': answers.scores.reduce((s, x) => s + x, 0) / answers.scores.length };
+      if (cfg.eval.judge) out['eval/judge_score'] = judgeResponses(evalMessages, answers.responses.map(decode)).mean;
+      log(`ppo eval: ${Object.entries(out).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ')}`);
+      return out;
+    };
+
+    // ── train loop ──
+    const result = await trainPpo({ policy, critic, rewardModel }, train, {
+      iterations: cfg.train.steps,
+      rolloutBatchSize: cfg.train.rollout_batch_size,
+      sampling: { maxNewTokens: cfg.generation.max_new_tokens, temperature: cfg.generation.temperature, stopTokenIds, padTokenId: tokenizer.padId },
+      update: {
+        ppoEpochs: cfg.ppo.ppo_epochs, miniBatchSize: cfg.ppo.mini_batch_size, clipRange: cfg.ppo.clip_range,
+        clipRangeValue: cfg.ppo.clip_range_value, vfCoef: cfg.ppo.vf_coef, entropyCoef: cfg.ppo.entropy_coef,
+        temperature: cfg.generation.temperature, targetKl: cfg.ppo.target_kl, ratioThreshold: cfg.ppo.ratio_threshold,
+        maxGradNorm: cfg.optim.grad_clip,
+      },
+      lr: { peak: cfg.optim.lr, schedule: cfg.schedule.type, warmupSteps: cfg.schedule.warmup_steps },
+      adamw: { beta1: cfg.optim.betas[0], beta2: cfg.optim.betas[1], eps: cfg.optim.eps, weightDecay: cfg.optim.weight_decay },
+      gamma: cfg.ppo.gamma,
+      lambda: cfg.ppo.lam,
+      rewards: {
+        normalize: stats, clip: cfg.rewards.clip, missingEosPenalty: cfg.rewards.missing_eos_penalty,
+        estimator: cfg.rewards.kl_estimator, whiten: cfg.rewards.whiten,
+      },
+      kl: cfg.kl.controller === 'fixed'
+        ? { kind: 'fixed', value: cfg.kl.init_coef }
+        : { kind: 'adaptive', value: cfg.kl.init_coef, target: cfg.kl.target, horizon: cfg.kl.horizon },
+      seed: cfg.engine.seed,
+      dataSeed: cfg.train.seed ?? cfg.engine.seed,
+      checkpointEvery: cfg.checkpoint.every_steps,
+      keepLast: cfg.checkpoint.keep_last,
+      resume: run.resumeFrom ?? 'never',
+      sampleEvery: cfg.train.sample_every,
+      sampleCount: cfg.train.sample_count,
+      evalEvery: cfg.train.eval_every,
+      maxNonFinite: cfg.train.max_nonfinite,
+    }, { runDir: run.dir, tracker: run.tracker, decode, ...(evaluate ? { evaluate } : {}), stop: run.stop, log });
+    if (result.stopped) throw run.stoppedError(result.iterations, join(run.dir, 'checkpoints', `step_${result.iterations}`));
+
+    // ── save: the PPO adapter (PEFT) and, with save_merged, the merged policy ──
+    const finalDir = join(run.dir, FINAL_DIR);
+    writeFolderAtomic(finalDir, (tmp) => {
+      saveAdapter(policy, tmp, { baseModelNameOrPath: cfg.model.path });
+      copyTokenizerFiles(tokenizerDir, tmp);
+      if (cfg.save_merged) {
+        mergeLora(policy);
+        try {
+          saveHfModel(policy, join(tmp, 'merged'));
+        } finally {
+          unmergeLora(policy);
+        }
+        copyTokenizerFiles(tokenizerDir, join(tmp, 'merged'));
+      }
+    });
+    await run.tracker.setTag('final_dir', finalDir);
+    log(`ppo: done after ${result.iterations} iterations; adapter in ${finalDir}`);
+    await run.close('FINISHED');
+    return { outputDir: run.dir, finalDir, iterations: result.iterations, lastEval: result.lastEval };
+  } catch (e) {
+    await run.close(closeStatusFor(e));
+    throw e;
+  } finally {
+    // ── cleanup ──
+    unloadLora(policy, { merge: false });
+    for (const m of toDispose) m.dispose();
+  }
+}

@@ -1,0 +1,58 @@
+/** Tiny random models for the PPO tests: a Llama policy with LoRA, a reward model and a value model. */
+import * as tf from '@tensorflow/tfjs-core';
+import { Rng } from '../../src/engine/rng.js';
+import { injectLora } from '../../src/lora/inject.js';
+import { llamaConfig } from '../../src/model/config.js';
+import { initLlama } from '../../src/model/llama.js';
+import type { PpoModels } from '../../src/ppo/recipe.js';
+import { valueModelCritic } from '../../src/ppo/rollout.js';
+
+export const EOS = 2;
+export const PAD = 0;
+
+export const tinyConfig = llamaConfig({
+  vocab_size: 8,
+  hidden_size: 16,
+  intermediate_size: 24,
+  num_hidden_layers: 1,
+  num_attention_heads: 2,
+  num_key_value_heads: 1,
+  eos_token_id: EOS,
+  pad_token_id: PAD,
+  initializer_range: 0.3, // peaked enough that sampled responses differ and EOS happens
+});
+
+export interface TinySetup extends PpoModels {
+  dispose(): void;
+}
+
+/** Same seeds → bit-identical models. LoRA B is randomised so that π ≠ π_ref from the start. */
+export function tinyModels(): TinySetup {
+  const policy = initLlama(tinyConfig, new Rng(1));
+  const loraRng = new Rng(3);
+  const adapters = injectLora(policy, { targetModules: ['q_proj', 'v_proj', 'o_proj'], r: 4, alpha: 8, rng: loraRng });
+  for (const a of adapters.values()) {
+    tf.tidy(() => a.B.assign(tf.tensor(loraRng.fillNormal(new Float32Array(a.B.size), 0.2), a.B.shape)));
+  }
+  const rewardModel = initLlama(tinyConfig, new Rng(2), { lmHead: false, score: true });
+  const valueModel = initLlama(tinyConfig, new Rng(2), { lmHead: false, score: true });
+  return {
+    policy,
+    rewardModel,
+    critic: valueModelCritic(valueModel),
+    dispose: () => {
+      for (const a of adapters.values()) a.dispose();
+      policy.dispose();
+      rewardModel.dispose();
+      valueModel.dispose();
+    },
+  };
+}
+
+/** Prompts of 2–5 tokens drawn from the non-special ids. */
+export function tinyPrompts(count: number, seed: number): number[][] {
+  const rng = new Rng(seed);
+  return Array.from({ length: count }, () => Array.from({ length: 2 + rng.int(4) }, () => 3 + rng.int(tinyConfig.vocab_size - 3)));
+}
+
+export const sampling = { maxNewTokens: 8, temperature: 1, stopTokenIds: [EOS], padTokenId: PAD };
