@@ -6,11 +6,13 @@ import '@tensorflow/tfjs';
 import { version_cpu } from '@tensorflow/tfjs-backend-cpu';
 import { getThreadsCount, version_wasm } from '@tensorflow/tfjs-backend-wasm';
 import { UserError } from '../errors.js';
+import { configureBlas, describeMatMulPath, type BlasMode, type MatMulPathInfo } from './blas/index.js';
 import { GRADIENT_PATCHES, installGradientPatches } from './gradients.js';
 import { importNativeBackend, nativeInstallHint } from './native.js';
 import { installWasmPatches, WASM_PATCHES } from './wasm/patches.js';
 
 export { Rng, type RngState } from './rng.js';
+export type { BlasMode, MatMulPathInfo } from './blas/index.js';
 
 export type BackendName = 'auto' | 'wasm' | 'cpu' | 'tensorflow';
 
@@ -24,6 +26,13 @@ export interface EngineOptions {
    * `tensorflow` (libtensorflow schedules its own threads).
    */
   threads?: number;
+  /**
+   * wasm only: run matmuls on a system BLAS (OpenBLAS / Accelerate via koffi) when one loads
+   * (`auto`, the default), or never (`off`). `RLHF_BLAS=off` in the environment also turns it off.
+   */
+  blas?: BlasMode;
+  /** BLAS compute threads; default the library's own (OpenBLAS: one per core) or `RLHF_BLAS_THREADS`. */
+  blasThreads?: number;
   /** Recorded in the description; the seeded source itself is `Rng` (TF.js random ops are never used). */
   seed?: number;
 }
@@ -39,6 +48,8 @@ export interface EngineInfo {
   simd: boolean | null;
   /** Kernels rlhf-kit registered itself, with why. Empty off wasm. */
   patchedKernels: { name: string; reason: string }[];
+  /** wasm only: whether BatchMatMul runs on a system BLAS or on wasm, and why; null elsewhere. */
+  matmul: MatMulPathInfo | null;
   /** Gradients rlhf-kit registered (all backends), with why. */
   patchedGradients: { name: string; reason: string }[];
   seed: number | null;
@@ -90,19 +101,22 @@ export async function initEngine(opts: EngineOptions = {}): Promise<EngineInfo> 
   let simd: boolean | null = null;
   let patchedKernels: EngineInfo['patchedKernels'] = [];
   let threadCount: number | null = null;
+  let matmul: MatMulPathInfo | null = null;
   if (backend === 'wasm') {
     versions['tfjs-backend-wasm'] = version_wasm;
     simd = Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
     threadCount = getThreadsCount();
     const names = new Set(installWasmPatches());
+    matmul = await configureBlas(opts.blas ?? 'auto', opts.blasThreads ?? null);
+    const matmulPath = describeMatMulPath(matmul);
     patchedKernels = WASM_PATCHES
       .filter((p) => names.has(p.kernelName))
-      .map((p) => ({ name: p.kernelName, reason: p.reason }));
+      .map((p) => ({ name: p.kernelName, reason: p.kernelName === 'BatchMatMul' ? `${p.reason}; runs on ${matmulPath}` : p.reason }));
   } else if (backend === 'cpu') {
     versions['tfjs-backend-cpu'] = version_cpu;
     threadCount = 1;
     // Skip tfjs-backend-cpu's one-time "install the node backend" banner: `tensorflow` is that.
     (tf.backend() as { firstUse?: boolean }).firstUse = false;
   }
-  return { requested, backend, versions, threads: threadCount, simd, patchedKernels, patchedGradients, seed: opts.seed ?? null };
+  return { requested, backend, versions, threads: threadCount, simd, patchedKernels, matmul, patchedGradients, seed: opts.seed ?? null };
 }

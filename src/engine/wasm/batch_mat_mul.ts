@@ -2,6 +2,7 @@ import {
   BatchMatMul, broadcast_util, getKernel, util,
   type KernelConfig, type KernelFunc, type TensorInfo,
 } from '@tensorflow/tfjs-core';
+import { activeBlas, type Sgemm } from '../blas/index.js';
 import {
   asWasmBackend, cppId, heapOffset, registerView, releaseView, shapeBytes, type WasmBackend,
 } from './heap.js';
@@ -18,8 +19,16 @@ import {
  *  3. otherwise each batch entry is one 2-D call on zero-copy views into the operands and output.
  * Tiny per-entry products (≤ TINY_PRODUCT multiply-adds) stay on the stock loop: there the ~3 µs
  * cost of one XNNPACK call exceeds the loop's (~1 ns per multiply-add).
+ *
+ * When a system BLAS is live (`../blas`), every product of at least BLAS_MIN_PRODUCT multiply-adds
+ * goes to its sgemm instead, straight on the wasm heap (see `blasProducts`).
  */
 const TINY_PRODUCT = 4096;
+/**
+ * Below this many multiply-adds per entry wasm keeps the product. One sgemm call through koffi
+ * costs ~1 µs, less than one XNNPACK call, so the BLAS path wins from very small sizes on.
+ */
+const BLAS_MIN_PRODUCT = 512;
 
 type CppBatchMatMul = (
   aId: number, aShape: Uint8Array, aRank: number, bId: number, bShape: Uint8Array, bRank: number,
@@ -104,6 +113,11 @@ function batchMatMulFast(args: Parameters<KernelFunc>[0]): TensorInfo {
   const aCount = util.sizeFromShape(aBatch);
   const bCount = util.sizeFromShape(bBatch);
   const outCount = util.sizeFromShape(outBatch);
+  const blas = activeBlas();
+  if (blas !== null && m * k * n >= BLAS_MIN_PRODUCT) {
+    blasProducts(blas.sgemm, backend, a, b, out, { m, k, n, transposeA, transposeB, aBatch, bBatch, outBatch });
+    return out;
+  }
   if (m * k * n <= TINY_PRODUCT && aCount === bCount) {
     const a3d = transposeA ? [aCount, k, m] : [aCount, m, k];
     const b3d = transposeB ? [bCount, n, k] : [bCount, k, n];
@@ -141,6 +155,46 @@ function batchMatMulFast(args: Parameters<KernelFunc>[0]): TensorInfo {
     if (bRows !== b) backend.disposeData(bRows.dataId);
   }
   return out;
+}
+
+interface ProductShape {
+  m: number; k: number; n: number;
+  transposeA: boolean; transposeB: boolean;
+  aBatch: number[]; bBatch: number[]; outBatch: number[];
+}
+
+/**
+ * The products by BLAS sgemm on Float32Array views of the wasm heap: no copy in or out. Transpose
+ * flags become sgemm's flags (row strides stay the stored row lengths), so nothing is transposed
+ * physically. A shared right operand with an untransposed left one folds the batch into rows (one
+ * call); otherwise one call per output batch entry.
+ */
+function blasProducts(sgemm: Sgemm, backend: WasmBackend, a: TensorInfo, b: TensorInfo, out: TensorInfo, s: ProductShape): void {
+  const { m, k, n, transposeA, transposeB, aBatch, bBatch, outBatch } = s;
+  // The heap buffer is read after makeOutput: growing memory replaces it.
+  const heap = backend.wasm.HEAPU8.buffer;
+  const aBase = heapOffset(backend, a);
+  const bBase = heapOffset(backend, b);
+  const outBase = heapOffset(backend, out);
+  const lda = transposeA ? m : k; // stored a entry: [k, m] or [m, k]
+  const ldb = transposeB ? k : n; // stored b entry: [n, k] or [k, n]
+  const aCount = util.sizeFromShape(aBatch);
+  const bCount = util.sizeFromShape(bBatch);
+  const outCount = util.sizeFromShape(outBatch);
+  if (bCount === 1 && aCount === outCount && !transposeA) {
+    const rows = aCount * m;
+    sgemm(false, transposeB, rows, n, k, new Float32Array(heap, aBase, rows * k), lda,
+      new Float32Array(heap, bBase, k * n), ldb, new Float32Array(heap, outBase, rows * n), n);
+    return;
+  }
+  for (let i = 0; i < outCount; i++) {
+    const ai = aCount === outCount ? i : broadcastBatchIndex(outBatch, aBatch, i);
+    const bi = bCount === outCount ? i : broadcastBatchIndex(outBatch, bBatch, i);
+    sgemm(transposeA, transposeB, m, n, k,
+      new Float32Array(heap, aBase + 4 * ai * m * k, m * k), lda,
+      new Float32Array(heap, bBase + 4 * bi * k * n, k * n), ldb,
+      new Float32Array(heap, outBase + 4 * i * m * n, m * n), n);
+  }
 }
 
 export const fastBatchMatMulConfig: KernelConfig = {

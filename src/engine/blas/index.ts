@@ -1,0 +1,69 @@
+import { UserError } from '../../errors.js';
+import { loadBlas, type BlasLibrary, type BlasVendor } from './library.js';
+
+export { blasCandidates, loadBlas, type BlasLibrary, type BlasLookup, type BlasVendor, type Sgemm } from './library.js';
+
+/** `engine.blas`: `auto` uses a system BLAS for wasm matmuls when one loads; `off` never does. */
+export type BlasMode = 'auto' | 'off';
+
+/** Which path the wasm backend's BatchMatMul takes — `rlhf env` prints it. */
+export interface MatMulPathInfo {
+  path: 'blas' | 'wasm';
+  vendor: BlasVendor | null;
+  library: string | null;
+  /** BLAS compute threads (null off BLAS, or where the library cannot say). */
+  threads: number | null;
+  /** Why the path is wasm (null on BLAS). */
+  reason: string | null;
+}
+
+let active: BlasLibrary | null = null;
+
+/** The BLAS the wasm BatchMatMul kernel should call, or null for its own wasm path. */
+export function activeBlas(): BlasLibrary | null {
+  return active;
+}
+
+/**
+ * Turn the BLAS matmul path on or off for the wasm backend. `RLHF_BLAS=off` in the environment wins
+ * over `auto` (a quick A/B without editing configs); `RLHF_BLAS_THREADS` is the default thread count.
+ * `threads` null leaves the library's own default (OpenBLAS: one per core).
+ */
+export async function configureBlas(mode: BlasMode, threads: number | null = null): Promise<MatMulPathInfo> {
+  active = null;
+  if (mode !== 'auto' && mode !== 'off') {
+    throw new UserError(`engine.blas: expected auto | off, got '${String(mode)}'`);
+  }
+  const envMode = process.env['RLHF_BLAS'];
+  if (mode === 'off' || envMode === 'off' || envMode === '0') {
+    return wasmPath(mode === 'off' ? 'engine.blas is off' : `RLHF_BLAS=${envMode} in the environment`);
+  }
+  const wanted = threads ?? threadsFromEnv();
+  if (wanted !== null && (!Number.isInteger(wanted) || wanted < 1)) {
+    throw new UserError(`engine.blasThreads: expected a positive integer, got ${wanted}`);
+  }
+  const lookup = await loadBlas();
+  if (lookup.library === null) return wasmPath(lookup.reason);
+  const lib = lookup.library;
+  if (wanted !== null) lib.setThreads?.(wanted);
+  active = lib;
+  return { path: 'blas', vendor: lib.vendor, library: lib.path, threads: lib.getThreads?.() ?? null, reason: null };
+}
+
+function wasmPath(reason: string): MatMulPathInfo {
+  return { path: 'wasm', vendor: null, library: null, threads: null, reason };
+}
+
+function threadsFromEnv(): number | null {
+  const raw = process.env['RLHF_BLAS_THREADS'];
+  if (raw === undefined || raw === '') return null;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new UserError(`RLHF_BLAS_THREADS: expected a positive integer, got '${raw}'`);
+  return n;
+}
+
+/** One line for `rlhf env`. */
+export function describeMatMulPath(info: MatMulPathInfo): string {
+  if (info.path === 'wasm') return `wasm (XNNPACK) — no system BLAS: ${info.reason ?? 'unknown'}`;
+  return `${info.vendor} cblas_sgemm via koffi (${info.library}, ${info.threads ?? 'default'} threads)`;
+}
