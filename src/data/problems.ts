@@ -1,7 +1,7 @@
 import { UserError } from '../errors.js';
 
 /**
- * One thing wrong with one dataset row. `row` is 1-based: the line number in a JSONL file, the row
+ * One thing wrong with one dataset row. `row` is 1-based (0: the file as a whole): the line number in a JSONL file, the row
  * index in an Arrow / Parquet table. `field` is a path like `messages[2].role` ('' = the whole row).
  */
 export interface RowProblem {
@@ -16,9 +16,9 @@ export interface RowProblem {
 /** What to do with a row that fails its schema: stop the run, or drop it and say so. */
 export type BadRowPolicy = 'error' | 'skip';
 
-/** `data/train.jsonl line 17: messages[2].role: unknown role "bot"` */
+/** `data/train.jsonl line 17: messages[2].role: unknown role "bot"` (row 0: the file as a whole). */
 export function formatProblem(p: RowProblem): string {
-  const where = `${p.file} ${p.unit} ${p.row}`;
+  const where = p.row > 0 ? `${p.file} ${p.unit} ${p.row}` : p.file;
   return p.field ? `${where}: ${p.field}: ${p.reason}` : `${where}: ${p.reason}`;
 }
 

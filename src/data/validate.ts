@@ -1,7 +1,7 @@
 import { scanDataset } from './dataset.js';
 import type { RowProblem } from './problems.js';
 import { formatProblem } from './problems.js';
-import type { DataFormat } from './records.js';
+import { rowUnit, type DataFormat } from './records.js';
 import type { DatasetKind, Message, RowOf } from './schemas.js';
 
 /**
@@ -89,7 +89,9 @@ export async function validateDataset(
     }
     (lengths['(row total)'] ??= []).push(total);
   }
-  const report: ValidationReport = { file, format: scan.format, kind, total: scan.total, valid: scan.rows.length, forms, problems: scan.problems };
+  // An empty dataset is never what the user meant to train on (row 0 = the file as a whole).
+  const problems = scan.total > 0 ? scan.problems : [{ file, row: 0, unit: rowUnit(scan.format), field: '', reason: 'no rows (the file is empty)' }];
+  const report: ValidationReport = { file, format: scan.format, kind, total: scan.total, valid: scan.rows.length, forms, problems };
   if (opts.encode) report.tokens = Object.fromEntries(Object.entries(lengths).map(([k, v]) => [k, lengthStats(v)]));
   return report;
 }

@@ -20,6 +20,9 @@ export interface TokenizerConfigJson {
 /** Older configs write special tokens as `{"__type": "AddedToken", "content": "<s>", ...}`. */
 type SpecialTokenField = string | { content: string } | null;
 
+/** `model.type` values of tokenizer.json that @huggingface/tokenizers implements. */
+const KNOWN_MODEL_TYPES = ['BPE', 'Unigram', 'WordPiece'] as const;
+
 /**
  * A Hugging Face tokenizer (tokenizer.json + tokenizer_config.json) run by @huggingface/tokenizers:
  * BPE with byte fallback (Llama/SentencePiece-converted), byte-level BPE (GPT-2), Unigram.
@@ -37,6 +40,11 @@ export class HfTokenizer implements Tokenizer {
 
   /** `where` names the source (a folder) in error messages. */
   constructor(tokenizerJson: object, config: TokenizerConfigJson, where: string) {
+    // The library quietly falls back to a pass-through model for a type it does not know.
+    const modelType = (tokenizerJson as { model?: { type?: unknown } }).model?.type;
+    if (modelType !== undefined && !(KNOWN_MODEL_TYPES as readonly unknown[]).includes(modelType)) {
+      throw new UserError(`${where}/tokenizer.json: model.type ${JSON.stringify(modelType)} is not supported (expected ${KNOWN_MODEL_TYPES.join(', ')})`);
+    }
     try {
       this.lib = new HfLibTokenizer(tokenizerJson, config);
     } catch (e) {

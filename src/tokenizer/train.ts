@@ -1,5 +1,6 @@
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import { UserError } from '../errors.js';
 import { countPreTokens, trainByteLevelBpe } from './bpeTrainer.js';
 import { NUM_TRAINED_SPECIAL_TOKENS, trainedTokenizerConfig, trainedTokenizerJson } from './trainedFiles.js';
@@ -30,6 +31,7 @@ export async function trainTokenizer(opts: {
   if (!Number.isInteger(opts.vocabSize) || opts.vocabSize < MIN_VOCAB_SIZE) {
     throw new UserError(`tokenizer train: --vocab-size must be an integer >= ${MIN_VOCAB_SIZE} (special tokens + 256 bytes)`);
   }
+  checkWritableOutDir(opts.outDir);
   const counts = new Map<string, number>();
   let corpusBytes = 0;
   for (const file of opts.corpusFiles) {
@@ -47,9 +49,13 @@ export async function trainTokenizer(opts: {
     numSymbols: opts.vocabSize - NUM_TRAINED_SPECIAL_TOKENS,
     ...(opts.minPairCount === undefined ? {} : { minPairCount: opts.minPairCount }),
   });
-  await mkdir(opts.outDir, { recursive: true });
-  await writeJsonAtomic(join(opts.outDir, 'tokenizer.json'), trainedTokenizerJson(bpe));
-  await writeJsonAtomic(join(opts.outDir, 'tokenizer_config.json'), trainedTokenizerConfig());
+  try {
+    await mkdir(opts.outDir, { recursive: true });
+    await writeJsonAtomic(join(opts.outDir, 'tokenizer.json'), trainedTokenizerJson(bpe));
+    await writeJsonAtomic(join(opts.outDir, 'tokenizer_config.json'), trainedTokenizerConfig());
+  } catch (e) {
+    throw new UserError(`tokenizer train: cannot write ${opts.outDir}: ${(e as Error).message}`, { cause: e });
+  }
   return {
     vocabSize: NUM_TRAINED_SPECIAL_TOKENS + bpe.symbols.length,
     numMerges: bpe.merges.length,
@@ -61,6 +67,25 @@ export async function trainTokenizer(opts: {
 /** Write to a temp name, then rename: a reader never sees half a file. */
 async function writeJsonAtomic(path: string, value: object): Promise<void> {
   const tmp = `${path}.tmp`;
-  await writeFile(tmp, JSON.stringify(value, null, 2) + '\n');
-  await rename(tmp, path);
+  try {
+    await writeFile(tmp, JSON.stringify(value, null, 2) + '\n');
+    await rename(tmp, path);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+}
+
+/** Fail before training, not after it: the nearest existing ancestor of `outDir` must be a writable folder. */
+function checkWritableOutDir(outDir: string): void {
+  let dir = resolve(outDir);
+  while (!existsSync(dir) && dirname(dir) !== dir) dir = dirname(dir);
+  let why = '';
+  try {
+    if (!statSync(dir).isDirectory()) why = `${dir} is a file, not a folder`;
+    else accessSync(dir, constants.W_OK);
+  } catch (e) {
+    why = `${dir} is not writable (${(e as Error).message})`;
+  }
+  if (why) throw new UserError(`tokenizer train: cannot write --out ${outDir}: ${why}`);
 }

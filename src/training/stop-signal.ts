@@ -46,6 +46,16 @@ export class StopSignal {
     this.log(`${name}: finishing the current step, then writing a checkpoint (send again to exit at once)`);
   }
 
+  /**
+   * Whether a stop was requested, after letting pending signals in. Node runs signal handlers from
+   * the event loop, which a training loop that only awaits already-settled promises never reaches:
+   * `requested` alone stays false until training ends. Check `await stop.poll()` after each step.
+   */
+  async poll(): Promise<boolean> {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    return this.requested;
+  }
+
   /** Remove the handlers (at the end of training, so the default behaviour returns). */
   dispose(): void {
     for (const [name, listener] of this.listeners) this.target.off(name, listener);
