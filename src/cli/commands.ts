@@ -1,9 +1,14 @@
 import type { CommandModule } from 'yargs';
 import { dataCommand } from './data.js';
 import { envCommand } from './env.js';
+import { gattCommand } from './gatt.js';
 import { generateCommand } from './generate.js';
 import { mergeLoraCommand } from './merge-lora.js';
+import { pipelineCommand } from './pipeline.js';
 import { pretrainCommand } from './pretrain.js';
+import { ppoCommand } from './ppo.js';
+import { rewardCommand } from './reward.js';
+import { sftCommand } from './sft.js';
 import { tokenizerCommand } from './tokenizer.js';
 import { worldCommand } from './world.js';
 
@@ -12,4 +17,4 @@ import { worldCommand } from './world.js';
  * its stage or tool exists — never a "not implemented" placeholder.
  */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [dataCommand, envCommand, generateCommand, mergeLoraCommand, pretrainCommand, tokenizerCommand, worldCommand];
+export const commands: CommandModule<any, any>[] = [dataCommand, envCommand, gattCommand, generateCommand, mergeLoraCommand, pipelineCommand, ppoCommand, pretrainCommand, rewardCommand, sftCommand, tokenizerCommand, worldCommand];

@@ -1,0 +1,49 @@
+/**
+ * The pipeline's final evaluation: every model (base, SFT, PPO, GAtt) answers the same held-out
+ * prompts greedily and the world's gold judge scores the answers; one `eval/<model>.json` each
+ * (the report's JudgeEval format).
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../config/write.js';
+import { initEngine } from '../engine/index.js';
+import { loadAdapter } from '../lora/index.js';
+import { loadHfModel } from '../model/index.js';
+import type { JudgeEval } from '../report/inputs.js';
+import { loadTokenizer } from '../tokenizer/index.js';
+import { judgeResponses, readPromptsFile } from '../world/evaluate.js';
+import { greedyChatGenerator } from '../world/greedy.js';
+import type { FinalEvaluationInput } from './runner.js';
+import { resolvePackagePath } from './wiring.js';
+
+/** The text a sample shows for a prompt: its last user message. */
+function promptText(messages: ReadonlyArray<{ role: string; content: string }>): string {
+  return [...messages].reverse().find((m) => m.role === 'user')?.content ?? messages[messages.length - 1]?.content ?? '';
+}
+
+export async function judgeModels({ models, settings, outDir, log }: FinalEvaluationInput): Promise<void> {
+  await initEngine({ backend: settings.backend });
+  const prompts = readPromptsFile(resolvePackagePath(settings.prompts), settings.limit ?? undefined);
+  mkdirSync(outDir, { recursive: true });
+  for (const [name, ref] of Object.entries(models)) {
+    const tokenizer = await loadTokenizer(ref.path);
+    const model = loadHfModel(ref.path);
+    try {
+      if (ref.adapter !== null) loadAdapter(model, ref.adapter);
+      const template = tokenizer.chatTemplate !== undefined ? 'tokenizer' : 'llama2';
+      const generate = greedyChatGenerator(model, tokenizer, { template, maxNewTokens: settings.max_new_tokens, batchSize: settings.batch_size });
+      const replies = await generate(prompts);
+      const score = judgeResponses(prompts, replies);
+      const result: JudgeEval = {
+        judge_score: score.mean,
+        by_family: Object.fromEntries(Object.entries(score.byFamily).map(([f, s]) => [f, s.mean])),
+        count: score.count,
+        samples: prompts.slice(0, settings.samples).map((p, i) => ({ prompt: promptText(p), completion: replies[i]!, score: score.scores[i]! })),
+      };
+      writeFileAtomic(join(outDir, `${name}.json`), JSON.stringify(result, null, 2) + '\n');
+      log(`pipeline: eval: ${name} judge score ${score.mean.toFixed(3)} over ${score.count} prompts`);
+    } finally {
+      model.dispose();
+    }
+  }
+}
