@@ -1,0 +1,332 @@
+/**
+ * The pretrain recipe: a freshly initialised Llama trained on a text corpus with the causal-LM loss
+ * on every token. setup → train loop → save → cleanup.
+ *
+ *   <output_dir>/tokenizer/          trained (or copied) tokenizer
+ *   <output_dir>/checkpoints/step_N/ model.safetensors + config.json + tokenizer + optimizer + trainer_state.json
+ *   <output_dir>/final/              HF folder: config.json, model.safetensors, tokenizer.json,
+ *                                    tokenizer_config.json (chat_template), generation_config.json
+ */
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { writeFileSync } from 'node:fs';
+import type { ResolvedConfig } from '../config/load.js';
+import { trainEvalSplit } from '../data/split.js';
+import { DataCursor, type CursorState } from '../data/cursor.js';
+import { initEngine, Rng } from '../engine/index.js';
+import { UserError } from '../errors.js';
+import { configToJson, llamaConfig, type LlamaConfig } from '../model/config.js';
+import { saveHfModel, CONFIG_FILE } from '../model/io/hf.js';
+import { initLlama, type LlamaModel } from '../model/llama.js';
+import { llamaParamShapes } from '../model/names.js';
+import type { Tokenizer } from '../tokenizer/types.js';
+import { ConsoleProgress, type RunContext } from '../tracking/index.js';
+import type { ProgressStream } from '../tracking/progress.js';
+import { accumulateGradients } from '../training/accumulation.js';
+import { AdamW, type AdamWOptions } from '../training/adamw.js';
+import { clipGradNormInPlace } from '../training/clip.js';
+import { NonFiniteGuard } from '../training/nan-guard.js';
+import {
+  FINAL_DIR,
+  closeStatusFor,
+  openStageRun,
+  restoreStageCheckpoint,
+  saveStageCheckpoint,
+  variableWeights,
+  writeFolderAtomic,
+} from '../training/run.js';
+import { learningRateAt } from '../training/schedule.js';
+import type { StopSignal } from '../training/stop-signal.js';
+import type { PretrainConfig } from './config.js';
+import { documentRows, lmBatch, packedRows, readDocuments, resolveInputPath, tokenizeDocuments } from './corpus.js';
+import { evaluateLmLoss, lmLossSum } from './lm-loss.js';
+import { copyTokenizerFiles, prepareTokenizer } from './tokenizer.js';
+
+/** Non-finite steps in a row before the run gives up (each one skips its update). */
+const MAX_NON_FINITE_STEPS = 5;
+
+export interface PretrainRunOptions {
+  /** Tests: deterministic tracking context. */
+  context?: Partial<RunContext>;
+  /** Tests: a StopSignal wired to a fake process. */
+  stopSignal?: StopSignal;
+  log?: (msg: string) => void;
+  /** Where the progress bar / lines go (default stdout); null = none. */
+  progress?: ProgressStream | null;
+  /** Called after every optimizer step with its metrics (pipelines, tests). */
+  onStep?: (step: number, metrics: Record<string, number>) => void;
+}
+
+export interface PretrainResult {
+  runDir: string;
+  finalDir: string;
+  /** Optimizer steps of the whole run, and the step this invocation started from (0 or a resume point). */
+  totalSteps: number;
+  startStep: number;
+  /** Training loss of each step this invocation ran. */
+  losses: Array<{ step: number; loss: number }>;
+  evalLosses: Array<{ step: number; loss: number }>;
+  numParameters: number;
+  /** Tokens (targets) in one pass over the training rows / the eval rows. */
+  trainTokens: number;
+  evalTokens: number;
+  /** Mean training throughput of this invocation (targets per second); NaN when no step ran. */
+  tokensPerSecond: number;
+}
+
+export async function runPretrain(resolved: ResolvedConfig<PretrainConfig>, opts: PretrainRunOptions = {}): Promise<PretrainResult> {
+  const cfg = resolved.config;
+  const log = opts.log ?? ((msg: string) => process.stderr.write(msg + '\n'));
+  const seqLen = cfg.data.seq_len;
+  const batchSize = cfg.train.batch_size;
+  const accum = cfg.optim.grad_accum;
+
+  // ── setup ──────────────────────────────────────────────────────────────────────────────────
+  await initEngine({ backend: cfg.engine.backend, threads: cfg.engine.threads, seed: cfg.engine.seed });
+  const documents = await readDocuments(cfg.data.corpus, { separator: cfg.data.document_separator, textColumn: cfg.data.text_column });
+  const run = await openStageRun({
+    stage: 'pretrain',
+    outputDir: cfg.output_dir,
+    resolved,
+    tracking: cfg.tracking,
+    resume: cfg.train.resume,
+    minFreeBytes: estimateDiskBytes(cfg),
+    log,
+    ...(opts.context ? { context: opts.context } : {}),
+    ...(opts.stopSignal ? { stopSignal: opts.stopSignal } : {}),
+  });
+  let model: LlamaModel | undefined;
+  let optimizer: AdamW | undefined;
+  let progress: ConsoleProgress | undefined;
+  try {
+    const tokenizerDir = join(run.dir, 'tokenizer');
+    const tokenizer = await prepareTokenizer({
+      outDir: tokenizerDir,
+      given: cfg.tokenizer.path === null ? null : resolveInputPath(cfg.tokenizer.path),
+      vocabSize: cfg.tokenizer.vocab_size,
+      minPairCount: cfg.tokenizer.min_pair_count,
+      corpusFiles: cfg.data.corpus.map(resolveInputPath),
+      documents,
+    });
+
+    // Documents are held out whole, so eval text is never seen in training.
+    const dataSeed = cfg.train.seed ?? cfg.engine.seed;
+    const split = trainEvalSplit(documents, { seed: dataSeed, evalSize: Math.min(cfg.data.eval_documents, documents.length - 1) });
+    const toRows = (docs: string[]) => (cfg.data.packing ? packedRows : documentRows)(tokenizeDocuments(docs, tokenizer), seqLen);
+    const trainRows = toRows(split.train);
+    const evalRows = toRows(split.eval).slice(0, cfg.data.eval_max_rows ?? undefined);
+    if (trainRows.length < batchSize) {
+      throw new UserError(
+        `data.corpus: only ${trainRows.length} training rows of data.seq_len ${seqLen} + 1 tokens, fewer than ` +
+          `train.batch_size ${batchSize}; add text or lower data.seq_len / train.batch_size`,
+      );
+    }
+    const trainTokens = lmBatch(trainRows, seqLen, tokenizer.padId).targets;
+    const evalTokens = evalRows.length > 0 ? lmBatch(evalRows, seqLen, tokenizer.padId).targets : 0;
+
+    const llama = modelConfig(cfg, tokenizer);
+    const rng = new Rng(cfg.engine.seed);
+    model = initLlama(llama, rng);
+    optimizer = newAdamW(model.params, {
+      beta1: cfg.optim.betas[0],
+      beta2: cfg.optim.betas[1],
+      eps: cfg.optim.eps,
+      weightDecay: cfg.optim.weight_decay,
+    });
+    const weights = variableWeights(model.params, {
+      // A checkpoint is a loadable HF model folder too.
+      writeExtra: (dir) => {
+        writeFileSync(join(dir, CONFIG_FILE), JSON.stringify(configToJson(llama), null, 2) + '\n');
+        copyTokenizerFiles(tokenizerDir, dir);
+      },
+    });
+
+    const cursorOptions = { size: trainRows.length, batchSize, seed: dataSeed, shuffle: true, dropLast: true };
+    let cursor = new DataCursor(cursorOptions);
+    const totalSteps = plannedSteps(cfg, cursor.batchesPerEpoch);
+    const schedule = { warmupSteps: cfg.schedule.warmup_steps, totalSteps };
+    let step = 0;
+    // trainer_state.json's log_history: every logged step of the run, resumed runs included.
+    let history: Array<Record<string, number | string | null>> = [];
+    if (run.resumeFrom) {
+      const restored = restoreStageCheckpoint(run.resumeFrom, { weights, optimizer, rng });
+      step = restored.step;
+      history = restored.trainerState.log_history ?? [];
+      cursor = new DataCursor({ ...cursorOptions, state: restored.dataCursor as CursorState });
+      log(`resuming from ${run.resumeFrom} (step ${step} of ${totalSteps})`);
+    }
+    const startStep = step;
+    log(
+      `pretrain: ${(model.numParameters() / 1e6).toFixed(2)}M parameters, vocab ${llama.vocab_size}, ` +
+        `${trainRows.length} rows × ${seqLen} tokens (${trainTokens} train / ${evalTokens} eval targets), ` +
+        `${totalSteps} steps of ${batchSize * accum * seqLen} tokens`,
+    );
+
+    // ── train loop ───────────────────────────────────────────────────────────────────────────
+    const guard = new NonFiniteGuard(MAX_NON_FINITE_STEPS);
+    const losses: PretrainResult['losses'] = [];
+    const evalLosses: PretrainResult['evalLosses'] = [];
+    const evalEvery = cfg.train.eval_every;
+    const ckptEvery = cfg.checkpoint.every_steps;
+    const keepLast = cfg.checkpoint.keep_last;
+    const epochOf = () => cursor.state.epoch + cursor.state.index / cursor.size;
+    const checkpoint = () =>
+      saveStageCheckpoint(run.dir, {
+        weights,
+        optimizer: optimizer!,
+        step,
+        epoch: epochOf(),
+        maxSteps: totalSteps,
+        rng,
+        dataCursor: cursor.state,
+        logHistory: history,
+        keepLast,
+      });
+    if (opts.progress !== null) {
+      progress = new ConsoleProgress({
+        total: totalSteps,
+        label: 'pretrain',
+        startStep,
+        keys: ['loss', 'eval_loss', 'lr', 'tokens_per_sec'],
+        ...(opts.progress ? { stream: opts.progress } : {}),
+      });
+    }
+    let trainSeconds = 0;
+    let trainedTargets = 0;
+    let lastCheckpointStep = -1;
+
+    while (step < totalSteps) {
+      const started = performance.now();
+      const microBatches = Array.from({ length: accum }, () =>
+        lmBatch(cursor.next().indices.map((i) => trainRows[i]!), seqLen, tokenizer.padId),
+      );
+      const targets = microBatches.reduce((n, mb) => n + mb.targets, 0);
+      const lr = learningRateAt(cfg.schedule.type, cfg.optim.lr, step, schedule);
+      const { loss, accumulator } = accumulateGradients(model.params, microBatches, (mb) => lmLossSum(model!, mb), targets);
+      const gradNorm = clipGradNormInPlace(accumulator.grads, cfg.optim.grad_clip ?? Infinity);
+      const apply = guard.check(step + 1, loss, gradNorm);
+      if (apply) optimizer.step(accumulator.grads, lr);
+      accumulator.reset();
+      step++;
+      const seconds = (performance.now() - started) / 1000;
+      trainSeconds += seconds;
+      trainedTargets += targets;
+
+      const metrics: Record<string, number> = { loss, lr, grad_norm: gradNorm, tokens_per_sec: targets / seconds, epoch: epochOf() };
+      if (!apply) metrics['skipped_non_finite'] = guard.totalSkips;
+      losses.push({ step, loss });
+      history.push({ step, loss, lr });
+      if (evalRows.length > 0 && ((evalEvery > 0 && step % evalEvery === 0) || step === totalSteps)) {
+        const ev = evaluateLmLoss(model, evalRows, { batchSize, seqLen, padId: tokenizer.padId });
+        metrics['eval_loss'] = ev.loss;
+        metrics['eval_perplexity'] = Math.exp(ev.loss);
+        evalLosses.push({ step, loss: ev.loss });
+        history.push({ step, eval_loss: ev.loss });
+      }
+      await run.tracker.logMetrics(metrics, step);
+      progress?.update(step, metrics);
+      opts.onStep?.(step, metrics);
+
+      if ((ckptEvery > 0 && step % ckptEvery === 0) || step === totalSteps) {
+        checkpoint();
+        lastCheckpointStep = step;
+      }
+      if (run.stop.requested && step < totalSteps) {
+        const path = lastCheckpointStep === step ? join(run.dir, 'checkpoints', `step_${step}`) : checkpoint();
+        progress?.stop();
+        throw run.stoppedError(step, path);
+      }
+    }
+    progress?.stop();
+
+    // ── save ─────────────────────────────────────────────────────────────────────────────────
+    const finalDir = join(run.dir, FINAL_DIR);
+    writeFolderAtomic(finalDir, (tmp) => {
+      copyTokenizerFiles(tokenizerDir, tmp);
+      saveHfModel(model!, tmp, { dtype: cfg.model.save_dtype === 'bfloat16' ? 'BF16' : 'F32' });
+    });
+    log(`pretrain: wrote ${finalDir}`);
+    await run.close('FINISHED');
+    return {
+      runDir: run.dir,
+      finalDir,
+      totalSteps,
+      startStep,
+      losses,
+      evalLosses,
+      numParameters: model.numParameters(),
+      trainTokens,
+      evalTokens,
+      tokensPerSecond: trainSeconds > 0 ? trainedTargets / trainSeconds : NaN,
+    };
+  } catch (e) {
+    progress?.stop();
+    await run.close(closeStatusFor(e));
+    throw e;
+  } finally {
+    // ── cleanup ──────────────────────────────────────────────────────────────────────────────
+    optimizer?.dispose();
+    model?.dispose();
+  }
+}
+
+/** The LlamaConfig of the model to train: the config's shape, the tokenizer's vocabulary and special ids. */
+export function modelConfig(cfg: PretrainConfig, tokenizer: Pick<Tokenizer, 'vocabSize' | 'bosId' | 'eosId' | 'padId'>): LlamaConfig {
+  const m = cfg.model;
+  // A tokenizer without its own pad token reuses EOS or BOS; that id must not be declared padding
+  // (initialisation zeroes the padding row of the embedding).
+  const hasOwnPad = tokenizer.padId !== tokenizer.eosId && tokenizer.padId !== tokenizer.bosId;
+  return llamaConfig({
+    vocab_size: tokenizer.vocabSize,
+    hidden_size: m.hidden_size,
+    intermediate_size: m.intermediate_size,
+    num_hidden_layers: m.num_hidden_layers,
+    num_attention_heads: m.num_attention_heads,
+    num_key_value_heads: m.num_key_value_heads ?? m.num_attention_heads,
+    max_position_embeddings: m.max_position_embeddings,
+    rope_theta: m.rope_theta,
+    rms_norm_eps: m.rms_norm_eps,
+    tie_word_embeddings: m.tie_word_embeddings,
+    initializer_range: m.initializer_range,
+    bos_token_id: tokenizer.bosId,
+    eos_token_id: tokenizer.eosId,
+    pad_token_id: hasOwnPad ? tokenizer.padId : null,
+  });
+}
+
+/**
+ * AdamW built inside a tidy scope: its constructor makes each moment variable from a `zerosLike`
+ * tensor it never disposes (the variable holds its own reference), which would otherwise stay
+ * counted as a live tensor for the rest of the process.
+ */
+function newAdamW(params: Map<string, tf.Variable>, opts: AdamWOptions): AdamW {
+  let optimizer: AdamW | undefined;
+  tf.tidy(() => {
+    optimizer = new AdamW(params, opts);
+  });
+  return optimizer!;
+}
+
+/** Optimizer steps: from the token budget, else the epochs, else train.steps. */
+export function plannedSteps(cfg: PretrainConfig, batchesPerEpoch: number): number {
+  const accum = cfg.optim.grad_accum;
+  if (cfg.data.token_budget !== null) {
+    return Math.max(1, Math.ceil(cfg.data.token_budget / (cfg.train.batch_size * accum * cfg.data.seq_len)));
+  }
+  if (cfg.train.epochs !== null) return Math.max(1, Math.ceil((cfg.train.epochs * batchesPerEpoch) / accum));
+  return cfg.train.steps;
+}
+
+/**
+ * Disk the run needs: each kept checkpoint holds the weights and two optimizer moments (float32),
+ * plus the final model; doubled for the temporary copies written before a rename.
+ */
+function estimateDiskBytes(cfg: PretrainConfig): number {
+  const shape = modelConfig(cfg, { vocabSize: cfg.tokenizer.vocab_size, bosId: 1, eosId: 2, padId: 0 });
+  let params = 0;
+  for (const s of llamaParamShapes(shape, { lmHead: !shape.tie_word_embeddings, score: false }).values()) {
+    params += s.reduce((a, b) => a * b, 1);
+  }
+  const checkpoints = (cfg.checkpoint.keep_last ?? 10) + 1;
+  return 2 * (checkpoints * 3 + 1) * params * 4;
+}
