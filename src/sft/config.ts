@@ -1,0 +1,143 @@
+/**
+ * The `sft` stage's config: supervised fine-tuning of a causal LM on dialogues, with LoRA (default)
+ * or in full. Every key has a default and a help text here (they feed `--help`, `rlhf ls sft` and
+ * config.resolved.yaml).
+ */
+import { z } from 'zod';
+import { commonSections, registerStageSchema } from '../config/index.js';
+
+const positiveInt = () => z.number().int().min(1);
+
+export const sftModelSection = z
+  .strictObject({
+    path: z
+      .string()
+      .min(1)
+      .default('runs/${run.name}/pretrain/final')
+      .describe('HF model folder to fine-tune (config.json + model.safetensors), e.g. the pretrain stage\'s final/.'),
+  })
+  .prefault({})
+  .describe('The model to fine-tune.');
+
+export const sftTokenizerSection = z
+  .strictObject({
+    path: z
+      .string()
+      .min(1)
+      .nullable()
+      .default(null)
+      .describe('Folder with tokenizer.json (+ tokenizer_config.json); null = the model folder.'),
+    template: z
+      .enum(['auto', 'tokenizer', 'llama2', 'chatml'])
+      .default('auto')
+      .describe("Chat template: auto = the tokenizer's own chat_template when it has one, else llama2."),
+  })
+  .prefault({})
+  .describe('Tokenizer and chat template.');
+
+export const sftDataSection = z
+  .strictObject({
+    train: z
+      .string()
+      .min(1)
+      .default('data/world/sft.jsonl')
+      .describe(
+        'Training rows (TRL columns: messages, or prompt/completion, or text). Format from the extension: ' +
+          '.jsonl, .arrow, .parquet. A relative path not found from the working directory is looked up inside the package.',
+      ),
+    eval: z
+      .string()
+      .min(1)
+      .nullable()
+      .default('data/world/sft_eval.jsonl')
+      .describe('Held-out rows for eval loss and perplexity; null = hold out data.eval_split rows of train.'),
+    eval_split: z
+      .number()
+      .int()
+      .min(0)
+      .default(0)
+      .describe('With data.eval null: rows of train held out (seeded) for evaluation; 0 = no evaluation.'),
+    eval_max_rows: positiveInt()
+      .nullable()
+      .default(200)
+      .describe('Evaluate on at most this many eval rows (the first ones); null = all.'),
+    strategy: z
+      .enum(['train_on_assistant', 'train_on_all', 'train_on_last'])
+      .default('train_on_assistant')
+      .describe('Which tokens get loss: every assistant turn, every token, or only the last assistant turn.'),
+    max_length: positiveInt().default(256).describe('Longest example in tokens; longer ones are truncated.'),
+    truncation: z
+      .enum(['keep_start', 'keep_end'])
+      .default('keep_start')
+      .describe('Which end of a too-long example is kept.'),
+    packing: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Pack several examples into each row of max_length tokens (position ids restart per example). The model ' +
+          'attends across packed examples (no block-diagonal mask yet), as TRL\'s classic packing does.',
+      ),
+    on_bad_row: z
+      .enum(['error', 'skip'])
+      .default('error')
+      .describe('A row that does not fit the schema: error (list the bad rows and stop) or skip (warn and drop).'),
+  })
+  .prefault({})
+  .describe('Dialogues and how they become training rows.');
+
+export const sftLoraSection = z
+  .strictObject({
+    enabled: z.boolean().default(true).describe('Train LoRA adapters (true) or every weight of the model (false: full fine-tuning).'),
+    r: positiveInt().default(8).describe('Adapter rank.'),
+    alpha: z.number().gt(0).default(16).describe('Scaling numerator: the update is (alpha / r)·B·A (alpha / √r with use_rslora).'),
+    dropout: z.number().min(0).lt(1).default(0.05).describe('Dropout on the adapter input during training.'),
+    target_modules: z
+      .union([z.array(z.string().min(1)).min(1), z.string().min(1)])
+      .default(['q_proj', 'k_proj', 'v_proj', 'o_proj'])
+      .describe('Projections that get adapters: short names (q_proj … down_proj), "all-linear", or one regex over module names.'),
+    use_rslora: z.boolean().default(false).describe('Rank-stabilised LoRA scaling alpha / √r.'),
+  })
+  .prefault({})
+  .describe('LoRA adapters (PEFT-compatible).');
+
+export const sftSection = z
+  .strictObject({
+    save_merged: z
+      .boolean()
+      .default(false)
+      .describe('LoRA only: also write the merged model (adapters folded in, tokenizer files copied) to final/merged.'),
+    early_stopping_patience: positiveInt()
+      .nullable()
+      .default(null)
+      .describe('Stop after this many evaluations in a row without improving the eval loss; null = never stop early.'),
+    early_stopping_min_delta: z
+      .number()
+      .min(0)
+      .default(0)
+      .describe('An eval loss must beat the best by more than this to count as an improvement.'),
+    max_nonfinite_steps: positiveInt()
+      .default(5)
+      .describe('Abort after this many steps in a row with a non-finite loss or gradient (each one is skipped and logged).'),
+  })
+  .prefault({})
+  .describe('SFT-specific behaviour: merged output, early stopping, divergence guard.');
+
+export const sftConfigSchema = z
+  .strictObject({
+    ...commonSections({
+      optim: { lr: 1e-3, weight_decay: 0.0, betas: [0.9, 0.999], grad_clip: 1.0 },
+      schedule: { type: 'cosine', warmup_steps: 10 },
+      train: { steps: 200, batch_size: 8, eval_every: 50 },
+      checkpoint: { every_steps: 100, keep_last: 2 },
+    }),
+    model: sftModelSection,
+    tokenizer: sftTokenizerSection,
+    data: sftDataSection,
+    lora: sftLoraSection,
+    sft: sftSection,
+  })
+  .describe('Supervised fine-tuning on dialogues: cross-entropy on assistant tokens, LoRA or full.');
+
+export type SftConfig = z.output<typeof sftConfigSchema>;
+
+registerStageSchema('sft', sftConfigSchema);

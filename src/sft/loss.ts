@@ -1,0 +1,38 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { TokenBatch } from '../data/index.js';
+import type { LlamaModel } from '../model/index.js';
+import { countTargets, maskedCrossEntropySum, shiftLabels } from '../training/index.js';
+
+/**
+ * The SFT objective on one collated batch: cross-entropy of next-token prediction, summed over the
+ * scored tokens (labels ≠ −100), so micro-batches combine exactly (see accumulation.ts).
+ */
+
+/** Scored tokens of a batch once its labels are shifted for next-token prediction. */
+export function batchTargets(batch: TokenBatch): number {
+  return countTargets(shiftLabels(batch.labels));
+}
+
+/** Token-summed loss (differentiable scalar). Call inside `tf.tidy` / `tf.variableGrads`: intermediates are not disposed here. */
+export function batchLossSum(model: LlamaModel, batch: TokenBatch, training: boolean): tf.Scalar {
+  const shape: [number, number] = [batch.inputIds.length, batch.inputIds[0]!.length];
+  const inputIds = tf.tensor2d(batch.inputIds, shape, 'int32'); // [B, T]
+  const attentionMask = tf.tensor2d(batch.attentionMask, shape, 'int32'); // [B, T]
+  const positionIds = tf.tensor2d(batch.positionIds, shape, 'int32'); // [B, T] (restart per packed example)
+  const labels = tf.tensor2d(shiftLabels(batch.labels), shape, 'int32'); // [B, T], position t scored on token t+1
+  const { logits } = model.forward({ inputIds, attentionMask, positionIds, training }); // [B, T, V]
+  return maskedCrossEntropySum(logits, labels).sum;
+}
+
+/** Mean loss over every scored token of `batches` (no gradient), and the token count. */
+export function evaluateLoss(model: LlamaModel, batches: readonly TokenBatch[]): { loss: number; tokens: number } {
+  let sum = 0;
+  let tokens = 0;
+  for (const batch of batches) {
+    const s = tf.tidy(() => batchLossSum(model, batch, false));
+    sum += s.dataSync()[0]!;
+    s.dispose();
+    tokens += batchTargets(batch);
+  }
+  return { loss: tokens > 0 ? sum / tokens : NaN, tokens };
+}
