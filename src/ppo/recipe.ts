@@ -78,7 +78,7 @@ export interface PpoIo {
   /** Held-out evaluation, run before the first and after the last iteration and every evalEvery. */
   evaluate?: () => Record<string, number>;
   /** A stop request (SIGINT/SIGTERM) ends the loop after the current iteration, with a checkpoint. */
-  stop?: { requested: boolean };
+  stop?: { poll(): Promise<boolean> };
   log?: (message: string) => void;
 }
 
@@ -168,7 +168,7 @@ export async function trainPpo(models: PpoModels, prompts: number[][], opts: Ppo
       if ((opts.evalEvery > 0 && it % opts.evalEvery === 0) || it === opts.iterations) await runEval(it);
 
       // 7. checkpoint (periodic, at the end, and before stopping early)
-      stopped = it < opts.iterations && (io.stop?.requested === true || (opts.stopAfter !== undefined && it >= opts.stopAfter));
+      stopped = it < opts.iterations && ((io.stop !== undefined && (await io.stop.poll())) || (opts.stopAfter !== undefined && it >= opts.stopAfter));
       if ((opts.checkpointEvery > 0 && it % opts.checkpointEvery === 0) || it === opts.iterations || stopped) {
         const path = savePpoCheckpoint(
           io.runDir,

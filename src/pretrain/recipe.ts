@@ -231,7 +231,7 @@ export async function runPretrain(resolved: ResolvedConfig<PretrainConfig>, opts
         checkpoint();
         lastCheckpointStep = step;
       }
-      if (run.stop.requested && step < totalSteps) {
+      if (step < totalSteps && (await run.stop.poll())) {
         const path = lastCheckpointStep === step ? join(run.dir, 'checkpoints', `step_${step}`) : checkpoint();
         progress?.stop();
         throw run.stoppedError(step, path);

@@ -231,7 +231,7 @@ export async function runSft(resolved: ResolvedConfig<SftConfig>, hooks: SftHook
           checkpoint();
           lastCheckpointStep = step;
         }
-        if (run.stop.requested) {
+        if (await run.stop.poll()) {
           const path = lastCheckpointStep === step ? join(run.dir, 'checkpoints', `step_${step}`) : checkpoint();
           throw run.stoppedError(step, path);
         }

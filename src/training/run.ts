@@ -6,7 +6,7 @@
  *     if (run.resumeFrom) ({ step, dataCursor } = restoreStageCheckpoint(run.resumeFrom, { weights, optimizer, rng }));
  *     for (...) {
  *       ... one step ...
- *       if (run.stop.requested) { saveStageCheckpoint(run.dir, {...}); throw run.stoppedError(step); }
+ *       if (await run.stop.poll()) { saveStageCheckpoint(run.dir, {...}); throw run.stoppedError(step); }
  *     }
  *     writeFolderAtomic(join(run.dir, 'final'), (tmp) => saveAdapter(model, tmp));
  *     await run.close('FINISHED');
@@ -247,7 +247,8 @@ export function closeStatusFor(e: unknown): EndStatus {
 export async function openStageRun(opts: StageRunOptions): Promise<StageRun> {
   const log = opts.log ?? ((msg: string) => process.stderr.write(msg + '\n'));
   const dir = resolve(opts.outputDir);
-  mkdirSync(dir, { recursive: true });
+  // No mkdir here: prepareRunDir creates the folder inside its checks, so an output path under a
+  // regular file is a clear UserError rather than a raw ENOTDIR.
   const resumeFrom = resolveResume(opts.resume, dir);
   prepareRunDir(dir, opts.minFreeBytes === undefined ? {} : { minFreeBytes: opts.minFreeBytes });
 

@@ -270,12 +270,9 @@ describe('SFT crash tests (child processes)', () => {
     expect(JSON.parse(r.stdout)).toEqual({ early: false, before: false, polled: true, signal: 'SIGTERM' });
   });
 
-  // KNOWN BUG (reported): the recipes check `run.stop.requested` after each step, but a signal
-  // handler only runs when the event loop gets a turn, which the step loop never gives it (its
-  // awaits settle at once). The signal is seen only after the last step, when the handlers are
-  // already gone, so SIGINT/SIGTERM are ignored and the run finishes with exit 0. Fix: `if (await
-  // run.stop.poll())` in src/sft/recipe.ts (and pretrain, reward). Then turn `test.failing` into `test`.
-  test.failing.each([
+  // A signal handler only runs when the event loop gets a turn, which a step loop whose awaits
+  // settle at once never gives it: the recipes check `await run.stop.poll()` after each step.
+  test.each([
     ['SIGINT', 130],
     ['SIGTERM', 143],
   ] as const)('%s: the current step finishes, a checkpoint is written, exit %i; resuming matches the reference', async (signal, exitCode) => {
@@ -301,11 +298,8 @@ describe('SFT crash tests (child processes)', () => {
     expectSameAdapter(finalAdapter(dir), reference.adapter);
   }, 180_000);
 
-  // KNOWN BUG (reported): openStageRun (src/training/run.ts) calls mkdirSync(dir) before
-  // prepareRunDir's try, so ENOTDIR escapes as an unexpected error (exit 1, "rerun with
-  // RLHF_DEBUG=1") instead of the UserError below. Fix: drop that mkdirSync (prepareRunDir makes the
-  // folder inside its try; resolveResume copes with a missing folder). Then `test.failing` → `test`.
-  test.failing('an output_dir under a regular file: a clear error before training, nothing written', async () => {
+  // openStageRun leaves creating the folder to prepareRunDir's checks, so ENOTDIR becomes a UserError.
+  test('an output_dir under a regular file: a clear error before training, nothing written', async () => {
     // Tests run as root, where chmod 0500 does not stop writes; a path below a file fails for anyone.
     const blocker = join(world, 'a-file');
     writeFileSync(blocker, 'not a folder\n');
