@@ -253,7 +253,7 @@ export interface PpoStageResult {
 /** Run the `ppo` stage from a resolved config: setup → trainPpo → save → cleanup. */
 export async function runPpo(
   resolved: ResolvedConfig<PpoConfig>,
-  opts: { log?: (m: string) => void; stopSignal?: StopSignal } = {},
+  opts: { log?: (m: string) => void; stopSignal?: StopSignal; parentRunId?: string } = {},
 ): Promise<PpoStageResult> {
   const cfg = resolved.config;
   const log = opts.log ?? ((m: string) => process.stderr.write(m + '\n'));
@@ -279,6 +279,7 @@ export async function runPpo(
   const run = await openStageRun({
     stage: 'ppo', outputDir: cfg.output_dir, resolved, tracking: cfg.tracking, resume: cfg.train.resume, log,
     ...(opts.stopSignal ? { stopSignal: opts.stopSignal } : {}),
+    ...(opts.parentRunId !== undefined ? { parentRunId: opts.parentRunId } : {}),
   });
   try {
     if (cfg.model.adapter !== null) {

@@ -46,6 +46,8 @@ import { copyTokenizerFiles, prepareTokenizer } from './tokenizer.js';
 const MAX_NON_FINITE_STEPS = 5;
 
 export interface PretrainRunOptions {
+  /** Nest the stage's MLflow run under this run (the pipeline's). */
+  parentRunId?: string;
   /** Tests: deterministic tracking context. */
   context?: Partial<RunContext>;
   /** Tests: a StopSignal wired to a fake process. */
@@ -94,6 +96,7 @@ export async function runPretrain(resolved: ResolvedConfig<PretrainConfig>, opts
     log,
     ...(opts.context ? { context: opts.context } : {}),
     ...(opts.stopSignal ? { stopSignal: opts.stopSignal } : {}),
+    ...(opts.parentRunId !== undefined ? { parentRunId: opts.parentRunId } : {}),
   });
   let model: LlamaModel | undefined;
   let optimizer: AdamW | undefined;

@@ -46,6 +46,8 @@ import { batchLossSum, batchTargets, evaluateLoss } from './loss.js';
 
 /** Test and embedding hooks; the CLI passes none. */
 export interface SftHooks {
+  /** Nest the stage's MLflow run under this run (the pipeline's). */
+  parentRunId?: string;
   /** After every optimizer step, with that step's metrics (tests send a stop signal from here). */
   onStep?: (step: number, metrics: Record<string, number>) => void;
   /** Before the model is released (tests inspect its weights). */
@@ -142,6 +144,7 @@ export async function runSft(resolved: ResolvedConfig<SftConfig>, hooks: SftHook
       minFreeBytes: ckptBytes * ((keepLast ?? 3) + 1) + finalBytes,
       log,
       ...(hooks.stopSignal ? { stopSignal: hooks.stopSignal } : {}),
+      ...(hooks.parentRunId !== undefined ? { parentRunId: hooks.parentRunId } : {}),
       ...(hooks.context ? { context: hooks.context } : {}),
     });
     try {

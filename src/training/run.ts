@@ -213,6 +213,8 @@ export interface StageRunOptions {
   context?: Partial<RunContext>;
   /** Tests: a StopSignal wired to a fake process. */
   stopSignal?: StopSignal;
+  /** The pipeline's MLflow run: the stage's run is nested under it (`mlflow.parentRunId`). */
+  parentRunId?: string;
   log?: (msg: string) => void;
 }
 
@@ -264,7 +266,12 @@ export async function openStageRun(opts: StageRunOptions): Promise<StageRun> {
   });
   const tags: Record<string, string> = { stage: opts.stage };
   if (resumeFrom) tags['resumed_from'] = resumeFrom;
-  await tracker.start({ experiment: opts.tracking.experiment, runName: opts.tracking.run_name, tags });
+  await tracker.start({
+    experiment: opts.tracking.experiment,
+    runName: opts.tracking.run_name,
+    tags,
+    ...(opts.parentRunId !== undefined ? { parentRunId: opts.parentRunId } : {}),
+  });
   await tracker.logParams(flattenParams({ stage: opts.stage, ...(opts.resolved.config as Record<string, unknown>) }));
 
   const stop = opts.stopSignal ?? new StopSignal();
