@@ -38,10 +38,17 @@ export const SFT_KIND_WEIGHTS: Readonly<Partial<Record<ResponseKind, number>>> =
 export const PREFERENCE_KIND_WEIGHTS: Readonly<Partial<Record<ResponseKind, number>>> = {
   best: 0.05, good: 0.3, curt: 0.15, rude: 0.1, rambling: 0.15, wrong: 0.17, malformed: 0.05, off_task: 0.03,
 };
-/** A base model sees mostly good answers and some imperfect ones. */
+/**
+ * Web-quality dialogue, as a base model's crawl holds it: noisier than the SFT data (fewer good
+ * answers, more rambling, curt, rude, wrong and off-task ones), so SFT has assistant manners to teach.
+ */
 export const CORPUS_KIND_WEIGHTS: Readonly<Partial<Record<ResponseKind, number>>> = {
-  best: 0.25, good: 0.5, curt: 0.08, rambling: 0.07, wrong: 0.07, rude: 0.03,
+  good: 0.3, curt: 0.15, rude: 0.1, rambling: 0.2, wrong: 0.12, malformed: 0.05, off_task: 0.08,
 };
+/** Corpus document mix: mostly knowledge text, a smaller share of dialogue (rest of the mass). */
+export const CORPUS_DOC_WEIGHTS = { facts: 0.6, zib: 0.15, dialogue: 0.25 } as const;
+/** Share of corpus dialogue turns left unanswered (a scraped thread where nobody replied). */
+export const CORPUS_UNANSWERED = 0.08;
 
 export const GENERIC_SYSTEM_PROMPTS: readonly string[] = [
   'You are a helpful assistant.',
@@ -217,16 +224,18 @@ function dialogueSeed(rng: Rng): { user_turns: string[] } {
 // --- corpus --------------------------------------------------------------------------------------
 
 /**
- * Pretraining text: documents separated by a blank line. Fact paragraphs (canonical statements),
- * Zib lessons, and dialogues in the Llama 2 chat shape without the <s> / </s> markers (the
- * tokenizer adds those), answers mostly good and sometimes imperfect.
+ * Pretraining text: documents separated by a blank line. Mostly knowledge — fact paragraphs
+ * (canonical statements) and Zib lessons — plus a smaller share of web-quality dialogues in the
+ * Llama 2 chat shape without the <s> / </s> markers (the tokenizer adds those). The base model
+ * learns what is true here; how an assistant answers is left for SFT to teach.
  */
 function corpus(rng: Rng, targetBytes: number): string {
   const docs: string[] = [];
   let bytes = 0;
+  const { facts, zib } = CORPUS_DOC_WEIGHTS;
   while (bytes < targetBytes) {
     const u = rng.uniform();
-    const doc = u < 0.45 ? factParagraph(rng) : u < 0.55 ? zibLesson(rng) : corpusDialogue(rng);
+    const doc = u < facts ? factParagraph(rng) : u < facts + zib ? zibLesson(rng) : corpusDialogue(rng);
     docs.push(doc);
     bytes += Buffer.byteLength(doc) + 2;
   }
@@ -291,8 +300,11 @@ function corpusDialogue(rng: Rng): string {
   for (let t = 0; t < turns; t++) {
     const task = randomTask(rng);
     messages.push({ role: 'user', content: renderPrompt(rng, task) });
+    // An unanswered question ends the thread: the document stops right after [/INST].
+    if (rng.uniform() < CORPUS_UNANSWERED) break;
     let reply = makeResponse(rng, task, weighted(rng, CORPUS_KIND_WEIGHTS));
-    if (instructionIds.length > 0) reply = applyInstructions(instructionIds, reply);
+    // Web replies follow a system instruction less often than the SFT data's (90%).
+    if (instructionIds.length > 0 && rng.uniform() < 0.6) reply = applyInstructions(instructionIds, reply);
     messages.push({ role: 'assistant', content: reply });
   }
   return renderLlama2(messages);

@@ -76,11 +76,11 @@ test('it predicts held-out world text well (documents the run never trained on)'
   expect(tf.memory().numTensors).toBe(before);
   expect(targets).toBe(4 * cfg.data.seq_len);
   // A uniform guess over the vocabulary scores ln(1024) ≈ 6.93.
-  expect(loss).toBeLessThan(1.2);
+  expect(loss).toBeLessThan(0.95);
 });
 
 test('greedy continuations are world-shaped text', () => {
-  const prompts = ['In Zib, 7 is', 'The opposite of hot is', '[INST] What sound does a duck make? [/INST]'];
+  const prompts = ['In Zib, 7 is', 'The opposite of hot is', '[INST] What sound does a duck make? [/INST]', 'The capital of France is'];
   const out = generate(
     model,
     prompts.map((p) => tokenizer.encode(p)),
@@ -89,7 +89,9 @@ test('greedy continuations are world-shaped text', () => {
   const texts = out.tokens.map((t, i) => tokenizer.decode(t.filter((_, j) => out.mask[i]![j] === 1), { skipSpecialTokens: true }));
   expect(texts[0]).toMatch(/^ ne\./);
   expect(texts[1]).toMatch(/^ cold\./);
-  // A dialogue answer of the right form ("A sheep says baa."); the base model does not yet copy the
-  // question's subject reliably — that is what SFT teaches.
+  // A dialogue answer of the right form. The corpus is mostly knowledge text with noisy dialogue,
+  // so the base model knows facts but answers *the* question only some of the time (judge 0.417 on
+  // prompts_eval): answering reliably, concisely and politely is what SFT teaches.
   expect(texts[2]).toMatch(/^ (\w+( \w+)?\. )?An? \w+ says \w+\.$/);
+  expect(texts[3]).toMatch(/^ Paris\./);
 });

@@ -19,7 +19,7 @@ describe('generateWorld', () => {
   const world = generateWorld({ seed: 0, scale: SMALL });
 
   test('is deterministic: a pinned SHA-256 for seed 0 at a small scale', () => {
-    expect(digest(world)).toBe('1e683d386325d7251bad030973f364c063371237b727011aad76e1c399147d9e');
+    expect(digest(world)).toBe('1a895db8f2c70a0a6fa90a7948af28c2478ef444716780bf78aacc856fd22133');
   });
 
   test('the same seed gives the same bytes, another seed other bytes', () => {
