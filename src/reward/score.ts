@@ -1,0 +1,103 @@
+/**
+ * Score a dataset with a trained reward model: every row keeps its columns and gains the reward of
+ * its text. Preference rows (prompt/chosen/rejected) gain `reward_chosen` and `reward_rejected`;
+ * every other form (`messages`, `prompt` + `completion`, `text`) gains `reward`. JSONL, Arrow or
+ * Parquet in and out, by extension.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { readAllRecords, writeRows, checkRow, type Message } from '../data/index.js';
+import { UserError } from '../errors.js';
+import { loadHfModel, type LlamaModel } from '../model/index.js';
+import { loadTokenizer, tokenizeDialogue, type TemplateName, type Tokenizer } from '../tokenizer/index.js';
+import { readRewardStats, sequenceRewards } from './model.js';
+import { padSequences, tokenizePreferenceSide } from './pairs.js';
+
+export interface ScoreOptions {
+  template?: TemplateName | 'auto';
+  batchSize?: number;
+  /** Whiten with the folder's reward_stats.json: (r − mean) / std. */
+  normalize?: boolean;
+}
+
+/** What to score in one row: one text (`reward`) or two (`reward_chosen`, `reward_rejected`). */
+type RowTexts = { kind: 'single'; ids: number[] } | { kind: 'pair'; chosen: number[]; rejected: number[] };
+
+/** Token ids of what a row asks to be scored; a UserError names the file and row when it is not scorable. */
+export function rowTexts(tokenizer: Tokenizer, value: unknown, template: TemplateName, where: string): RowTexts {
+  const obj = (value ?? {}) as Record<string, unknown>;
+  if (obj.chosen != null || obj.rejected != null) {
+    const c = checkRow('preference', value);
+    if (!c.ok) throw new UserError(`${where}: ${c.issues.map((i) => `${i.field || 'row'}: ${i.reason}`).join('; ')}`);
+    return {
+      kind: 'pair',
+      chosen: tokenizePreferenceSide(tokenizer, c.row.prompt, c.row.chosen, template),
+      rejected: tokenizePreferenceSide(tokenizer, c.row.prompt, c.row.rejected, template),
+    };
+  }
+  if (obj.messages != null) {
+    const c = checkRow('sft', value);
+    if (!c.ok) throw new UserError(`${where}: ${c.issues.map((i) => `${i.field || 'row'}: ${i.reason}`).join('; ')}`);
+    return { kind: 'single', ids: tokenizeDialogue(tokenizer, (c.row as { messages: Message[] }).messages, { template, strategy: 'train_on_all' }).inputIds };
+  }
+  if (obj.prompt != null && obj.completion != null) {
+    const prompt = obj.prompt as string | Message[];
+    const completion = obj.completion as string | Message[];
+    if (typeof prompt !== typeof completion && (typeof prompt === 'string' || typeof completion === 'string')) {
+      throw new UserError(`${where}: prompt and completion must both be strings or both be message lists`);
+    }
+    return { kind: 'single', ids: tokenizePreferenceSide(tokenizer, prompt, completion, template) };
+  }
+  if (typeof obj.text === 'string') return { kind: 'single', ids: tokenizePreferenceSide(tokenizer, undefined, obj.text, template) };
+  throw new UserError(
+    `${where}: nothing to score: expected "prompt"/"chosen"/"rejected", "messages", "prompt" + "completion", or "text" (found: ${Object.keys(obj).join(', ') || 'none'})`,
+  );
+}
+
+/** Rewards of many id sequences, `batchSize` at a time (right-padded, read at the last real token). */
+export function scoreSequences(model: LlamaModel, seqs: readonly number[][], opts: { padId: number; batchSize: number }): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < seqs.length; i += opts.batchSize) {
+    const { ids, mask } = padSequences(seqs.slice(i, i + opts.batchSize), { padId: opts.padId, side: 'right', padToMultipleOf: 8 });
+    const rewards = tf.tidy(() => sequenceRewards(model, tf.tensor2d(ids, undefined, 'int32'), tf.tensor2d(mask, undefined, 'int32')));
+    out.push(...rewards.dataSync());
+    rewards.dispose();
+  }
+  return out;
+}
+
+/** Read `dataFile`, score every row with the reward model in `modelDir`, write `outFile`. Returns the row count. */
+export async function scoreFile(modelDir: string, dataFile: string, outFile: string, opts: ScoreOptions = {}): Promise<number> {
+  const tokenizer = await loadTokenizer(modelDir);
+  const choice = opts.template ?? 'auto';
+  const template: TemplateName = choice !== 'auto' ? choice : tokenizer.chatTemplate !== undefined ? 'tokenizer' : 'llama2';
+  const stats = opts.normalize ? readRewardStats(modelDir) : null;
+  if (opts.normalize && !stats) throw new UserError(`${modelDir}: --normalize needs reward_stats.json in the model folder`);
+
+  const { rows, errors } = await readAllRecords(dataFile);
+  if (errors.length > 0) throw new UserError(`${dataFile}: row ${errors[0]!.row}: ${errors[0]!.error}`);
+  const texts = rows.map((r) => rowTexts(tokenizer, r.value, template, `${dataFile}: row ${r.row}`));
+  // One flat list of sequences, so batches are full whatever the mix of row forms.
+  const seqs: number[][] = texts.flatMap((t) => (t.kind === 'single' ? [t.ids] : [t.chosen, t.rejected]));
+
+  const model = loadHfModel(modelDir);
+  let rewards: number[];
+  try {
+    if (!model.scoreHead) throw new UserError(`${modelDir}: not a reward model (no score.weight; train one with rlhf reward)`);
+    rewards = scoreSequences(model, seqs, { padId: tokenizer.padId, batchSize: opts.batchSize ?? 32 });
+  } finally {
+    model.dispose();
+  }
+  const norm = (r: number) => (stats ? (r - stats.mean) / Math.max(stats.std, 1e-8) : r);
+
+  let k = 0;
+  const out = rows.map((r, i) => {
+    const row = { ...(r.value as Record<string, unknown>) };
+    if (texts[i]!.kind === 'single') row.reward = norm(rewards[k++]!);
+    else {
+      row.reward_chosen = norm(rewards[k++]!);
+      row.reward_rejected = norm(rewards[k++]!);
+    }
+    return row;
+  });
+  return writeRows(outFile, out);
+}
