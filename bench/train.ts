@@ -5,7 +5,9 @@
  *   train_lora8_tok_s — the same with LoRA r = 8 (alpha 16, no dropout) on every linear, base frozen
  *   generate_tok_s    — batch 16, 16-token prompts, 64 new tokens, KV cache, temperature 1
  *   peak_rss_mb       — peak resident memory of a process doing the LoRA step (target: < 1 GiB on small)
- *   peak_tfjs_mb      — peak bytes TF.js held during one such step (tf.profile's peakBytes)
+ *   peak_tfjs_mb      — peak bytes TF.js counted during one such step (tf.profile's peakBytes). TF.js
+ *                       counts every tensor's bytes, also tensors that share data (reshapes, saved
+ *                       activations, clones), so this is an upper bound; peak RSS is the real figure.
  * Each job runs in its own child process, so every peak RSS is that job's alone (the wasm heap
  * never shrinks, and a process's peak RSS never goes down).
  *

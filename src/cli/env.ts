@@ -1,6 +1,6 @@
 /** `rlhf env [--backend NAME] [--json]`: the TF.js backend this machine gets, its versions and patches. */
 import type { Argv, CommandModule } from 'yargs';
-import { initEngine, type BackendName, type EngineInfo } from '../engine/index.js';
+import { describeMatMulPath, initEngine, type BackendName, type EngineInfo } from '../engine/index.js';
 
 interface EnvArgs {
   backend: BackendName;
@@ -12,6 +12,8 @@ export function formatEngineInfo(info: EngineInfo): string {
     `backend:   ${info.backend}${info.requested !== info.backend ? ` (asked: ${info.requested})` : ''}`,
     `threads:   ${info.threads ?? 'managed by libtensorflow'}`,
     `simd:      ${info.simd === null ? 'n/a' : info.simd ? 'yes' : 'no'}`,
+    ...(info.matmul !== null ? [`matmul:    ${describeMatMulPath(info.matmul)}`] : []),
+    `backprop:  ${info.leanBackprop ? 'lean (gradients and saved activations freed as the backward pass goes)' : 'stock tfjs tape walk (RLHF_LEAN_BACKPROP=off)'}`,
     'versions:',
     ...Object.entries(info.versions).map(([k, v]) => `  ${k.padEnd(26)} ${v}`),
     'patched kernels:',
@@ -20,8 +22,10 @@ export function formatEngineInfo(info: EngineInfo): string {
     'patched gradients:',
     ...info.patchedGradients.map((k) => `  ${k.name.padEnd(26)} ${k.reason}`),
   ];
-  if (info.backend === 'wasm') {
-    lines.push('note:      wasm runs one thread under Node; for several cores or a GPU install @tensorflow/tfjs-node(-gpu)');
+  if (info.backend === 'wasm' && info.matmul?.path === 'blas') {
+    lines.push(`note:      matmuls run on ${info.matmul.threads ?? 'the BLAS default number of'} BLAS thread(s) (RLHF_BLAS_THREADS); other wasm kernels run one thread under Node`);
+  } else if (info.backend === 'wasm') {
+    lines.push('note:      wasm runs one thread under Node; install OpenBLAS (apt-get install libopenblas0-pthread) for multi-threaded matmuls, or @tensorflow/tfjs-node(-gpu)');
   }
   return lines.join('\n');
 }

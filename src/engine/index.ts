@@ -6,6 +6,7 @@ import '@tensorflow/tfjs';
 import { version_cpu } from '@tensorflow/tfjs-backend-cpu';
 import { getThreadsCount, version_wasm } from '@tensorflow/tfjs-backend-wasm';
 import { UserError } from '../errors.js';
+import { installLeanBackprop, uninstallLeanBackprop } from './backprop.js';
 import { configureBlas, describeMatMulPath, type BlasMode, type MatMulPathInfo } from './blas/index.js';
 import { GRADIENT_PATCHES, installGradientPatches } from './gradients.js';
 import { importNativeBackend, nativeInstallHint } from './native.js';
@@ -13,6 +14,7 @@ import { installWasmPatches, WASM_PATCHES } from './wasm/patches.js';
 
 export { Rng, type RngState } from './rng.js';
 export type { BlasMode, MatMulPathInfo } from './blas/index.js';
+export { describeMatMulPath } from './blas/index.js';
 
 export type BackendName = 'auto' | 'wasm' | 'cpu' | 'tensorflow';
 
@@ -31,7 +33,7 @@ export interface EngineOptions {
    * (`auto`, the default), or never (`off`). `RLHF_BLAS=off` in the environment also turns it off.
    */
   blas?: BlasMode;
-  /** BLAS compute threads; default the library's own (OpenBLAS: one per core) or `RLHF_BLAS_THREADS`. */
+  /** BLAS compute threads; default `RLHF_BLAS_THREADS`, else 1 (measured best here: see DEFAULT_BLAS_THREADS). */
   blasThreads?: number;
   /** Recorded in the description; the seeded source itself is `Rng` (TF.js random ops are never used). */
   seed?: number;
@@ -52,6 +54,8 @@ export interface EngineInfo {
   matmul: MatMulPathInfo | null;
   /** Gradients rlhf-kit registered (all backends), with why. */
   patchedGradients: { name: string; reason: string }[];
+  /** Whether the backward pass frees gradients and saved activations as it goes (`./backprop.ts`). */
+  leanBackprop: boolean;
   seed: number | null;
 }
 
@@ -96,6 +100,10 @@ export async function initEngine(opts: EngineOptions = {}): Promise<EngineInfo> 
   }
   await tf.ready();
   installGradientPatches();
+  // Free gradients and saved activations during the backward pass (RLHF_LEAN_BACKPROP=off: stock walk, for A/B).
+  const leanBackprop = process.env['RLHF_LEAN_BACKPROP'] !== 'off';
+  if (leanBackprop) installLeanBackprop();
+  else uninstallLeanBackprop();
   const patchedGradients = GRADIENT_PATCHES.map((p) => ({ name: p.config.kernelName, reason: p.reason }));
 
   let simd: boolean | null = null;
@@ -118,5 +126,5 @@ export async function initEngine(opts: EngineOptions = {}): Promise<EngineInfo> 
     // Skip tfjs-backend-cpu's one-time "install the node backend" banner: `tensorflow` is that.
     (tf.backend() as { firstUse?: boolean }).firstUse = false;
   }
-  return { requested, backend, versions, threads: threadCount, simd, patchedKernels, matmul, patchedGradients, seed: opts.seed ?? null };
+  return { requested, backend, versions, threads: threadCount, simd, patchedKernels, matmul, patchedGradients, leanBackprop, seed: opts.seed ?? null };
 }

@@ -76,9 +76,11 @@ export class LoraLinear implements LinearAdapter {
     if (this.merged) return baseOut;
     return tf.tidy(() => {
       const flat = tf.reshape(this.maybeDropout(x), [-1, this.inDim]); // [N, in]
-      const down = tf.matMul(flat, this.A, false, true); // [N, r]
+      // Scale the rank-r side ([N, r]), not the output ([N, out]): the backward pass then saves
+      // and differentiates a tensor out/r times smaller.
+      const down = tf.mul(tf.matMul(flat, this.A, false, true), this.scaling); // [N, r]
       const up = tf.matMul(down, this.B, false, true); // [N, out]
-      return tf.add(baseOut, tf.reshape(tf.mul(up, this.scaling), baseOut.shape));
+      return tf.add(baseOut, tf.reshape(up, baseOut.shape));
     });
   }
 

@@ -3,6 +3,7 @@
  * All math is float32 (HF upcasts RMSNorm, RoPE and softmax to float32 too).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { isRecordingGradients } from '../engine/backprop.js';
 
 /** Added to attention scores of masked keys. Finite (not -Inf) so a fully masked pad row stays finite. */
 export const MASKED_SCORE = -1e9;
@@ -21,6 +22,31 @@ export function silu(x: tf.Tensor): tf.Tensor {
 }
 
 /**
+ * The SwiGLU product silu(gate) · up, as one differentiable op that saves only its two inputs for
+ * backprop (composed from mul/sigmoid/mul it would also save sigmoid(gate) and silu(gate): two more
+ * [N, intermediate] tensors per layer). Gradients, with s = sigmoid(g):
+ *   ∂/∂up = dy · g·s,   ∂/∂g = dy · up · s · (1 + g · (1 − s)).
+ */
+export function swiglu(gate: tf.Tensor, up: tf.Tensor): tf.Tensor {
+  if (!isRecordingGradients()) return tf.tidy(() => tf.mul(tf.mul(gate, tf.sigmoid(gate)), up));
+  return swigluWithGrad(gate, up);
+}
+
+const swigluWithGrad = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+  const [gate, up, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+  save([gate, up]);
+  const value = tf.tidy(() => tf.mul(tf.mul(gate, tf.sigmoid(gate)), up));
+  const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor[] => tf.tidy(() => {
+    const [g, u] = saved as [tf.Tensor, tf.Tensor];
+    const s = tf.sigmoid(g);
+    const dUp = tf.mul(dy, tf.mul(g, s));
+    const dGate = tf.mul(tf.mul(dy, u), tf.mul(s, tf.add(1, tf.mul(g, tf.sub(1, s)))));
+    return [dGate, dUp];
+  });
+  return { value, gradFunc };
+}) as (gate: tf.Tensor, up: tf.Tensor) => tf.Tensor;
+
+/**
  * RoPE inverse frequencies, as HF computes them: 1 / theta^(2i/d) for i < d/2, rounded to float32.
  */
 export function ropeInvFreq(headDim: number, theta: number): Float32Array {
@@ -29,23 +55,66 @@ export function ropeInvFreq(headDim: number, theta: number): Float32Array {
   return out;
 }
 
+/** Position ids as plain numbers, row-major [batch, len] (what the tables are built from). */
+export interface PositionGrid {
+  batch: number;
+  len: number;
+  values: ArrayLike<number>;
+}
+
+/** cos/sin rows (d wide, HF's `cat(freqs, freqs)`) per position, per table scale, per invFreq. */
+const ropeRowCache = new WeakMap<Float32Array, Map<number, Map<number, { cos: Float32Array; sin: Float32Array }>>>();
+
+function ropeRow(invFreq: Float32Array, scale: number, pos: number): { cos: Float32Array; sin: Float32Array } {
+  let byScale = ropeRowCache.get(invFreq);
+  if (byScale === undefined) ropeRowCache.set(invFreq, (byScale = new Map()));
+  let byPos = byScale.get(scale);
+  if (byPos === undefined) byScale.set(scale, (byPos = new Map()));
+  let row = byPos.get(pos);
+  if (row === undefined) {
+    const half = invFreq.length;
+    const cos = new Float32Array(2 * half);
+    const sin = new Float32Array(2 * half);
+    for (let j = 0; j < half; j++) {
+      const angle = Math.fround(pos * invFreq[j]!); // float32, as the tensor product was
+      cos[j] = cos[j + half] = Math.fround(Math.cos(angle)) * scale;
+      sin[j] = sin[j + half] = Math.fround(Math.sin(angle)) * scale;
+    }
+    row = { cos, sin };
+    byPos.set(pos, row);
+  }
+  return row;
+}
+
 /**
  * cos and sin tables for the given positions, laid out like a projection's output [B, T, heads·d]
  * (the d-wide table repeated per head), so RoPE is two same-shape multiplies per layer.
- * The angle for dimension j is pos · invFreq[j mod d/2] (HF's `cat(freqs, freqs)`).
+ * The angle for dimension j is pos · invFreq[j mod d/2] (HF's `cat(freqs, freqs)`). `scale`
+ * multiplies both tables (the query side folds attention's 1/√d in here, for free).
+ * Built in JS from per-position rows cached per `invFreq`: one upload per table, no trig kernels.
  */
 export function ropeTables(
-  positionIds: tf.Tensor2D /* [B, T] */,
+  positionIds: tf.Tensor2D /* [B, T] */ | PositionGrid,
   invFreq: Float32Array,
   heads: number,
+  scale = 1,
 ): { cos: tf.Tensor3D; sin: tf.Tensor3D } {
-  return tf.tidy(() => {
-    const [b, t] = positionIds.shape;
-    const pos = tf.reshape(tf.cast(positionIds, 'float32'), [b, t, 1]);
-    const freqs = tf.mul(pos, tf.tensor1d(invFreq)); // [B, T, d/2]
-    const emb = tf.tile(tf.concat([freqs, freqs], -1), [1, 1, heads]); // [B, T, heads·d]
-    return { cos: tf.cos(emb) as tf.Tensor3D, sin: tf.sin(emb) as tf.Tensor3D };
-  });
+  const grid = positionIds instanceof tf.Tensor
+    ? { batch: positionIds.shape[0], len: positionIds.shape[1], values: positionIds.dataSync() }
+    : positionIds;
+  const d = 2 * invFreq.length;
+  const width = heads * d;
+  const cos = new Float32Array(grid.batch * grid.len * width);
+  const sin = new Float32Array(cos.length);
+  for (let i = 0; i < grid.batch * grid.len; i++) {
+    const row = ropeRow(invFreq, scale, grid.values[i]!);
+    for (let h = 0; h < heads; h++) {
+      cos.set(row.cos, i * width + h * d);
+      sin.set(row.sin, i * width + h * d);
+    }
+  }
+  const shape: [number, number, number] = [grid.batch, grid.len, width];
+  return { cos: tf.tensor3d(cos, shape), sin: tf.tensor3d(sin, shape) };
 }
 
 /**
@@ -62,20 +131,39 @@ export function rotateHalfMatrix(d: number): tf.Tensor2D {
   return tf.tensor2d(r, [d, d]);
 }
 
-/** RoPE on a projection output x [B, T, heads·d]: x · cos + rotate_half(x) · sin, per head. */
+/**
+ * RoPE on a projection output x [B, T, heads·d]: x · cos + rotate_half(x) · sin, per head.
+ * Differentiable in x only (the tables are constants); its gradient, dy · cos + rotate_halfᵀ(dy · sin),
+ * needs just the tables, so backprop keeps neither x nor rotate_half(x).
+ */
 export function applyRope(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor, rotateHalf: tf.Tensor2D): tf.Tensor {
-  return tf.tidy(() => {
-    const d = rotateHalf.shape[0];
-    const rotated = tf.reshape(tf.matMul(tf.reshape(x, [-1, d]), rotateHalf), x.shape);
-    return tf.add(tf.mul(x, cos), tf.mul(rotated, sin));
-  });
+  const d = rotateHalf.shape[0];
+  if (!isRecordingGradients()) {
+    return tf.tidy(() => tf.add(tf.mul(x, cos), tf.mul(tf.reshape(tf.matMul(tf.reshape(x, [-1, d]), rotateHalf), x.shape), sin)));
+  }
+  const rope = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [input, save] = args as [tf.Tensor, tf.GradSaveFunc];
+    save([cos, sin, rotateHalf]);
+    const value = tf.tidy(() => {
+      const rotated = tf.reshape(tf.matMul(tf.reshape(input, [-1, d]), rotateHalf), input.shape);
+      return tf.add(tf.mul(input, cos), tf.mul(rotated, sin));
+    });
+    const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor => tf.tidy(() => {
+      const [c, s, r] = saved as [tf.Tensor, tf.Tensor, tf.Tensor2D];
+      const back = tf.reshape(tf.matMul(tf.reshape(tf.mul(dy, s), [-1, d]), r, false, true), dy.shape);
+      return tf.add(tf.mul(dy, c), back);
+    });
+    return { value, gradFunc };
+  }) as (input: tf.Tensor) => tf.Tensor;
+  return rope(x);
 }
 
 /**
  * Additive attention bias [B, kvHeads, groups·T, S] (S = pastLen + T), the shape of the grouped
  * scores: 0 where query i (absolute index pastLen + i) may see key j — j ≤ pastLen + i and
- * attentionMask[b, j] = 1 — and MASKED_SCORE elsewhere. Built at full size once per forward so each
- * layer adds it without broadcasting (the slow path of the TF.js CPU kernels).
+ * attentionMask[b, j] = 1 — and MASKED_SCORE elsewhere. Built at full size in JS (one [T, S] block
+ * per row, copied per head) so each layer adds it without broadcasting: broadcasting adds are the
+ * slow path of the TF.js CPU kernels, and a Tile/broadcastTo is slow on wasm.
  */
 export function attentionBias(
   attentionMask: tf.Tensor2D | null /* [B, S] */,
@@ -84,20 +172,23 @@ export function attentionBias(
   pastLen: number,
   kvHeads: number,
   groups: number,
-): tf.Tensor {
-  return tf.tidy(() => {
-    const s = pastLen + queryLen;
-    const causal = new Float32Array(queryLen * s);
+): tf.Tensor4D {
+  const s = pastLen + queryLen;
+  const mask = attentionMask === null ? null : attentionMask.dataSync();
+  const block = queryLen * s;
+  const heads = kvHeads * groups;
+  const out = new Float32Array(batch * heads * block);
+  const rowBlock = new Float32Array(block);
+  for (let b = 0; b < batch; b++) {
     for (let i = 0; i < queryLen; i++) {
-      for (let j = 0; j <= pastLen + i; j++) causal[i * s + j] = 1;
+      for (let j = 0; j < s; j++) {
+        const allowed = j <= pastLen + i && (mask === null || mask[b * s + j] !== 0);
+        rowBlock[i * s + j] = allowed ? 0 : MASKED_SCORE;
+      }
     }
-    let allowed: tf.Tensor = tf.tensor(causal, [1, queryLen, s]);
-    if (attentionMask !== null) {
-      allowed = tf.mul(allowed, tf.reshape(tf.cast(attentionMask, 'float32'), [batch, 1, s]));
-    }
-    const bias = tf.reshape(tf.mul(tf.sub(allowed, 1), -MASKED_SCORE), [-1, 1, 1, queryLen, s]); // [B or 1, 1, 1, T, S]
-    return tf.reshape(tf.broadcastTo(bias, [batch, kvHeads, groups, queryLen, s]), [batch, kvHeads, groups * queryLen, s]);
-  });
+    for (let h = 0; h < heads; h++) out.set(rowBlock, (b * heads + h) * block);
+  }
+  return tf.tensor4d(out, [batch, kvHeads, groups * queryLen, s]);
 }
 
 /**

@@ -18,13 +18,14 @@ import { KVCache, type LayerKV } from './kvcache.js';
 import {
   applyRope,
   attentionBias,
-  positionIdsFromMask,
+  positionsFromMaskRow,
   rmsNorm,
   ropeInvFreq,
   ropeTables,
   rotateHalfMatrix,
-  silu,
   softmaxLastAxis,
+  swiglu,
+  type PositionGrid,
 } from './layers.js';
 import { newVariable } from './variables.js';
 import { EMBED, FINAL_NORM, LM_HEAD, SCORE, layerLinearModules, llamaParamShapes, type HeadChoice } from './names.js';
@@ -45,6 +46,7 @@ export interface ForwardInput {
 
 /** What every layer's attention shares within one forward (built once). */
 interface AttentionContext {
+  /** Query tables carry attention's 1/√hd, so scores need no separate scaling op. */
   ropeQ: { cos: tf.Tensor; sin: tf.Tensor } /* [B, T, nh·hd] */;
   ropeK: { cos: tf.Tensor; sin: tf.Tensor } /* [B, T, nkv·hd] */;
   rotateHalf: tf.Tensor2D /* [hd, hd] */;
@@ -112,12 +114,11 @@ export class LlamaModel {
   linear(moduleName: string, x: tf.Tensor): tf.Tensor {
     return tf.tidy(() => {
       const w = this.param(`${moduleName}.weight`); // [out, in]
-      const inDim = x.shape[x.shape.length - 1]!;
-      const lead = x.shape.slice(0, -1);
-      let out: tf.Tensor = tf.matMul(tf.reshape(x, [-1, inDim]), w, false, true); // [N, out]
+      // [..., in] · [out, in]ᵀ as one broadcast matmul: the kernels fold the leading axes into rows
+      // (and the BatchMatMul gradient patch sums dW over them), so no reshapes around it.
+      let out: tf.Tensor = tf.matMul(x, w, false, true); // [..., out]
       const bias = this.params.get(`${moduleName}.bias`);
       if (bias) out = tf.add(out, bias);
-      out = tf.reshape(out, [...lead, w.shape[0]!]);
       const adapter = this.adaptersEnabled ? this.adapters.get(moduleName) : undefined;
       return adapter ? adapter.apply(x, out) : out;
     });
@@ -159,33 +160,34 @@ export class LlamaModel {
       );
     }
     const result = tf.tidy(() => {
-      const positionIds =
-        input.positionIds ??
-        (input.attentionMask
-          ? positionIdsFromMask(input.attentionMask, t)
-          : (tf.broadcastTo(tf.reshape(tf.range(pastLen, pastLen + t, 1, 'int32'), [1, t]), [b, t]) as tf.Tensor2D));
+      const positions = positionGrid(input, b, t, pastLen);
       const nh = cfg.num_attention_heads;
       const nkv = cfg.num_key_value_heads;
-      const ropeQ = ropeTables(positionIds, this.invFreq, nh);
-      const ropeK = nkv === nh ? ropeQ : ropeTables(positionIds, this.invFreq, nkv);
+      const hd = headDim(cfg);
       const ctx: AttentionContext = {
-        ropeQ,
-        ropeK,
-        rotateHalf: rotateHalfMatrix(headDim(cfg)),
+        ropeQ: ropeTables(positions, this.invFreq, nh, 1 / Math.sqrt(hd)),
+        ropeK: ropeTables(positions, this.invFreq, nkv),
+        rotateHalf: rotateHalfMatrix(hd),
         bias: attentionBias(input.attentionMask ?? null, b, t, pastLen, nkv, nh / nkv),
       };
 
       let h = tf.reshape(tf.gather(this.param(EMBED), tf.reshape(input.inputIds, [-1])), [b, t, cfg.hidden_size]);
       const newKV: tf.Tensor4D[] = [];
       for (let i = 0; i < cfg.num_hidden_layers; i++) {
-        const p = `model.layers.${i}`;
-        const past = input.cache?.layers[i];
-        const normed = rmsNorm(h, this.param(`${p}.input_layernorm.weight`), cfg.rms_norm_eps);
-        const attn = this.attention(p, normed, ctx, past);
-        h = tf.add(h, attn.out);
-        newKV.push(attn.k, attn.v);
-        const normed2 = rmsNorm(h, this.param(`${p}.post_attention_layernorm.weight`), cfg.rms_norm_eps);
-        h = tf.add(h, this.mlp(p, normed2));
+        // One tidy per layer: its intermediates go when the layer ends (what backprop needs is saved
+        // on the tape separately), so the forward never holds every layer's temporaries at once.
+        const layer = tf.tidy(() => {
+          const p = `model.layers.${i}`;
+          const normed = rmsNorm(h, this.param(`${p}.input_layernorm.weight`), cfg.rms_norm_eps);
+          const attn = this.attention(p, normed, ctx, input.cache?.layers[i]);
+          const mid = tf.add(h, attn.out);
+          const normed2 = rmsNorm(mid, this.param(`${p}.post_attention_layernorm.weight`), cfg.rms_norm_eps);
+          return { h: tf.add(mid, this.mlp(p, normed2)), k: attn.k, v: attn.v };
+        });
+        if (input.cache) newKV.push(layer.k, layer.v);
+        else tf.dispose([layer.k, layer.v]);
+        h.dispose(); // made in this tidy; the tape keeps its own copy where backprop needs it
+        h = layer.h;
       }
       const hidden = rmsNorm(h, this.param(FINAL_NORM), cfg.rms_norm_eps) as tf.Tensor3D;
       return { hidden, kv: input.cache ? newKV : [] };
@@ -209,7 +211,9 @@ export class LlamaModel {
     const nh = cfg.num_attention_heads;
     const nkv = cfg.num_key_value_heads;
     const groups = nh / nkv;
-    const heads = (y: tf.Tensor, n: number) => tf.transpose(tf.reshape(y, [b, t, n, hd]), [0, 2, 1, 3]); // [B, n, T, hd]
+    // [B, T, n·hd] → [B, n, T, hd]; with one position (decoding) that is a plain reshape, no copy.
+    const heads = (y: tf.Tensor, n: number) =>
+      t === 1 ? tf.reshape(y, [b, n, 1, hd]) : tf.transpose(tf.reshape(y, [b, t, n, hd]), [0, 2, 1, 3]);
 
     const qr = applyRope(this.linear(`${p}.self_attn.q_proj`, x), ctx.ropeQ.cos, ctx.ropeQ.sin, ctx.rotateHalf);
     const kr = applyRope(this.linear(`${p}.self_attn.k_proj`, x), ctx.ropeK.cos, ctx.ropeK.sin, ctx.rotateHalf);
@@ -224,17 +228,19 @@ export class LlamaModel {
     // GQA without repeating K/V: query head h uses KV head floor(h / groups), and heads of one group
     // are adjacent, so [B, nh, T, hd] regroups to [B, nkv, groups·T, hd] against [B, nkv, S, hd].
     const qg = tf.reshape(q, [b, nkv, groups * t, hd]);
-    const scores = tf.mul(tf.matMul(qg, k, false, true), 1 / Math.sqrt(hd)); // [B, nkv, g·T, S]
+    const scores = tf.matMul(qg, k, false, true); // [B, nkv, g·T, S], already scaled by 1/√hd (ropeQ)
     const probs = softmaxLastAxis(tf.add(scores, ctx.bias));
-    const attnOut = tf.reshape(tf.matMul(probs, v), [b, nh, t, hd]);
-    const merged = tf.reshape(tf.transpose(attnOut, [0, 2, 1, 3]), [b, t, nh * hd]);
+    const attnOut = tf.matMul(probs, v); // [B, nkv, g·T, hd] = [B, nh, T, hd]
+    const merged = t === 1
+      ? tf.reshape(attnOut, [b, 1, nh * hd])
+      : tf.reshape(tf.transpose(tf.reshape(attnOut, [b, nh, t, hd]), [0, 2, 1, 3]), [b, t, nh * hd]);
     return { out: this.linear(`${p}.self_attn.o_proj`, merged), k, v };
   }
 
   private mlp(p: string, x: tf.Tensor): tf.Tensor {
-    const gate = silu(this.linear(`${p}.mlp.gate_proj`, x));
+    const gate = this.linear(`${p}.mlp.gate_proj`, x);
     const up = this.linear(`${p}.mlp.up_proj`, x);
-    return this.linear(`${p}.mlp.down_proj`, tf.mul(gate, up));
+    return this.linear(`${p}.mlp.down_proj`, swiglu(gate, up));
   }
 
   private lmHead(hidden: tf.Tensor): tf.Tensor {
@@ -245,6 +251,26 @@ export class LlamaModel {
     }
     return this.linear('lm_head', hidden);
   }
+}
+
+/**
+ * Position ids of the new tokens as plain numbers: the given ones; else, as HF derives them,
+ * cumsum(mask) − 1 clamped at 0 over the last T columns; else pastLen + arange(T).
+ */
+function positionGrid(input: ForwardInput, b: number, t: number, pastLen: number): PositionGrid {
+  if (input.positionIds) return { batch: b, len: t, values: input.positionIds.dataSync() };
+  const values = new Int32Array(b * t);
+  if (input.attentionMask) {
+    const s = input.attentionMask.shape[1];
+    const mask = input.attentionMask.dataSync();
+    for (let r = 0; r < b; r++) {
+      const row = positionsFromMaskRow(mask.subarray(r * s, (r + 1) * s));
+      for (let i = 0; i < t; i++) values[r * t + i] = row[s - t + i]!;
+    }
+  } else {
+    for (let r = 0; r < b; r++) for (let i = 0; i < t; i++) values[r * t + i] = pastLen + i;
+  }
+  return { batch: b, len: t, values };
 }
 
 /**

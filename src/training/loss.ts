@@ -25,11 +25,33 @@ function isNested(x: number[][] | ArrayLike<number>): x is number[][] {
 }
 
 /**
+ * log Σ exp over the last axis of x [N, V] → [N], with a hand-written gradient: dx = softmax(x) · dy,
+ * the softmax recomputed from the saved x. tfjs's composite logSumExp would keep and backprop
+ * through max, sub, exp and sum, several more [N, V] tensors for a gradient whose max part is zero.
+ */
+const logSumExpRows = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+  const [x, save] = args as [tf.Tensor, tf.GradSaveFunc];
+  save([x]);
+  const value = tf.tidy(() => {
+    const max = tf.max(x, -1, true); // [N, 1]
+    const sumExp = tf.sum(tf.exp(tf.sub(x, max)), -1); // [N]
+    return tf.add(tf.log(sumExp), tf.reshape(max, [-1]));
+  });
+  const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor => tf.tidy(() => {
+    const [xs] = saved as [tf.Tensor];
+    const e = tf.exp(tf.sub(xs, tf.max(xs, -1, true))); // [N, V]
+    return tf.mul(tf.div(e, tf.sum(e, -1, true)), tf.reshape(dy, [-1, 1]));
+  });
+  return { value, gradFunc };
+}) as (x: tf.Tensor) => tf.Tensor;
+
+/**
  * Token-summed cross-entropy of `logits` [B, T, V] against `labels` [B, T] (int32, −100 = ignore,
  * already aligned with the logits — see {@link shiftLabels}). Returns the *sum* over scored tokens
  * (a scalar tensor, differentiable) and their count, so micro-batches can be combined exactly.
- * Stable: log-softmax, then the label's log-probability picked with a one-hot mask (whose
- * gradient, unlike gather's, every backend has).
+ * Computed as Σ logsumexp(row) − Σ logits[row, label] over scored rows: the label logits are one
+ * gather on flat indices (its gradient, UnsortedSegmentSum, every backend has — patched on wasm),
+ * so no [B, T, V] one-hot or log-softmax is ever built.
  */
 export function maskedCrossEntropySum(logits: tf.Tensor, labels: tf.Tensor): { sum: tf.Scalar; count: number } {
   if (logits.rank !== 3 || labels.rank !== 2) {
@@ -40,22 +62,24 @@ export function maskedCrossEntropySum(logits: tf.Tensor, labels: tf.Tensor): { s
     throw new Error(`maskedCrossEntropySum: labels [${labels.shape}] do not match logits [${logits.shape}]`);
   }
   const labelValues = labels.dataSync();
-  let count = 0;
+  const rows: number[] = []; // flat row (b·T + t) of each scored position
+  const flatIndex: number[] = []; // its label's flat index into [B·T·V]
   for (let i = 0; i < labelValues.length; i++) {
     const y = labelValues[i]!;
     if (y === IGNORE_INDEX) continue;
     if (y < 0 || y >= vocab || !Number.isInteger(y)) {
       throw new Error(`maskedCrossEntropySum: label ${y} at flat position ${i} is outside [0, ${vocab})`);
     }
-    count++;
+    rows.push(i);
+    flatIndex.push(i * vocab + y);
   }
+  const count = rows.length;
   const sum = tf.tidy(() => {
-    const keep = tf.notEqual(labels, IGNORE_INDEX); // [B, T] bool
-    const intLabels = tf.cast(labels, 'int32');
-    const safeLabels = tf.where(keep, intLabels, tf.zerosLike(intLabels)); // [B, T]
-    const pick = tf.mul(tf.oneHot(safeLabels, vocab), tf.expandDims(tf.cast(keep, 'float32'), -1)); // [B, T, V]
-    const logp = tf.logSoftmax(logits, -1); // [B, T, V]
-    return tf.neg(tf.sum(tf.mul(logp, pick))) as tf.Scalar;
+    if (count === 0) return tf.mul(tf.sum(logits), 0) as tf.Scalar; // keeps the graph, value 0
+    const lse = logSumExpRows(tf.reshape(logits, [b * t, vocab])); // [B·T]
+    const scoredLse = count === b * t ? lse : tf.gather(lse, tf.tensor1d(rows, 'int32')); // [K]
+    const picked = tf.gather(tf.reshape(logits, [-1]), tf.tensor1d(flatIndex, 'int32')); // [K]
+    return tf.sub(tf.sum(scoredLse), tf.sum(picked)) as tf.Scalar;
   });
   return { sum, count };
 }

@@ -8,13 +8,28 @@ describe('rlhf env output', () => {
     expect(text).toMatch(/^threads: {3}1$/m);
     expect(text).toMatch(/^simd: {6}(yes|no)$/m);
     expect(text).toMatch(/^ {2}tfjs-backend-wasm +4\.\d+\.\d+$/m);
-    for (const k of ['UnsortedSegmentSum', 'BatchMatMul', 'StridedSlice']) expect(text).toContain(`  ${k}`);
+    for (const k of ['UnsortedSegmentSum', 'BatchMatMul', 'StridedSlice', 'Identity']) expect(text).toContain(`  ${k}`);
+    expect(text).toMatch(/^matmul: {4}(openblas|accelerate) cblas_sgemm via koffi .*|^matmul: {4}wasm \(XNNPACK\) — no system BLAS: .*/m);
+    expect(text).toMatch(/^backprop: {2}lean/m);
+  });
+
+  it('says matmuls are multi-threaded when BLAS is live, and how to get it when not', () => {
+    const base = {
+      requested: 'wasm' as const, backend: 'wasm' as const, versions: {}, threads: 1, simd: true,
+      patchedKernels: [], patchedGradients: [], leanBackprop: true, seed: null,
+    };
+    const blas = formatEngineInfo({ ...base, matmul: { path: 'blas', vendor: 'openblas', library: '/x/libopenblas.so.0', threads: 2, reason: null } });
+    expect(blas).toContain('matmul:    openblas cblas_sgemm via koffi (/x/libopenblas.so.0, 2 threads)');
+    expect(blas).toContain('note:      matmuls run on 2 BLAS thread(s)');
+    const wasm = formatEngineInfo({ ...base, matmul: { path: 'wasm', vendor: null, library: null, threads: null, reason: 'engine.blas is off' } });
+    expect(wasm).toContain('matmul:    wasm (XNNPACK) — no system BLAS: engine.blas is off');
+    expect(wasm).toContain('libopenblas0-pthread');
   });
 
   it('shows the asked backend when auto resolved it', () => {
     const text = formatEngineInfo({
       requested: 'auto', backend: 'cpu', versions: { node: '20.0.0' }, threads: 1, simd: null,
-      patchedKernels: [], patchedGradients: [], seed: null,
+      patchedKernels: [], matmul: null, patchedGradients: [], leanBackprop: true, seed: null,
     });
     expect(text.split('\n').slice(0, 3)).toEqual(['backend:   cpu (asked: auto)', 'threads:   1', 'simd:      n/a']);
     expect(text).toContain('  (none on this backend)');

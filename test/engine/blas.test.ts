@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { initEngine } from '../../src/engine/index.js';
-import { activeBlas, blasCandidates, configureBlas, loadBlas, type Sgemm } from '../../src/engine/blas/index.js';
+import { activeBlas, blasCandidates, configureBlas, DEFAULT_BLAS_THREADS, loadBlas, type Sgemm } from '../../src/engine/blas/index.js';
 import { expectSameOutputs, randomValues, runOn } from '../helpers/engine.js';
 
 const lookup = await loadBlas();
@@ -129,6 +129,21 @@ describeBlas(blasTitle, () => {
     expect(tf.engine().backend.numDataIds()).toBe(buffers);
     tf.dispose([a, b]);
     await initEngine({ backend: 'wasm', blasThreads: defaultThreads });
+  });
+
+  it('runs DEFAULT_BLAS_THREADS (1, measured best on this 2-core machine) unless told otherwise', async () => {
+    const saved = process.env['RLHF_BLAS_THREADS'];
+    delete process.env['RLHF_BLAS_THREADS'];
+    try {
+      expect(DEFAULT_BLAS_THREADS).toBe(1);
+      expect((await configureBlas('auto')).threads).toBe(DEFAULT_BLAS_THREADS);
+      process.env['RLHF_BLAS_THREADS'] = '2';
+      expect((await configureBlas('auto')).threads).toBe(2);
+    } finally {
+      if (saved === undefined) delete process.env['RLHF_BLAS_THREADS'];
+      else process.env['RLHF_BLAS_THREADS'] = saved;
+      await configureBlas('auto');
+    }
   });
 });
 

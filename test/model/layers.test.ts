@@ -10,7 +10,9 @@ import {
   ropeInvFreq,
   ropeTables,
   rotateHalfMatrix,
+  silu,
   softmaxLastAxis,
+  swiglu,
 } from '../../src/model/layers.js';
 
 beforeAll(async () => {
@@ -76,5 +78,45 @@ test('softmaxLastAxis (cpu fast path) equals tf.softmax', () => {
     const a = arr(softmaxLastAxis(x));
     const b = arr(tf.softmax(x));
     for (let i = 0; i < a.length; i++) expect(Math.abs(a[i]! - b[i]!)).toBeLessThan(1e-7);
+  });
+});
+
+const maxAbsDiff = (a: tf.Tensor, b: tf.Tensor) => tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]!);
+
+test('swiglu: value and gradients equal silu(gate) · up composed from tfjs ops', () => {
+  tf.tidy(() => {
+    const g = tf.tensor2d([[-3, -0.5, 0, 0.7], [2, 5, -1, 0.1]]);
+    const u = tf.tensor2d([[1, -2, 3, 0.5], [-1, 0.25, 2, -4]]);
+    const w = tf.tensor2d([[1, 2, -1, 0.5], [3, -2, 1, 1]]); // weights the outputs so dy is not all ones
+    const fused = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(swiglu(a, b), w)))([g, u]);
+    const composed = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(tf.mul(silu(a), b), w)))([g, u]);
+    expect(maxAbsDiff(swiglu(g, u), tf.mul(silu(g), u))).toBe(0);
+    expect(maxAbsDiff(fused[0]!, composed[0]!)).toBeLessThan(1e-6);
+    expect(maxAbsDiff(fused[1]!, composed[1]!)).toBeLessThan(1e-6);
+  });
+});
+
+test('applyRope: gradient in x equals that of x · cos + rotate_half(x) · sin composed from tfjs ops', () => {
+  tf.tidy(() => {
+    const { cos, sin } = ropeTables(tf.tensor2d([[0, 1, 5]], undefined, 'int32'), ropeInvFreq(4, 100), 2);
+    const r = rotateHalfMatrix(4);
+    const x = tf.tensor3d([[[1, 2, 3, 4, 5, 6, 7, 8], [-1, 0.5, 2, -3, 1, 1, 0, 2], [0.3, -0.2, 0.1, 4, -5, 2, 1, -1]]]);
+    const w = tf.tensor3d([[[1, -1, 2, 0.5, 3, 1, -2, 1], [2, 1, 1, -1, 0, 1, 3, 1], [1, 1, -1, 2, 1, -3, 1, 0.5]]]);
+    const composed = (v: tf.Tensor) => tf.add(tf.mul(v, cos), tf.mul(tf.reshape(tf.matMul(tf.reshape(v, [-1, 4]), r), v.shape), sin));
+    expect(maxAbsDiff(applyRope(x, cos, sin, r), composed(x))).toBe(0);
+    const fused = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(applyRope(v, cos, sin, r), w)))(x);
+    const reference = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(composed(v), w)))(x);
+    expect(maxAbsDiff(fused, reference)).toBeLessThan(1e-6);
+  });
+});
+
+test('ropeTables scale multiplies both tables (the query side carries 1/√d)', () => {
+  tf.tidy(() => {
+    const grid = { batch: 1, len: 2, values: [3, 7] };
+    const plain = ropeTables(grid, ropeInvFreq(4, 100), 1);
+    const scaled = ropeTables(grid, ropeInvFreq(4, 100), 1, 0.5);
+    expect(maxAbsDiff(scaled.cos, tf.mul(plain.cos, 0.5))).toBeLessThan(1e-7);
+    expect(maxAbsDiff(scaled.sin, tf.mul(plain.sin, 0.5))).toBeLessThan(1e-7);
+    expect(arr(plain.cos)[0]).toBeCloseTo(Math.cos(3), 6);
   });
 });

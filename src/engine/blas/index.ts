@@ -25,9 +25,18 @@ export function activeBlas(): BlasLibrary | null {
 }
 
 /**
+ * BLAS threads when neither `engine.blasThreads` nor `RLHF_BLAS_THREADS` says. Measured on the
+ * 2-core bench machine (bench/train.ts, small model, machine load 8–13): one thread gave 650–770
+ * training tok/s and 450–610 generation tok/s, two gave 490–570 and 240–460 — at these matrix
+ * sizes OpenBLAS's extra thread costs more in hand-offs and spinning than it earns, and any other
+ * work on the machine makes that worse. A user with idle cores and big models can raise it.
+ */
+export const DEFAULT_BLAS_THREADS = 1;
+
+/**
  * Turn the BLAS matmul path on or off for the wasm backend. `RLHF_BLAS=off` in the environment wins
- * over `auto` (a quick A/B without editing configs); `RLHF_BLAS_THREADS` is the default thread count.
- * `threads` null leaves the library's own default (OpenBLAS: one per core).
+ * over `auto` (a quick A/B without editing configs); `RLHF_BLAS_THREADS` is the default thread count,
+ * and without either, DEFAULT_BLAS_THREADS.
  */
 export async function configureBlas(mode: BlasMode, threads: number | null = null): Promise<MatMulPathInfo> {
   active = null;
@@ -38,14 +47,14 @@ export async function configureBlas(mode: BlasMode, threads: number | null = nul
   if (mode === 'off' || envMode === 'off' || envMode === '0') {
     return wasmPath(mode === 'off' ? 'engine.blas is off' : `RLHF_BLAS=${envMode} in the environment`);
   }
-  const wanted = threads ?? threadsFromEnv();
-  if (wanted !== null && (!Number.isInteger(wanted) || wanted < 1)) {
+  const wanted = threads ?? threadsFromEnv() ?? DEFAULT_BLAS_THREADS;
+  if (!Number.isInteger(wanted) || wanted < 1) {
     throw new UserError(`engine.blasThreads: expected a positive integer, got ${wanted}`);
   }
   const lookup = await loadBlas();
   if (lookup.library === null) return wasmPath(lookup.reason);
   const lib = lookup.library;
-  if (wanted !== null) lib.setThreads?.(wanted);
+  lib.setThreads?.(wanted);
   active = lib;
   return { path: 'blas', vendor: lib.vendor, library: lib.path, threads: lib.getThreads?.() ?? null, reason: null };
 }

@@ -17,6 +17,7 @@ export interface WasmBackend {
   dataIdMap: { get(dataId: object): { id: number; memoryOffset: number; dtype: DataType } };
   makeOutput(shape: number[], dtype: DataType): TensorInfo;
   disposeData(dataId: object, force?: boolean): boolean;
+  incRef(dataId: object): void;
   typedArrayFromHeap(info: TensorInfo): Float32Array | Int32Array | Uint8Array;
 }
 

@@ -1,5 +1,6 @@
 import { getKernel, registerKernel, unregisterKernel, type KernelConfig } from '@tensorflow/tfjs-core';
 import { fastBatchMatMulConfig } from './batch_mat_mul.js';
+import { sharingIdentity } from './identity.js';
 import { stridedSliceDtypeFix } from './strided_slice.js';
 import { unsortedSegmentSumConfig } from './unsorted_segment_sum.js';
 
@@ -21,6 +22,14 @@ export const WASM_PATCHES: readonly KernelPatch[] = [
     kernelName: fastBatchMatMulConfig.kernelName,
     reason: 'stock kernel leaves XNNPACK for transpose flags and batch dims (attention, every matmul gradient)',
     make: () => fastBatchMatMulConfig,
+  },
+  {
+    kernelName: 'Identity',
+    reason: 'stock kernel copies the data; sharing it (as cpu does) makes clones and saved activations free',
+    make: (stock) => {
+      if (stock === undefined) throw new Error('rlhf-kit: wasm Identity kernel missing');
+      return sharingIdentity(stock);
+    },
   },
   {
     kernelName: 'StridedSlice',
