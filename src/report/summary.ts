@@ -76,9 +76,9 @@ export function lastMetric(rows: readonly MetricsRow[], keys: readonly string[])
   return series.length === 0 ? null : series[series.length - 1]!.value;
 }
 
-/** `eval/accuracy/<level>` metrics of the last row that has them (the reward recipe's final evaluation). */
+/** `eval/accuracy_by_strength/<level>` metrics of the last row that has them (the reward recipe's final evaluation). */
 export function accuracyByStrengthFromMetrics(rows: readonly MetricsRow[]): Record<string, number> {
-  const prefix = 'eval/accuracy/';
+  const prefix = 'eval/accuracy_by_strength/';
   for (let i = rows.length - 1; i >= 0; i--) {
     const found = Object.entries(rows[i]!).filter(([k]) => k.startsWith(prefix));
     if (found.length > 0) return Object.fromEntries(found.map(([k, v]) => [k.slice(prefix.length), v]));

@@ -57,7 +57,11 @@ export function evaluatePairs(
   return { ...pairStats(chosen, rejected), loss, byStrength, chosen, rejected };
 }
 
-/** Flat metric names for the tracker: `eval/accuracy`, `eval/accuracy/better`, … */
+/**
+ * Flat metric names for the tracker: `eval/accuracy`, `eval/accuracy_by_strength/better`, …
+ * (not `eval/accuracy/better`: in MLflow's file store `eval/accuracy` is a file, so it cannot also
+ * be a folder).
+ */
 export function evalMetrics(e: PairEvaluation, prefix = 'eval/'): Record<string, number> {
   const out: Record<string, number> = {
     [`${prefix}loss`]: e.loss,
@@ -66,6 +70,6 @@ export function evalMetrics(e: PairEvaluation, prefix = 'eval/'): Record<string,
     [`${prefix}rewards/chosen`]: e.chosenMean,
     [`${prefix}rewards/rejected`]: e.rejectedMean,
   };
-  for (const [level, v] of Object.entries(e.byStrength)) out[`${prefix}accuracy/${level}`] = v.accuracy;
+  for (const [level, v] of Object.entries(e.byStrength)) out[`${prefix}accuracy_by_strength/${level}`] = v.accuracy;
   return out;
 }

@@ -25,7 +25,7 @@ export function writeFakeRun(runDir: string, opts: { withGatt?: boolean } = {}):
   writeMetrics(join(runDir, 'reward'), [
     { loss: 0.69, accuracy: 0.5 },
     { loss: 0.6, accuracy: 0.6 },
-    { loss: 0.5, 'eval/accuracy': 0.7, 'eval/accuracy/significantly_better': 0.9, 'eval/accuracy/better': 0.6 },
+    { loss: 0.5, 'eval/accuracy': 0.7, 'eval/accuracy_by_strength/significantly_better': 0.9, 'eval/accuracy_by_strength/better': 0.6 },
   ]);
   writeJson(join(runDir, 'reward', 'eval.json'), {
     accuracy: 0.75,
