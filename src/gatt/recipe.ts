@@ -39,7 +39,7 @@ export const SYNTH_FILE = 'gatt_train.jsonl';
 export const STATS_FILE = 'stats.json';
 export const ADHERENCE_FILE = 'adherence.json';
 
-export interface GattHooks extends Pick<SftHooks, 'onStep' | 'stopSignal' | 'progress' | 'context'> {
+export interface GattHooks extends Pick<SftHooks, 'onStep' | 'stopSignal' | 'progress' | 'context' | 'parentRunId'> {
   log?: (message: string) => void;
 }
 

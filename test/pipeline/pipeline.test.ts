@@ -123,6 +123,30 @@ test('the report: every link resolves, every PNG decodes, the summary shows ever
   expect(printed).toContain('run micro: pretrain finished, sft finished, reward finished, ppo finished, gatt finished');
 });
 
+test('MLflow: one parent run for the pipeline, every stage run nested under it', () => {
+  const root = join(tmp, 'mlruns');
+  const runs: { id: string; name: string; parent: string | null }[] = [];
+  for (const exp of readdirSync(root)) {
+    if (exp.startsWith('.') || !existsSync(join(root, exp, 'meta.yaml'))) continue;
+    for (const run of readdirSync(join(root, exp))) {
+      const tags = join(root, exp, run, 'tags');
+      if (!existsSync(tags)) continue;
+      const parentFile = join(tags, 'mlflow.parentRunId');
+      runs.push({
+        id: run,
+        name: readFileSync(join(tags, 'mlflow.runName'), 'utf8'),
+        parent: existsSync(parentFile) ? readFileSync(parentFile, 'utf8') : null,
+      });
+    }
+  }
+  const parents = runs.filter((r) => r.parent === null);
+  expect(parents).toHaveLength(1);
+  const children = runs.filter((r) => r.parent !== null);
+  // pretrain, sft, reward, ppo and gatt (whose fine-tuning is its own SFT run) all hang off the parent.
+  expect(children.length).toBeGreaterThanOrEqual(STAGES.length);
+  for (const c of children) expect(c.parent).toBe(parents[0]!.id);
+});
+
 test('a second run skips every finished stage and the evaluation', async () => {
   const resolved = loadConfig('configs/pipeline/micro.yaml', [`output_dir=${runDir}`, `tracking.uri=${join(tmp, 'mlruns')}`], {
     stage: 'pipeline',
