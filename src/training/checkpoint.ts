@@ -159,7 +159,7 @@ function removeTempFolders(root: string): void {
 }
 
 /** fsync every file below `dir`, then the folders themselves (so the renames that follow are durable). */
-function fsyncTree(dir: string): void {
+export function fsyncTree(dir: string): void {
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
     const p = join(dir, entry.name);
     if (entry.isDirectory()) fsyncTree(p);
@@ -168,7 +168,7 @@ function fsyncTree(dir: string): void {
   fsyncPath(dir);
 }
 
-function fsyncPath(path: string): void {
+export function fsyncPath(path: string): void {
   const fd = openSync(path, 'r');
   try {
     fsyncSync(fd);

@@ -21,13 +21,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import {
   accessSync,
-  closeSync,
   constants,
   existsSync,
-  fsyncSync,
   mkdirSync,
-  openSync,
-  readdirSync,
   readFileSync,
   renameSync,
   rmSync,
@@ -45,7 +41,17 @@ import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, adapterConfig, adapterStateD
 import type { LoraHost } from '../lora/inject.js';
 import { openTracker, flattenParams, METRICS_FILE, type EndStatus, type RunContext, type Tracker } from '../tracking/index.js';
 import type { AdamW } from './adamw.js';
-import { CHECKPOINTS_DIR, TRAINER_STATE_FILE, findLatestCheckpoint, listCheckpoints, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
+import {
+  CHECKPOINTS_DIR,
+  TRAINER_STATE_FILE,
+  findLatestCheckpoint,
+  fsyncPath,
+  fsyncTree,
+  listCheckpoints,
+  loadCheckpoint,
+  saveCheckpoint,
+  type TrainerState,
+} from './checkpoint.js';
 import { StopSignal } from './stop-signal.js';
 
 export const RESOLVED_CONFIG_FILE = 'config.resolved.yaml';
@@ -123,23 +129,6 @@ export function writeFolderAtomic(dir: string, write: (tmp: string) => void): vo
   if (old) rmSync(old, { recursive: true, force: true });
 }
 
-function fsyncTree(dir: string): void {
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, entry.name);
-    if (entry.isDirectory()) fsyncTree(p);
-    else if (entry.isFile()) fsyncPath(p);
-  }
-  fsyncPath(dir);
-}
-
-function fsyncPath(path: string): void {
-  const fd = openSync(path, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 // ───────────────────────────── resume ─────────────────────────────
 
