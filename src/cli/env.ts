@@ -1,10 +1,16 @@
-/** `rlhf env [--backend NAME] [--json]`: the TF.js backend this machine gets, its versions and patches. */
+/**
+ * `rlhf env [--backend NAME] [--model DIR] [--json]`: the TF.js backend this machine gets, its
+ * versions and patches; with `--model`, the model's parameter count and a memory estimate.
+ */
 import type { Argv, CommandModule } from 'yargs';
 import { describeMatMulPath, initEngine, type BackendName, type EngineInfo } from '../engine/index.js';
+import { describeModel } from '../model/describe.js';
+import { loadHfConfig } from '../model/io/hf.js';
 
 interface EnvArgs {
   backend: BackendName;
   json: boolean;
+  model?: string;
 }
 
 export function formatEngineInfo(info: EngineInfo): string {
@@ -39,9 +45,17 @@ export const envCommand: CommandModule<object, EnvArgs> = {
       default: 'auto' as BackendName,
       describe: 'Backend to initialise (as engine.backend in a config)',
     })
+    .option('model', { type: 'string', describe: 'An HF model folder: also print its parameter count and a memory estimate' })
     .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object' }) as Argv<EnvArgs>,
   handler: async (args) => {
+    // Read the model's config first: a bad folder fails before the engine starts.
+    const model = args.model === undefined ? null : describeModel(loadHfConfig(args.model));
     const info = await initEngine({ backend: args.backend });
-    console.log(args.json ? JSON.stringify(info, null, 2) : formatEngineInfo(info));
+    if (args.json) {
+      console.log(JSON.stringify(model === null ? info : { ...info, model }, null, 2));
+      return;
+    }
+    console.log(formatEngineInfo(info));
+    if (model !== null) console.log([`model:     ${args.model}`, ...model.lines.map((l) => `  ${l}`)].join('\n'));
   },
 };

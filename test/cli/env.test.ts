@@ -35,3 +35,31 @@ describe('rlhf env output', () => {
     expect(text).toContain('  (none on this backend)');
   });
 });
+
+describe('rlhf env --model', () => {
+  it('prints the shipped base model\'s parameter count and memory estimate', async () => {
+    const { run } = await import('../../src/cli/main.js');
+    const { packagePath } = await import('../../src/paths.js');
+    const printed: string[] = [];
+    const log = console.log;
+    console.log = (...a: unknown[]) => void printed.push(a.join(' '));
+    const io = { out: (t: string) => void printed.push(t), err: (t: string) => void printed.push(t), debug: false };
+    try {
+      expect(await run(['env', '--backend', 'cpu', '--model', packagePath('data', 'world', 'base')], io)).toBe(0);
+    } finally {
+      console.log = log;
+    }
+    const text = printed.join('\n');
+    expect(text).toContain(`model:     ${packagePath('data', 'world', 'base')}`);
+    // 1,115,264 weights: vocab 1024 × hidden 128 tied, 4 layers of attention + SwiGLU 384, norms.
+    expect(text.replace(/[,_ ]/g, '')).toMatch(/1115264/);
+  });
+
+  it('a folder without config.json is a clear error, exit 2', async () => {
+    const { run } = await import('../../src/cli/main.js');
+    const errs: string[] = [];
+    const io = { out: () => undefined, err: (t: string) => void errs.push(t), debug: false };
+    expect(await run(['env', '--backend', 'cpu', '--model', '/nonexistent/model'], io)).toBe(2);
+    expect(errs.join('\n')).toContain('/nonexistent/model');
+  });
+});
