@@ -2,9 +2,9 @@
  * The margin ablation of Llama 2 Table 28 on the world's preference data: the same reward model
  * trained three times — no margin, small margin, large margin (Table 27) — and scored on the
  * held-out pairs, accuracy per preference level. Not part of `npm run bench` (each run trains a
- * reward model for minutes); run it on its own:
+ * reward model for minutes, so it lives in scripts/, not bench/); run it on its own:
  *
- *   npm run build && node dist/bench/reward_margin_ablation.js [--config reward/world] [--runs DIR] [--out FILE.json] [k=v ...]
+ *   npm run build && node dist/scripts/reward_margin_ablation.js [--config reward/world] [--runs DIR] [--out FILE.json] [k=v ...]
  *
  * Extra `k=v` overrides apply to all three runs (e.g. model.path=data/world/base train.steps=200).
  * Run i writes to <--runs, default runs/ablation>/reward_margin_<kind>/. Prints the Markdown table
