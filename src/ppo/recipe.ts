@@ -5,12 +5,13 @@
  *   setup (runPpo) → loop (trainPpo): 1. rollout 2. score 3. KL-shaped rewards 4. GAE
  *   5. PPO epochs over minibatches 6. log 7. checkpoint → save → cleanup
  */
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initEngine } from '../engine/index.js';
 import { Rng } from '../engine/rng.js';
 import { UserError } from '../errors.js';
+import { readRewardStats } from '../model/io/reward-stats.js';
 import { injectLora, mergeLora, trainableVariables, unloadLora, unmergeLora } from '../lora/inject.js';
 import { loadAdapter, saveAdapter } from '../lora/peft-io.js';
 import { ScalarHead } from '../model/heads.js';
@@ -95,7 +96,7 @@ export interface PpoResult {
 
 /** The PPO loop over already-built models; resumes from `opts.resume` when it names a checkpoint. */
 export async function trainPpo(models: PpoModels, prompts: number[][], opts: PpoOptions, io: PpoIo): Promise<PpoResult> {
-  const { policy, critic, rewardModel } = models;
+  const { policy, critic } = models;
   const rng = new Rng(opts.seed);
   const criticParams = critic.trainableVariables();
   const params = new Map<string, tf.Variable>();
@@ -212,18 +213,6 @@ async function writeSampleTable(
 // ---------------------------------------------------------------------------------------------
 // The stage: config → models → trainPpo → final folder.
 
-export const REWARD_STATS_FILE = 'reward_stats.json';
-
-/** `{mean, std}` saved beside a reward model, or null when the folder has none. */
-export function readRewardStats(dir: string): { mean: number; std: number } | null {
-  const path = join(dir, REWARD_STATS_FILE);
-  if (!existsSync(path)) return null;
-  const raw = JSON.parse(readFileSync(path, 'utf8')) as { mean?: unknown; std?: unknown };
-  if (typeof raw.mean !== 'number' || typeof raw.std !== 'number' || !(raw.std > 0)) {
-    throw new UserError(`${path}: expected {"mean": number, "std": number > 0}`);
-  }
-  return { mean: raw.mean, std: raw.std };
-}
 
 function renderPrompts(tokenizer: Tokenizer, prompts: ChatMessage[][], template: TemplateName, maxTokens: number, file: string): number[][] {
   return prompts.map((messages, i) => {

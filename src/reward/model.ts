@@ -6,7 +6,7 @@
  * the score is the same under left padding, right padding or none (and a pad id equal to EOS
  * cannot hide the EOS the score is read at).
  */
-import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Rng } from '../engine/rng.js';
@@ -15,17 +15,12 @@ import { ADAPTER_CONFIG_FILE, loadAdapter, readAdapterConfig, unloadLora } from 
 import { SEQUENCE_CLASSIFICATION, attachScoreHead, loadHfModel, saveHfModel, type LlamaModel } from '../model/index.js';
 import { writeFolderAtomic } from '../training/run.js';
 
-export const REWARD_STATS_FILE = 'reward_stats.json';
+import { REWARD_STATS_FILE, type RewardStats } from '../model/io/reward-stats.js';
+
+export { REWARD_STATS_FILE, readRewardStats, type RewardStats } from '../model/io/reward-stats.js';
 /** Tokenizer files a model folder may hold; copied next to the saved reward model. */
 export const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'tokenizer.model'];
 
-/** Mean and std of the rewards over the training pairs (PPO whitens rewards with them). */
-export interface RewardStats {
-  mean: number;
-  std: number;
-  /** How many rewards (2 per pair) they were computed from. */
-  count?: number;
-}
 
 /**
  * One reward per sequence: the head applied to the final hidden state at the last position whose
@@ -141,19 +136,3 @@ export function saveRewardModel(model: LlamaModel, dir: string, opts: { stats: R
   });
 }
 
-/** Read `reward_stats.json` from a reward model folder (null when the folder has none). */
-export function readRewardStats(dir: string): RewardStats | null {
-  const path = join(dir, REWARD_STATS_FILE);
-  if (!existsSync(path)) return null;
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    throw new UserError(`${path}: not valid JSON (${(e as Error).message})`);
-  }
-  const r = raw as Partial<RewardStats>;
-  if (typeof r?.mean !== 'number' || typeof r?.std !== 'number' || !(r.std >= 0)) {
-    throw new UserError(`${path}: expected {"mean": number, "std": number >= 0}`);
-  }
-  return r as RewardStats;
-}
