@@ -145,7 +145,7 @@ function validate(prompts: number[][], opts: GenerateOptions, temperature: numbe
     const bad = p.find((t) => !Number.isInteger(t) || t < 0 || t >= vocab);
     if (bad !== undefined) throw new UserError(`generate: prompt ${i} has token id ${bad} outside the vocabulary (${vocab})`);
   });
-  if (!Number.isInteger(opts.maxNewTokens) || opts.maxNewTokens < 0) throw new UserError('generate: maxNewTokens must be a non-negative integer');
+  if (!Number.isInteger(opts.maxNewTokens) || opts.maxNewTokens < 0) throw new UserError('generate: max new tokens (--max-new-tokens, generation.max_new_tokens) must be a non-negative integer');
   if (!(temperature >= 0)) throw new UserError('generate: temperature must be ≥ 0');
   if (opts.topP !== undefined && !(opts.topP > 0 && opts.topP <= 1)) throw new UserError('generate: topP must be in (0, 1]');
   if (opts.topK !== undefined && !(Number.isInteger(opts.topK) && opts.topK >= 0)) throw new UserError('generate: topK must be a non-negative integer');

@@ -136,6 +136,23 @@ export const sftConfigSchema = z
     lora: sftLoraSection,
     sft: sftSection,
   })
+  // Options that contradict each other: each problem is located at the key that asks for too much.
+  .superRefine((cfg, ctx) => {
+    if (cfg.sft.save_merged && !cfg.lora.enabled) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['sft', 'save_merged'],
+        message: 'needs lora.enabled: true (full fine-tuning already writes the whole model to final/)',
+      });
+    }
+    if (cfg.sft.early_stopping_patience !== null && cfg.data.eval === null && cfg.data.eval_split === 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['sft', 'early_stopping_patience'],
+        message: 'needs evaluation data: set data.eval to a file or data.eval_split > 0',
+      });
+    }
+  })
   .describe('Supervised fine-tuning on dialogues: cross-entropy on assistant tokens, LoRA or full.');
 
 export type SftConfig = z.output<typeof sftConfigSchema>;

@@ -575,7 +575,7 @@ const CASES: Case[] = [
   {
     area: 'cli', name: 'generate: a negative --max-new-tokens',
     setup: (dir) => generate(dir, '--max-new-tokens', '-5'),
-    expect: [/generate: maxNewTokens must be a non-negative integer/],
+    expect: [/generate: max new tokens \(--max-new-tokens, generation.max_new_tokens\) must be a non-negative integer/],
   },
 
   // --- tokenizer files -------------------------------------------------------------------------
