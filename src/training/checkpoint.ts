@@ -11,7 +11,7 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { UserError } from '../errors.js';
 import { readSafetensors, writeSafetensors, type NamedTensor } from '../model/io/safetensors.js';
 
@@ -93,7 +93,13 @@ export function saveCheckpoint(runDir: string, contents: CheckpointContents, opt
 
   if (opts.keepLast !== undefined && opts.keepLast > 0) {
     const all = listCheckpoints(runDir);
-    for (const c of all.slice(0, Math.max(0, all.length - opts.keepLast))) rmSync(c.path, { recursive: true, force: true });
+    for (const c of all.slice(0, Math.max(0, all.length - opts.keepLast))) {
+      // Rename first: a kill during a recursive delete would leave a half-deleted step_N folder;
+      // a half-deleted temp folder is swept by the next save.
+      const doomed = join(root, `${TMP_PREFIX}del-${basename(c.path)}`);
+      renameSync(c.path, doomed);
+      rmSync(doomed, { recursive: true, force: true });
+    }
   }
   return final;
 }

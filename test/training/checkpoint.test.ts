@@ -50,6 +50,9 @@ describe('checkpoints', () => {
     for (const s of [2, 4, 6, 8]) saveCheckpoint(runDir, contents(s), { keepLast: 2 });
     expect(listCheckpoints(runDir).map((c) => c.step)).toEqual([6, 8]);
     const root = join(runDir, 'checkpoints');
+    // Pruned checkpoints are renamed away before the delete (a kill mid-delete never leaves a
+    // half-deleted step_N folder), and nothing of them is left.
+    expect(readdirSync(root).sort()).toEqual(['step_6', 'step_8']);
     // A crash mid-write leaves a temp folder; a hand-damaged step folder lacks its optimizer.
     mkdirSync(join(root, '.tmp-step_10'));
     writeFileSync(join(root, '.tmp-step_10', 'trainer_state.json'), '{"global_step": 10, "epoch": 1, "log_history": []}');
