@@ -4,8 +4,8 @@
  * Every key has a default and a help text here.
  */
 import { z } from 'zod';
-import { commonSections, registerStageSchema } from '../config/index.js';
-import { sftLoraSection, sftSection, sftTokenizerSection } from '../sft/config.js';
+import { registerStageSchema } from '../config/index.js';
+import { sftCommonSections, sftLoraSection, sftSection, sftTokenizerSection } from '../sft/config.js';
 
 const positiveInt = () => z.number().int().min(1);
 
@@ -111,12 +111,7 @@ export const gattSection = z
 
 export const gattConfigSchema = z
   .strictObject({
-    ...commonSections({
-      optim: { lr: 1e-3, weight_decay: 0.0, betas: [0.9, 0.999], grad_clip: 1.0 },
-      schedule: { type: 'cosine', warmup_steps: 10 },
-      train: { steps: 200, batch_size: 8, eval_every: 50 },
-      checkpoint: { every_steps: 100, keep_last: 2 },
-    }),
+    ...sftCommonSections(),
     model: gattModelSection,
     tokenizer: sftTokenizerSection,
     data: gattDataSection,

@@ -35,13 +35,10 @@ export interface LlamaConfig {
 export const CAUSAL_LM = 'LlamaForCausalLM';
 export const SEQUENCE_CLASSIFICATION = 'LlamaForSequenceClassification';
 
-/** Build a full config from the sizes that matter, filling HF's defaults for the rest. */
-export function llamaConfig(
-  sizes: Pick<LlamaConfig, 'vocab_size' | 'hidden_size' | 'intermediate_size' | 'num_hidden_layers' | 'num_attention_heads'> &
-    Partial<LlamaConfig>,
-): LlamaConfig {
-  const cfg: LlamaConfig = {
-    num_key_value_heads: sizes.num_attention_heads,
+/** HF LlamaConfig's defaults for every key that is not a size (GQA defaults to one KV head per head). */
+function llamaDefaults(heads: number): Omit<LlamaConfig, 'vocab_size' | 'hidden_size' | 'intermediate_size' | 'num_hidden_layers' | 'num_attention_heads'> {
+  return {
+    num_key_value_heads: heads,
     rms_norm_eps: 1e-6,
     rope_theta: 10000,
     max_position_embeddings: 2048,
@@ -56,8 +53,15 @@ export function llamaConfig(
     architectures: [CAUSAL_LM],
     model_type: 'llama',
     torch_dtype: 'float32',
-    ...sizes,
   };
+}
+
+/** Build a full config from the sizes that matter, filling HF's defaults for the rest. */
+export function llamaConfig(
+  sizes: Pick<LlamaConfig, 'vocab_size' | 'hidden_size' | 'intermediate_size' | 'num_hidden_layers' | 'num_attention_heads'> &
+    Partial<LlamaConfig>,
+): LlamaConfig {
+  const cfg = { ...llamaDefaults(sizes.num_attention_heads), ...sizes } as LlamaConfig;
   const problems = validateConfig(cfg);
   if (problems.length > 0) throw new UserError(`invalid Llama config: ${problems.join('; ')}`);
   return cfg;
@@ -101,25 +105,7 @@ export function parseLlamaConfig(json: unknown, source: string): LlamaConfig {
 }
 
 function llamaConfigUnchecked(raw: Record<string, unknown>): LlamaConfig {
-  const heads = raw.num_attention_heads as number;
-  const defaults = {
-    num_key_value_heads: heads,
-    rms_norm_eps: 1e-6,
-    rope_theta: 10000,
-    max_position_embeddings: 2048,
-    tie_word_embeddings: false,
-    bos_token_id: 1,
-    eos_token_id: 2,
-    pad_token_id: null,
-    hidden_act: 'silu',
-    attention_bias: false,
-    mlp_bias: false,
-    initializer_range: 0.02,
-    architectures: [CAUSAL_LM],
-    model_type: 'llama',
-    torch_dtype: 'float32',
-  };
-  const cfg = { ...defaults } as Record<string, unknown>;
+  const cfg = llamaDefaults(raw.num_attention_heads as number) as Record<string, unknown>;
   for (const [k, v] of Object.entries(raw)) {
     // HF writes `num_key_value_heads: null` / `head_dim: null` to mean "use the default".
     if (v === null && (k === 'num_key_value_heads' || k === 'head_dim')) continue;

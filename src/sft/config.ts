@@ -122,14 +122,19 @@ export const sftSection = z
   .prefault({})
   .describe('SFT-specific behaviour: merged output, early stopping, divergence guard.');
 
+/** The shared sections with SFT's defaults (GAtt fine-tunes with the SFT recipe and reuses them). */
+export function sftCommonSections() {
+  return commonSections({
+    optim: { lr: 1e-3, weight_decay: 0.0, betas: [0.9, 0.999], grad_clip: 1.0 },
+    schedule: { type: 'cosine', warmup_steps: 10 },
+    train: { steps: 200, batch_size: 8, eval_every: 50 },
+    checkpoint: { every_steps: 100, keep_last: 2 },
+  });
+}
+
 export const sftConfigSchema = z
   .strictObject({
-    ...commonSections({
-      optim: { lr: 1e-3, weight_decay: 0.0, betas: [0.9, 0.999], grad_clip: 1.0 },
-      schedule: { type: 'cosine', warmup_steps: 10 },
-      train: { steps: 200, batch_size: 8, eval_every: 50 },
-      checkpoint: { every_steps: 100, keep_last: 2 },
-    }),
+    ...sftCommonSections(),
     model: sftModelSection,
     tokenizer: sftTokenizerSection,
     data: sftDataSection,

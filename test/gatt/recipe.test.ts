@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jest } from '@jest/globals';
 import * as tf from '@tensorflow/tfjs-core';
-import yargs from 'yargs';
+import { runCommand } from '../helpers/cli.js';
 import { gattCommand, parseTurns } from '../../src/cli/gatt.js';
 import { initEngine } from '../../src/engine/index.js';
 import { Rng } from '../../src/engine/rng.js';
@@ -15,23 +15,7 @@ import { IGNORE_INDEX, loadTokenizer, tokenizeDialogue, trainTokenizer } from '.
 import { INSTRUCTIONS } from '../../src/world/instructions.js';
 
 /** Run `rlhf gatt ...` with only the gatt command registered; returns what it printed. */
-async function gatt(argv: string[]): Promise<string[]> {
-  const lines: string[] = [];
-  const log = jest.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void lines.push(a.join(' ')));
-  try {
-    await yargs(['gatt', ...argv])
-      .command(gattCommand)
-      .strict()
-      .exitProcess(false)
-      .fail((message, error) => {
-        throw error ?? new Error(message);
-      })
-      .parseAsync();
-  } finally {
-    log.mockRestore();
-  }
-  return lines;
-}
+const gatt = (argv: string[]): Promise<string[]> => runCommand(gattCommand, ['gatt', ...argv]);
 
 const dir = mkdtempSync(join(tmpdir(), 'rlhf-gatt-recipe-'));
 const modelDir = join(dir, 'chat');

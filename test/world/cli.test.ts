@@ -1,8 +1,6 @@
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { jest } from '@jest/globals';
-import yargs, { type CommandModule } from 'yargs';
 import { synthCommand } from '../../src/cli/data-synth.js';
 import { worldCommand } from '../../src/cli/world.js';
 import { initEngine } from '../../src/engine/index.js';
@@ -12,26 +10,9 @@ import { saveHfModel } from '../../src/model/index.js';
 import { initLlama } from '../../src/model/llama.js';
 import { loadTokenizer } from '../../src/tokenizer/index.js';
 import { generateWorld } from '../../src/world/generate.js';
+import { runCommand } from '../helpers/cli.js';
 
-/** Parse with one command registered; failures thrown (main.ts turns them into exit 2). */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-async function cli(command: CommandModule<any, any>, argv: string[]): Promise<string[]> {
-  const lines: string[] = [];
-  const log = jest.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void lines.push(a.join(' ')));
-  try {
-    await yargs(argv)
-      .command(command)
-      .strict()
-      .exitProcess(false)
-      .fail((message, error) => {
-        throw error ?? new Error(message);
-      })
-      .parseAsync();
-  } finally {
-    log.mockRestore();
-  }
-  return lines;
-}
+const cli = runCommand;
 
 const dir = mkdtempSync(join(tmpdir(), 'rlhf-world-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
