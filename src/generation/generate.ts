@@ -3,9 +3,14 @@
  *
  * Prompts of different lengths are left-padded so every row's next token sits in the last column;
  * position ids come from the attention mask (cumsum − 1), so each row sees the positions it would see
- * alone. Each step reads back only the last position's logits [B, V] and picks tokens on the CPU
- * with the seeded Rng. A row that hits a stop id keeps being fed the pad token (mask 1, as HF does)
- * but its later tokens are masked out of the result.
+ * alone. Each step computes only the last position's logits [B, V] and picks tokens with the seeded
+ * Rng: without top-k/top-p/banned ids, from the softmax computed on the backend (`drawPlainRows`),
+ * else row by row in float64 on the CPU. A row that hits a stop id keeps being fed the pad token
+ * (mask 1, as HF does) but its later tokens are masked out of the result.
+ *
+ * The loop runs under the model's inference weights (fused, transposed, LoRA folded in) with a
+ * preallocated KV cache that each step appends to in place — the decode steps are small products,
+ * where per-op cost, not arithmetic, dominates (issue 11).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { Rng } from '../engine/rng.js';
@@ -13,7 +18,8 @@ import { UserError } from '../errors.js';
 import { eosTokenIds } from '../model/config.js';
 import { KVCache } from '../model/kvcache.js';
 import type { LlamaModel } from '../model/llama.js';
-import { chooseToken, logSoftmax, samplingLogProbs } from './sampling.js';
+import { drawPlainRows } from './device_draw.js';
+import { chooseToken, logSumExpRow, samplingLogProbs, type PlainDraw, type SamplingOptions } from './sampling.js';
 
 export interface GenerateOptions {
   maxNewTokens: number;
@@ -83,56 +89,95 @@ export function generate(model: LlamaModel, prompts: number[][], opts: GenerateO
     finished: prompts.map(() => false),
   };
 
-  let cache: KVCache | null = useCache ? KVCache.empty() : null;
+  // Rows without top-k/top-p/banned ids are drawn on the backend (the common case: PPO rollouts).
+  const filtersTopK = sampling.topK > 0 && sampling.topK < vocab;
+  // Room for every position fed: the prompt, then all new tokens but the last.
+  let cache: KVCache | null = useCache ? KVCache.preallocated(promptIds[0]!.length + opts.maxNewTokens - 1) : null;
   let feed = seqIds; // what the next forward sees: the whole prompt first, then one column a step
-  try {
-    for (let step = 0; step < opts.maxNewTokens; step++) {
-      const logits = lastLogits(model, feed, seqMask, cache);
-      if (cache) {
-        cache.dispose();
-        cache = logits.cache!;
+  // Fused and adapter-folded weights for the whole loop (released when it ends).
+  model.withInferenceWeights(() => {
+    try {
+      for (let step = 0; step < opts.maxNewTokens; step++) {
+        const out = lastLogits(model, feed, seqMask, cache);
+        if (cache) {
+          cache.dispose();
+          cache = out.cache!;
+        }
+        const banned = step < minNew ? stopIds : [];
+        const plain = banned.length === 0 && (sampling.temperature === 0 || (!filtersTopK && sampling.topP >= 1));
+        let draws: PlainDraw[];
+        try {
+          draws = plain
+            ? drawPlainRows(out.logits, sampling.temperature, uniforms(b, sampling.temperature, opts.rng))
+            : drawRows(out.logits, sampling, banned, opts.rng);
+        } finally {
+          out.logits.dispose();
+        }
+        const next: number[] = [];
+        for (let r = 0; r < b; r++) {
+          const draw = draws[r]!;
+          const tok = draw.token;
+          const done = result.finished[r]!;
+          result.tokens[r]!.push(done ? padId : tok);
+          result.mask[r]!.push(done ? 0 : 1);
+          result.logprobs[r]!.push(done ? 0 : draw.logprob);
+          result.rawLogprobs[r]!.push(done ? 0 : draw.rawLogprob);
+          if (!done && stopIds.includes(tok)) result.finished[r] = true;
+          next.push(done ? padId : tok);
+        }
+        if (result.finished.every((f) => f)) break;
+        for (let r = 0; r < b; r++) {
+          seqIds[r]!.push(next[r]!);
+          seqMask[r]!.push(1);
+        }
+        feed = cache ? next.map((t) => [t]) : seqIds;
       }
-      const banned = step < minNew ? stopIds : [];
-      const next: number[] = [];
-      for (let r = 0; r < b; r++) {
-        const row = logits.values.subarray(r * vocab, (r + 1) * vocab);
-        const logp = samplingLogProbs(row, sampling, banned);
-        const tok = chooseToken(logp, sampling, opts.rng);
-        const done = result.finished[r]!;
-        result.tokens[r]!.push(done ? padId : tok);
-        result.mask[r]!.push(done ? 0 : 1);
-        result.logprobs[r]!.push(done ? 0 : logp[tok]!);
-        result.rawLogprobs[r]!.push(done ? 0 : logSoftmax(row)[tok]!);
-        if (!done && stopIds.includes(tok)) result.finished[r] = true;
-        next.push(done ? padId : tok);
-      }
-      if (result.finished.every((f) => f)) break;
-      for (let r = 0; r < b; r++) {
-        seqIds[r]!.push(next[r]!);
-        seqMask[r]!.push(1);
-      }
-      feed = cache ? next.map((t) => [t]) : seqIds;
+    } finally {
+      cache?.dispose();
     }
-  } finally {
-    cache?.dispose();
-  }
+  });
   return result;
 }
 
-/** One forward; returns the last position's logits [B·V] (one readback) and the new cache. */
+/** One uniform number per row, in row order (none when greedy). */
+function uniforms(rows: number, temperature: number, rng: Rng | undefined): number[] {
+  if (temperature === 0) return [];
+  if (!rng) throw new Error('sampling with temperature > 0 needs an Rng');
+  return Array.from({ length: rows }, () => rng.uniform());
+}
+
+/**
+ * The general path, row by row on the CPU in float64: the sampling distribution as log-probabilities
+ * (min-tokens ban, temperature, top-k, top-p), then one draw from it.
+ */
+function drawRows(logits: tf.Tensor2D, sampling: SamplingOptions, banned: readonly number[], rng: Rng | undefined): PlainDraw[] {
+  const [b, vocab] = logits.shape;
+  const values = logits.dataSync() as Float32Array;
+  const out: PlainDraw[] = [];
+  for (let r = 0; r < b; r++) {
+    const row = values.subarray(r * vocab, (r + 1) * vocab);
+    const logp = samplingLogProbs(row, sampling, banned);
+    const token = chooseToken(logp, sampling, rng);
+    out.push({ token, logprob: logp[token]!, rawLogprob: row[token]! - logSumExpRow(row) });
+  }
+  return out;
+}
+
+/** One forward; returns the last position's logits [B, V] (the caller disposes them) and the new cache. */
 function lastLogits(
   model: LlamaModel,
   feed: number[][],
   mask: number[][],
   cache: KVCache | null,
-): { values: Float32Array; cache?: KVCache } {
+): { logits: tf.Tensor2D; cache?: KVCache } {
   const ids = tf.tensor2d(feed, undefined, 'int32');
   const maskT = tf.tensor2d(mask, undefined, 'int32');
   try {
     const out = model.forward({ inputIds: ids, attentionMask: maskT, logitsToKeep: 1, ...(cache ? { cache } : {}) });
-    const values = out.logits.dataSync() as Float32Array;
+    const [b, , v] = out.logits.shape;
+    const logits = tf.reshape(out.logits, [b, v]) as tf.Tensor2D;
     tf.dispose([out.logits, out.hidden]);
-    return { values, ...(out.cache ? { cache: out.cache } : {}) };
+    return { logits, ...(out.cache ? { cache: out.cache } : {}) };
   } finally {
     tf.dispose([ids, maskT]);
   }

@@ -87,6 +87,22 @@ export function drawFromLogProbs(logp: Float64Array, u: number): number {
   return last; // rounding left cum slightly below 1
 }
 
+/** A drawn token with its log-probability under the sampling distribution and under the raw logits. */
+export interface PlainDraw {
+  token: number;
+  logprob: number;
+  rawLogprob: number;
+}
+
+/** log Σ exp(x) of a row, in float64. */
+export function logSumExpRow(logits: ArrayLike<number>): number {
+  let max = -Infinity;
+  for (let i = 0; i < logits.length; i++) if (logits[i]! > max) max = logits[i]!;
+  let sum = 0;
+  for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i]! - max);
+  return max + Math.log(sum);
+}
+
 /** Choose the next token of one row; greedy draws no random number. */
 export function chooseToken(logp: Float64Array, opts: SamplingOptions, rng: Rng | undefined): number {
   if (opts.temperature === 0) return argmax(logp);

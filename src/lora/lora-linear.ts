@@ -84,6 +84,11 @@ export class LoraLinear implements LinearAdapter {
     });
   }
 
+  /** Outside training (no dropout) `apply` adds x · deltaWeightᵀ; nothing while merged. */
+  inferenceDelta(): tf.Tensor2D | null {
+    return this.merged ? null : this.deltaWeight();
+  }
+
   /** scaling · B · A [out, in]: what merging adds to the base weight. */
   deltaWeight(): tf.Tensor2D {
     return tf.tidy(() => tf.mul(tf.matMul(this.B, this.A), this.scaling) as tf.Tensor2D);

@@ -7,4 +7,10 @@ import type * as tf from '@tensorflow/tfjs-core';
  */
 export interface LinearAdapter {
   apply(x: tf.Tensor /* [..., in] */, baseOut: tf.Tensor /* [..., out] */): tf.Tensor /* [..., out] */;
+  /**
+   * What `apply` adds, as a weight delta [out, in] outside training (so x·(W + Δ)ᵀ = apply(x, x·Wᵀ)),
+   * or null when it adds nothing. Lets inference fold the adapter into the base weight
+   * (`LlamaModel.withInferenceWeights`); an adapter without it is applied as usual.
+   */
+  inferenceDelta?(): tf.Tensor2D | null;
 }

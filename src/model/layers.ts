@@ -65,7 +65,7 @@ export interface PositionGrid {
 /** cos/sin rows (d wide, HF's `cat(freqs, freqs)`) per position, per table scale, per invFreq. */
 const ropeRowCache = new WeakMap<Float32Array, Map<number, Map<number, { cos: Float32Array; sin: Float32Array }>>>();
 
-function ropeRow(invFreq: Float32Array, scale: number, pos: number): { cos: Float32Array; sin: Float32Array } {
+export function ropeRow(invFreq: Float32Array, scale: number, pos: number): { cos: Float32Array; sin: Float32Array } {
   let byScale = ropeRowCache.get(invFreq);
   if (byScale === undefined) ropeRowCache.set(invFreq, (byScale = new Map()));
   let byPos = byScale.get(scale);
@@ -99,18 +99,45 @@ export function ropeTables(
   heads: number,
   scale = 1,
 ): { cos: tf.Tensor3D; sin: tf.Tensor3D } {
+  return ropeTablesFor(positionIds, invFreq, [{ heads, scale }]);
+}
+
+/**
+ * One stretch of heads in a RoPE table: `scale` multiplies cos and sin; `identity` heads pass
+ * through unrotated (cos 1, sin 0), e.g. the value part of a fused q|k|v projection.
+ */
+export interface RopeSegment {
+  heads: number;
+  scale?: number;
+  identity?: boolean;
+}
+
+/** `ropeTables` for a projection made of several stretches of heads side by side (fused q|k|v). */
+export function ropeTablesFor(
+  positionIds: tf.Tensor2D /* [B, T] */ | PositionGrid,
+  invFreq: Float32Array,
+  segments: readonly RopeSegment[],
+): { cos: tf.Tensor3D; sin: tf.Tensor3D } {
   const grid = positionIds instanceof tf.Tensor
     ? { batch: positionIds.shape[0], len: positionIds.shape[1], values: positionIds.dataSync() }
     : positionIds;
   const d = 2 * invFreq.length;
-  const width = heads * d;
+  const width = d * segments.reduce((n, s) => n + s.heads, 0);
   const cos = new Float32Array(grid.batch * grid.len * width);
   const sin = new Float32Array(cos.length);
   for (let i = 0; i < grid.batch * grid.len; i++) {
-    const row = ropeRow(invFreq, scale, grid.values[i]!);
-    for (let h = 0; h < heads; h++) {
-      cos.set(row.cos, i * width + h * d);
-      sin.set(row.sin, i * width + h * d);
+    let at = i * width;
+    for (const seg of segments) {
+      if (seg.identity) {
+        cos.fill(1, at, at + seg.heads * d); // sin stays 0
+        at += seg.heads * d;
+        continue;
+      }
+      const row = ropeRow(invFreq, seg.scale ?? 1, grid.values[i]!);
+      for (let h = 0; h < seg.heads; h++, at += d) {
+        cos.set(row.cos, at);
+        sin.set(row.sin, at);
+      }
     }
   }
   const shape: [number, number, number] = [grid.batch, grid.len, width];
@@ -172,23 +199,26 @@ export function attentionBias(
   pastLen: number,
   kvHeads: number,
   groups: number,
+  /** Key columns when keys come from a preallocated cache (≥ S); columns from S on are masked by the causal rule. */
+  keyLen = pastLen + queryLen,
 ): tf.Tensor4D {
   const s = pastLen + queryLen;
+  const cols = Math.max(keyLen, s);
   const mask = attentionMask === null ? null : attentionMask.dataSync();
-  const block = queryLen * s;
+  const block = queryLen * cols;
   const heads = kvHeads * groups;
   const out = new Float32Array(batch * heads * block);
   const rowBlock = new Float32Array(block);
   for (let b = 0; b < batch; b++) {
     for (let i = 0; i < queryLen; i++) {
-      for (let j = 0; j < s; j++) {
+      for (let j = 0; j < cols; j++) {
         const allowed = j <= pastLen + i && (mask === null || mask[b * s + j] !== 0);
-        rowBlock[i * s + j] = allowed ? 0 : MASKED_SCORE;
+        rowBlock[i * cols + j] = allowed ? 0 : MASKED_SCORE;
       }
     }
     for (let h = 0; h < heads; h++) out.set(rowBlock, (b * heads + h) * block);
   }
-  return tf.tensor4d(out, [batch, kvHeads, groups * queryLen, s]);
+  return tf.tensor4d(out, [batch, kvHeads, groups * queryLen, cols]);
 }
 
 /**

@@ -10,11 +10,14 @@
  * through `linear(moduleName, x)`, the single hook LoRA plugs into (`adapters`).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { isRecordingGradients } from '../engine/backprop.js';
+import { canWriteInPlace, copyAxis2InPlace } from '../engine/inplace.js';
 import type { Rng } from '../engine/rng.js';
 import type { LinearAdapter } from './adapter.js';
 import { CAUSAL_LM, SEQUENCE_CLASSIFICATION, headDim, type LlamaConfig } from './config.js';
 import { ScalarHead } from './heads.js';
-import { KVCache, type LayerKV } from './kvcache.js';
+import { ropeAppendJs, rmsNormJs } from './inference.js';
+import { KVCache, type KVStore, type LayerKV } from './kvcache.js';
 import {
   applyRope,
   attentionBias,
@@ -22,6 +25,7 @@ import {
   rmsNorm,
   ropeInvFreq,
   ropeTables,
+  ropeTablesFor,
   rotateHalfMatrix,
   softmaxLastAxis,
   swiglu,
@@ -46,12 +50,34 @@ export interface ForwardInput {
 
 /** What every layer's attention shares within one forward (built once). */
 interface AttentionContext {
-  /** Query tables carry attention's 1/√hd, so scores need no separate scaling op. */
-  ropeQ: { cos: tf.Tensor; sin: tf.Tensor } /* [B, T, nh·hd] */;
-  ropeK: { cos: tf.Tensor; sin: tf.Tensor } /* [B, T, nkv·hd] */;
-  rotateHalf: tf.Tensor2D /* [hd, hd] */;
-  bias: tf.Tensor /* [B, nkv, groups·T, S] */;
+  /** Query tables carry attention's 1/√hd, so scores need no separate scaling op. Null when every layer has a fused q|k|v. */
+  ropeQ: { cos: tf.Tensor; sin: tf.Tensor } | null /* [B, T, nh·hd] */;
+  ropeK: { cos: tf.Tensor; sin: tf.Tensor } | null /* [B, T, nkv·hd] */;
+  /** The same for a fused q|k|v output (v passes through): built when some layer has one. */
+  ropeQKV: { cos: tf.Tensor; sin: tf.Tensor } | null /* [B, T, (nh + 2·nkv)·hd] */;
+  rotateHalf: tf.Tensor2D | null /* [hd, hd] */;
+  bias: tf.Tensor /* [B, nkv, groups·T, S or the cache capacity] */;
+  /** Preallocated cache buffers the new keys/values go into (positions pastLen … pastLen + T − 1). */
+  append: KVStore | null;
+  pastLen: number;
+  positions: PositionGrid;
+  /** RoPE and the cache write of a fused q|k|v done in JS (`ropeAppendJs`): inference into a preallocated cache. */
+  jsRope: boolean;
 }
+
+/**
+ * A projection's weight as inference uses it: transposed, [in, out] (+ bias [out]), adapters folded
+ * in. Row-major [in, out] is what sgemm streams fastest for the few-row products of decoding
+ * (measured 20–30% over the [out, in] layout with a transposed operand at 16 rows).
+ */
+interface InferenceLinear {
+  weight: tf.Tensor;
+  bias: tf.Tensor | null;
+}
+
+/** Projections run as one matmul under `withInferenceWeights`, by the key they are stored under. */
+const QKV = ['q_proj', 'k_proj', 'v_proj'] as const;
+const GATE_UP = ['gate_proj', 'up_proj'] as const;
 
 export interface ForwardOutput {
   logits: tf.Tensor3D /* [B, T or logitsToKeep, V] */;
@@ -71,6 +97,10 @@ export class LlamaModel {
   scoreHead: ScalarHead | null;
 
   private readonly invFreq: Float32Array;
+  /** Set by `withInferenceWeights` for its duration. */
+  private inference: Map<string, InferenceLinear> | null = null;
+  /** RMSNorm weights as plain arrays, for `rmsNormJs` under `withInferenceWeights`. */
+  private inferenceNorms = new Map<string, Float32Array>();
 
   constructor(config: LlamaConfig, params: Map<string, tf.Variable>) {
     this.config = config;
@@ -110,8 +140,93 @@ export class LlamaModel {
     return p;
   }
 
+  /**
+   * Run `fn` with inference weights: every projection and the LM head as a transposed copy [in, out],
+   * q|k|v and gate|up of each layer concatenated into one weight each (one matmul instead of three
+   * and two: the small products of decoding are dominated by per-call cost), and every enabled
+   * adapter that can (`inferenceDelta`) folded into its weight. A projection whose adapter cannot be
+   * folded keeps the ordinary path (and so does its q|k|v or gate|up group).
+   * Forwards inside `fn` use them unless they record gradients or run in training mode (then the
+   * variables and adapters are used as always). The weights are copies made at the start, so `fn`
+   * must not change variables or adapters; they are released at the end (generation wraps its
+   * loop in this). Nested calls share the outer call's weights.
+   */
+  withInferenceWeights<T>(fn: () => T): T {
+    if (this.inference !== null) return fn();
+    const weights = this.buildInferenceWeights();
+    this.inference = weights;
+    for (const [name, v] of this.params) if (name.endsWith('norm.weight')) this.inferenceNorms.set(name, v.dataSync() as Float32Array);
+    try {
+      return fn();
+    } finally {
+      this.inference = null;
+      this.inferenceNorms.clear();
+      for (const w of weights.values()) tf.dispose(w.bias ? [w.weight, w.bias] : [w.weight]);
+    }
+  }
+
+  /** The inference weight stored under `key`, when inference weights are in use for this forward. */
+  private inferenceLinear(key: string): InferenceLinear | undefined {
+    if (this.inference === null || this.training || isRecordingGradients()) return undefined;
+    return this.inference.get(key);
+  }
+
+  /** Whether this forward may run the JS decode pieces (`./inference.ts`): inference weights in use, storage reachable. */
+  private jsInference(): boolean {
+    return this.inference !== null && !this.training && !isRecordingGradients() && canWriteInPlace();
+  }
+
+  /** RMSNorm with the weight `name` (in JS under inference weights, else TF.js ops). */
+  private norm(name: string, x: tf.Tensor): tf.Tensor {
+    const w = this.jsInference() ? this.inferenceNorms.get(name) : undefined;
+    return w ? rmsNormJs(x, w, this.config.rms_norm_eps) : rmsNorm(x, this.param(name), this.config.rms_norm_eps);
+  }
+
+  private buildInferenceWeights(): Map<string, InferenceLinear> {
+    const out = new Map<string, InferenceLinear>();
+    tf.tidy(() => {
+      // A module's weight with its adapter folded in; null when the adapter cannot be folded.
+      const effective = (module: string): { w: tf.Tensor; b: tf.Tensor | undefined } | null => {
+        const w = this.param(`${module}.weight`);
+        const b = this.params.get(`${module}.bias`);
+        const adapter = this.adaptersEnabled ? this.adapters.get(module) : undefined;
+        if (adapter === undefined) return { w, b };
+        if (adapter.inferenceDelta === undefined) return null;
+        const delta = adapter.inferenceDelta();
+        return { w: delta === null ? w : tf.add(w, delta), b };
+      };
+      // [out, in] weights side by side along out, stored transposed: [in, Σ out].
+      const keep = (key: string, weights: tf.Tensor[], bias: tf.Tensor | null) => {
+        const w = weights.length === 1 ? weights[0]! : tf.concat(weights);
+        out.set(key, { weight: tf.keep(tf.transpose(w)), bias: bias === null ? null : tf.keep(bias) });
+      };
+      const group = (key: string, modules: string[]) => {
+        const parts = modules.map(effective);
+        if (parts.some((x) => x === null)) return;
+        const ws = parts.map((x) => x!);
+        const bias = ws.some((x) => x.b !== undefined)
+          ? tf.concat(ws.map((x, i) => x.b ?? tf.zeros([this.param(`${modules[i]}.weight`).shape[0]!])))
+          : null;
+        keep(key, ws.map((x) => x.w), bias);
+      };
+      for (let i = 0; i < this.config.num_hidden_layers; i++) {
+        const p = `model.layers.${i}`;
+        group(`${p}.self_attn.qkv`, QKV.map((m) => `${p}.self_attn.${m}`));
+        group(`${p}.self_attn.o_proj`, [`${p}.self_attn.o_proj`]);
+        group(`${p}.mlp.gate_up`, GATE_UP.map((m) => `${p}.mlp.${m}`));
+        group(`${p}.mlp.down_proj`, [`${p}.mlp.down_proj`]);
+      }
+      // As lmHead(): tied embeddings first (no adapter there), else lm_head's own weight.
+      if (this.config.tie_word_embeddings) keep('lm_head', [this.param(EMBED)], null);
+      else if (this.params.has(LM_HEAD)) group('lm_head', ['lm_head']);
+    });
+    return out;
+  }
+
   /** x · Wᵀ (+ bias), then the module's adapter if one is registered and enabled. x: [..., in] → [..., out]. */
   linear(moduleName: string, x: tf.Tensor): tf.Tensor {
+    const folded = this.inferenceLinear(moduleName);
+    if (folded) return this.inferenceMatMul(folded, x);
     return tf.tidy(() => {
       const w = this.param(`${moduleName}.weight`); // [out, in]
       // [..., in] · [out, in]ᵀ as one broadcast matmul: the kernels fold the leading axes into rows
@@ -122,6 +237,12 @@ export class LlamaModel {
       const adapter = this.adaptersEnabled ? this.adapters.get(moduleName) : undefined;
       return adapter ? adapter.apply(x, out) : out;
     });
+  }
+
+  /** x · Wᵀ (+ bias) with an inference weight (stored as Wᵀ). */
+  private inferenceMatMul(w: InferenceLinear, x: tf.Tensor): tf.Tensor {
+    if (w.bias === null) return tf.matMul(x, w.weight);
+    return tf.tidy(() => tf.add(tf.matMul(x, w.weight), w.bias!));
   }
 
   /** Logits, final hidden states and (when a cache was given) the extended cache. */
@@ -159,40 +280,66 @@ export class LlamaModel {
         `LlamaModel.forward: attentionMask has ${input.attentionMask.shape[1]} columns, expected pastLen + T = ${pastLen + t}`,
       );
     }
-    const result = tf.tidy(() => {
-      const positions = positionGrid(input, b, t, pastLen);
-      const nh = cfg.num_attention_heads;
-      const nkv = cfg.num_key_value_heads;
-      const hd = headDim(cfg);
-      const ctx: AttentionContext = {
-        ropeQ: ropeTables(positions, this.invFreq, nh, 1 / Math.sqrt(hd)),
-        ropeK: ropeTables(positions, this.invFreq, nkv),
-        rotateHalf: rotateHalfMatrix(hd),
-        bias: attentionBias(input.attentionMask ?? null, b, t, pastLen, nkv, nh / nkv),
-      };
+    const nh = cfg.num_attention_heads;
+    const nkv = cfg.num_key_value_heads;
+    const hd = headDim(cfg);
+    // A preallocated cache: the buffers this forward writes its keys/values into (outside the tidy).
+    if (input.cache?.isPreallocated && isRecordingGradients()) {
+      throw new Error('LlamaModel.forward: a preallocated KV cache is written in place and cannot record gradients');
+    }
+    const append = input.cache?.isPreallocated ? input.cache.appendBuffers(t, cfg.num_hidden_layers, [b, nkv, hd]) : null;
+    let result: { hidden: tf.Tensor3D; kv: tf.Tensor4D[] };
+    try {
+      result = tf.tidy(() => {
+        const positions = positionGrid(input, b, t, pastLen);
+        let fusedQkv = 0;
+        for (let i = 0; i < cfg.num_hidden_layers; i++) if (this.inferenceLinear(`model.layers.${i}.self_attn.qkv`)) fusedQkv++;
+        const jsRope = append !== null && this.jsInference();
+        const scale = 1 / Math.sqrt(hd);
+        const ctx: AttentionContext = {
+          ropeQ: fusedQkv < cfg.num_hidden_layers ? ropeTables(positions, this.invFreq, nh, scale) : null,
+          ropeK: fusedQkv < cfg.num_hidden_layers ? ropeTables(positions, this.invFreq, nkv) : null,
+          ropeQKV: fusedQkv > 0 && !jsRope
+            ? ropeTablesFor(positions, this.invFreq, [{ heads: nh, scale }, { heads: nkv }, { heads: nkv, identity: true }])
+            : null,
+          // Only the TF.js RoPE uses it: not built when every layer rotates in JS.
+          rotateHalf: fusedQkv < cfg.num_hidden_layers || !jsRope ? rotateHalfMatrix(hd) : null,
+          bias: attentionBias(input.attentionMask ?? null, b, t, pastLen, nkv, nh / nkv, append?.capacity),
+          append,
+          pastLen,
+          positions,
+          jsRope,
+        };
 
-      let h = tf.reshape(tf.gather(this.param(EMBED), tf.reshape(input.inputIds, [-1])), [b, t, cfg.hidden_size]);
-      const newKV: tf.Tensor4D[] = [];
-      for (let i = 0; i < cfg.num_hidden_layers; i++) {
-        // One tidy per layer: its intermediates go when the layer ends (what backprop needs is saved
-        // on the tape separately), so the forward never holds every layer's temporaries at once.
-        const layer = tf.tidy(() => {
-          const p = `model.layers.${i}`;
-          const normed = rmsNorm(h, this.param(`${p}.input_layernorm.weight`), cfg.rms_norm_eps);
-          const attn = this.attention(p, normed, ctx, input.cache?.layers[i]);
-          const mid = tf.add(h, attn.out);
-          const normed2 = rmsNorm(mid, this.param(`${p}.post_attention_layernorm.weight`), cfg.rms_norm_eps);
-          return { h: tf.add(mid, this.mlp(p, normed2)), k: attn.k, v: attn.v };
-        });
-        if (input.cache) newKV.push(layer.k, layer.v);
-        else tf.dispose([layer.k, layer.v]);
-        h.dispose(); // made in this tidy; the tape keeps its own copy where backprop needs it
-        h = layer.h;
-      }
-      const hidden = rmsNorm(h, this.param(FINAL_NORM), cfg.rms_norm_eps) as tf.Tensor3D;
-      return { hidden, kv: input.cache ? newKV : [] };
-    });
+        let h = tf.reshape(tf.gather(this.param(EMBED), tf.reshape(input.inputIds, [-1])), [b, t, cfg.hidden_size]);
+        const newKV: tf.Tensor4D[] = [];
+        for (let i = 0; i < cfg.num_hidden_layers; i++) {
+          // One tidy per layer: its intermediates go when the layer ends (what backprop needs is saved
+          // on the tape separately), so the forward never holds every layer's temporaries at once.
+          const layer = tf.tidy(() => {
+            const p = `model.layers.${i}`;
+            const normed = this.norm(`${p}.input_layernorm.weight`, h);
+            const attn = this.attention(p, i, normed, ctx, input.cache?.layers[i]);
+            const mid = tf.add(h, attn.out);
+            const normed2 = this.norm(`${p}.post_attention_layernorm.weight`, mid);
+            return { h: tf.add(mid, this.mlp(p, normed2)), k: attn.k, v: attn.v };
+          });
+          if (append) {
+            // layer.k/v are the cache's own buffers: nothing to collect or free.
+          } else if (input.cache) newKV.push(layer.k, layer.v);
+          else tf.dispose([layer.k, layer.v]);
+          h.dispose(); // made in this tidy; the tape keeps its own copy where backprop needs it
+          h = layer.h;
+        }
+        const hidden = this.norm(FINAL_NORM, h) as tf.Tensor3D;
+        return { hidden, kv: input.cache && !append ? newKV : [] };
+      });
+    } catch (e) {
+      if (append) KVCache.release(append);
+      throw e;
+    }
     if (!input.cache) return { hidden: result.hidden };
+    if (append) return { hidden: result.hidden, cache: KVCache.extendedBy(input.cache, append, t) };
     const layers: LayerKV[] = [];
     for (let i = 0; i < result.kv.length; i += 2) layers.push({ k: result.kv[i]!, v: result.kv[i + 1]! });
     return { hidden: result.hidden, cache: new KVCache(layers, pastLen + t) };
@@ -201,6 +348,7 @@ export class LlamaModel {
   /** Self-attention of one layer. Returns the output [B, T, H] and the full keys/values [B, nkv, S, hd]. */
   private attention(
     p: string,
+    layerIndex: number,
     x: tf.Tensor /* [B, T, H] */,
     ctx: AttentionContext,
     past: LayerKV | undefined,
@@ -215,16 +363,52 @@ export class LlamaModel {
     const heads = (y: tf.Tensor, n: number) =>
       t === 1 ? tf.reshape(y, [b, n, 1, hd]) : tf.transpose(tf.reshape(y, [b, t, n, hd]), [0, 2, 1, 3]);
 
-    const qr = applyRope(this.linear(`${p}.self_attn.q_proj`, x), ctx.ropeQ.cos, ctx.ropeQ.sin, ctx.rotateHalf);
-    const kr = applyRope(this.linear(`${p}.self_attn.k_proj`, x), ctx.ropeK.cos, ctx.ropeK.sin, ctx.rotateHalf);
+    let qr: tf.Tensor;
+    let kr: tf.Tensor;
+    let vr: tf.Tensor;
+    const qkv = this.inferenceLinear(`${p}.self_attn.qkv`);
+    if (qkv && ctx.jsRope && ctx.append) {
+      // Inference into a preallocated cache: RoPE in JS, keys/values straight into the buffers.
+      const buffers = ctx.append.layers[layerIndex]!;
+      const rotatedQ = ropeAppendJs(this.inferenceMatMul(qkv, x), { queryHeads: nh, kvHeads: nkv, headDim: hd },
+        ctx.positions, this.invFreq, 1 / Math.sqrt(hd), buffers, ctx.pastLen);
+      return this.attend(p, heads(rotatedQ, nh), buffers.k, buffers.v, ctx, b, t);
+    }
+    if (qkv && ctx.ropeQKV) {
+      const rotated = applyRope(this.inferenceMatMul(qkv, x), ctx.ropeQKV.cos, ctx.ropeQKV.sin, ctx.rotateHalf!);
+      [qr, kr, vr] = tf.split(rotated, [nh * hd, nkv * hd, nkv * hd], -1) as [tf.Tensor, tf.Tensor, tf.Tensor];
+    } else {
+      qr = applyRope(this.linear(`${p}.self_attn.q_proj`, x), ctx.ropeQ!.cos, ctx.ropeQ!.sin, ctx.rotateHalf!);
+      kr = applyRope(this.linear(`${p}.self_attn.k_proj`, x), ctx.ropeK!.cos, ctx.ropeK!.sin, ctx.rotateHalf!);
+      vr = this.linear(`${p}.self_attn.v_proj`, x);
+    }
     const q = heads(qr, nh);
     let k = heads(kr, nkv) as tf.Tensor4D;
-    let v = heads(this.linear(`${p}.self_attn.v_proj`, x), nkv) as tf.Tensor4D;
-    if (past) {
+    let v = heads(vr, nkv) as tf.Tensor4D;
+    if (ctx.append) {
+      // Preallocated cache: write the new positions into its buffers and attend over all of them.
+      const buffers = ctx.append.layers[layerIndex]!;
+      copyAxis2InPlace(buffers.k, ctx.pastLen, k, 0, t);
+      copyAxis2InPlace(buffers.v, ctx.pastLen, v, 0, t);
+      k = buffers.k;
+      v = buffers.v;
+    } else if (past) {
       k = tf.concat([past.k, k], 2);
       v = tf.concat([past.v, v], 2);
     }
 
+    return this.attend(p, q, k, v, ctx, b, t);
+  }
+
+  /** Attention of queries q [B, nh, T, hd] over keys/values [B, nkv, S, hd], then o_proj. */
+  private attend(
+    p: string, q: tf.Tensor, k: tf.Tensor4D, v: tf.Tensor4D, ctx: AttentionContext, b: number, t: number,
+  ): { out: tf.Tensor; k: tf.Tensor4D; v: tf.Tensor4D } {
+    const cfg = this.config;
+    const hd = headDim(cfg);
+    const nh = cfg.num_attention_heads;
+    const nkv = cfg.num_key_value_heads;
+    const groups = nh / nkv;
     // GQA without repeating K/V: query head h uses KV head floor(h / groups), and heads of one group
     // are adjacent, so [B, nh, T, hd] regroups to [B, nkv, groups·T, hd] against [B, nkv, S, hd].
     const qg = tf.reshape(q, [b, nkv, groups * t, hd]);
@@ -238,12 +422,21 @@ export class LlamaModel {
   }
 
   private mlp(p: string, x: tf.Tensor): tf.Tensor {
-    const gate = this.linear(`${p}.mlp.gate_proj`, x);
-    const up = this.linear(`${p}.mlp.up_proj`, x);
+    const gateUp = this.inferenceLinear(`${p}.mlp.gate_up`);
+    let gate: tf.Tensor;
+    let up: tf.Tensor;
+    if (gateUp) {
+      [gate, up] = tf.split(this.inferenceMatMul(gateUp, x), 2, -1) as [tf.Tensor, tf.Tensor];
+    } else {
+      gate = this.linear(`${p}.mlp.gate_proj`, x);
+      up = this.linear(`${p}.mlp.up_proj`, x);
+    }
     return this.linear(`${p}.mlp.down_proj`, swiglu(gate, up));
   }
 
   private lmHead(hidden: tf.Tensor): tf.Tensor {
+    const folded = this.inferenceLinear('lm_head');
+    if (folded) return this.inferenceMatMul(folded, hidden);
     if (this.config.tie_word_embeddings) {
       const [b, t, h] = hidden.shape as [number, number, number];
       const logits = tf.matMul(tf.reshape(hidden, [b * t, h]), this.param(EMBED), false, true);

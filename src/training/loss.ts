@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { softmaxLastAxis } from '../model/layers.js';
 
 /** Label value that contributes no loss (PyTorch's `ignore_index`). */
 export const IGNORE_INDEX = -100;
@@ -28,19 +29,17 @@ function isNested(x: number[][] | ArrayLike<number>): x is number[][] {
  * log Σ exp over the last axis of x [N, V] → [N], with a hand-written gradient: dx = softmax(x) · dy,
  * the softmax recomputed from the saved x. tfjs's composite logSumExp would keep and backprop
  * through max, sub, exp and sum, several more [N, V] tensors for a gradient whose max part is zero.
+ * Both directions use the fused softmax kernel rather than an elementwise exp (on wasm, Exp costs
+ * ~5× a softmax of the same size): softmax's largest entry is exp(0) / Σ exp(x − max), so
+ * logsumexp = max − log(max softmax) (≥ 1/V, so the log never underflows).
  */
 const logSumExpRows = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
   const [x, save] = args as [tf.Tensor, tf.GradSaveFunc];
   save([x]);
-  const value = tf.tidy(() => {
-    const max = tf.max(x, -1, true); // [N, 1]
-    const sumExp = tf.sum(tf.exp(tf.sub(x, max)), -1); // [N]
-    return tf.add(tf.log(sumExp), tf.reshape(max, [-1]));
-  });
+  const value = tf.tidy(() => tf.sub(tf.max(x, -1), tf.log(tf.max(softmaxLastAxis(x), -1)))); // [N]
   const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor => tf.tidy(() => {
     const [xs] = saved as [tf.Tensor];
-    const e = tf.exp(tf.sub(xs, tf.max(xs, -1, true))); // [N, V]
-    return tf.mul(tf.div(e, tf.sum(e, -1, true)), tf.reshape(dy, [-1, 1]));
+    return tf.mul(softmaxLastAxis(xs), tf.reshape(dy, [-1, 1]));
   });
   return { value, gradFunc };
 }) as (x: tf.Tensor) => tf.Tensor;

@@ -147,6 +147,48 @@ describeBlas(blasTitle, () => {
   });
 });
 
+describeBlas('Transpose and operand addresses on the BLAS path', () => {
+  it('swaps the last two axes with somatcopy (2-D weight, batched), other perms stay stock; matches cpu', async () => {
+    const fn = () => {
+      const w = tf.tensor(randomValues(1, [96, 72]), [96, 72]);
+      const batched = tf.tensor(randomValues(2, [3, 80, 64]), [3, 80, 64]);
+      const small = tf.tensor(randomValues(3, [5, 7]), [5, 7]);
+      const heads = tf.tensor(randomValues(4, [2, 70, 3, 40]), [2, 70, 3, 40]);
+      return [tf.transpose(w), tf.transpose(batched, [0, 2, 1]), tf.transpose(small), tf.transpose(heads, [0, 2, 1, 3])];
+    };
+    const cpu = await runOn('cpu', fn);
+    await initEngine({ backend: 'wasm', blas: 'auto' });
+    const lib = activeBlas()!;
+    expect(lib.transpose).not.toBeNull();
+    const transpose = lib.transpose!;
+    let calls = 0;
+    lib.transpose = (...args) => { calls++; transpose(...args); };
+    try {
+      const wasm = await runOn('wasm', fn);
+      expect(calls).toBe(1 + 3); // the weight, and one per batch entry; the small and the 4-D ones are stock
+      cpu.forEach((ref, i) => expect(Array.from(wasm[i]!)).toEqual(Array.from(ref)));
+    } finally {
+      lib.transpose = transpose;
+    }
+  });
+
+  it('batched products pass heap addresses to sgemm, with the same results as typed-array views', async () => {
+    const fn = () => tf.matMul(tf.tensor(randomValues(5, [4, 3, 24]), [4, 3, 24]), tf.tensor(randomValues(6, [4, 30, 24]), [4, 30, 24]), false, true);
+    const viaAddresses = await runOnBlas(fn);
+    const lib = activeBlas()!;
+    const addressOf = lib.addressOf;
+    expect(addressOf).not.toBeNull();
+    lib.addressOf = null;
+    try {
+      const viaViews = await runOnBlas(fn);
+      expect(viaAddresses.calls).toBe(4);
+      expect(Array.from(viaAddresses.outs[0]!)).toEqual(Array.from(viaViews.outs[0]!));
+    } finally {
+      lib.addressOf = addressOf;
+    }
+  });
+});
+
 describe('BLAS fallback to wasm', () => {
   afterEach(() => {
     delete process.env['RLHF_BLAS'];

@@ -9,7 +9,7 @@ describe('initEngine', () => {
     expect(typeof info.simd).toBe('boolean');
     expect(info.versions['tfjs-core']).toMatch(/^4\./);
     expect(info.versions['tfjs-backend-wasm']).toMatch(/^4\./);
-    expect(info.patchedKernels.map((k) => k.name).sort()).toEqual(['BatchMatMul', 'Identity', 'StridedSlice', 'UnsortedSegmentSum']);
+    expect(info.patchedKernels.map((k) => k.name).sort()).toEqual(['BatchMatMul', 'GatherV2', 'Identity', 'StridedSlice', 'Transpose', 'UnsortedSegmentSum']);
     expect(info.patchedGradients.map((k) => k.name).sort()).toEqual(['BatchMatMul', 'StridedSlice']);
     expect(info.seed).toBe(5);
   });

@@ -147,3 +147,21 @@ describe('StridedSlice on wasm', () => {
     expect(Array.from(bools!)).toEqual([0, 0, 0, 1, 1, 1]);
   });
 });
+
+describe('GatherV2 on wasm (row copies along axis 0)', () => {
+  it('matches cpu: float32 and int32 tables, 1-D and 2-D indices, repeats, other axes, and the gradient', async () => {
+    const [cpu, wasm] = await onBoth(() => {
+      const table = tf.tensor(randomValues(11, [50, 3, 4]), [50, 3, 4]);
+      const ids = tf.tensor1d([49, 0, 7, 7, 21], 'int32');
+      const ids2d = tf.tensor2d([[1, 2], [48, 1]], [2, 2], 'int32');
+      const ints = tf.reshape(tf.range(0, 60, 1, 'int32'), [20, 3]);
+      const w = tf.tensor(randomValues(12, [5, 3, 4]), [5, 3, 4]);
+      const grad = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.gather(t, ids), w)))(table);
+      return [
+        tf.gather(table, ids), tf.gather(table, ids2d), tf.cast(tf.gather(ints, tf.tensor1d([19, 0, 4], 'int32')), 'float32'),
+        tf.gather(table, tf.tensor1d([2, 0], 'int32'), 1), tf.gather(table, tf.tensor1d([], 'int32')), grad,
+      ];
+    });
+    expectSameOutputs(cpu, wasm, 0);
+  });
+});

@@ -112,3 +112,78 @@ test('bad arguments are refused before any forward', () => {
   expect(() => generate(model, [[1]], { maxNewTokens: 2, temperature: 1 })).toThrow(/needs opts.rng/);
   expect(() => generate(model, [[]], { maxNewTokens: 2, temperature: 0 })).toThrow(/prompt 0 is empty/);
 });
+
+/**
+ * log p(token) of every generated token under the plain model (one full forward over prompt +
+ * tokens, no cache, no inference weights), in float64 — the reference for `rawLogprobs`.
+ */
+function referenceLogprobs(m: LlamaModel, res: ReturnType<typeof generate>): number[][] {
+  const seq = res.promptIds.map((p, r) => [...p, ...res.tokens[r]!]);
+  const seqMask = res.promptMask.map((p, r) => [...p, ...res.mask[r]!.map(() => 1)]);
+  const logits = tf.tidy(() => m.forward({
+    inputIds: tf.tensor2d(seq, undefined, 'int32'),
+    attentionMask: tf.tensor2d(seqMask, undefined, 'int32'),
+  }).logits.arraySync()) as number[][][];
+  const p = res.promptIds[0]!.length;
+  return res.tokens.map((row, r) => row.map((tok, i) => {
+    const l = logits[r]![p + i - 1]!;
+    const max = Math.max(...l);
+    return l[tok]! - max - Math.log(l.reduce((s, x) => s + Math.exp(x - max), 0));
+  }));
+}
+
+function expectLogprobsClose(got: number[][], want: number[][], mask: number[][], tol: number): void {
+  got.forEach((row, r) => row.forEach((x, i) => {
+    if (mask[r]![i]) expect(Math.abs(x - want[r]![i]!)).toBeLessThan(tol);
+  }));
+}
+
+test('raw log-probs are the plain model\'s: greedy, temperature 1 and 0.7 (drawn on the backend), and top-k (drawn in JS)', () => {
+  for (const opts of [
+    { temperature: 0 },
+    { temperature: 1, rng: new Rng(5) },
+    { temperature: 0.7, rng: new Rng(6) },
+    { temperature: 1, topK: 5, rng: new Rng(7) },
+  ]) {
+    const res = generate(model, prompts, { maxNewTokens: 10, stopTokenIds: [], ...opts });
+    expectLogprobsClose(res.rawLogprobs, referenceLogprobs(model, res), res.mask, 1e-4);
+  }
+});
+
+describe('on wasm', () => {
+  let wasmModel: LlamaModel;
+  beforeAll(async () => {
+    await initEngine({ backend: 'wasm' });
+    wasmModel = initLlama(model.config, new Rng(5));
+  });
+  afterAll(async () => {
+    wasmModel.dispose();
+    await initEngine({ backend: 'cpu' });
+  });
+
+  test('cached generation equals full recompute and the plain model; a left-padded batch equals each prompt alone; no tensors left', () => {
+    const before = tf.memory().numTensors;
+    const opts = { maxNewTokens: 24, temperature: 0, stopTokenIds: [] };
+    const cached = generate(wasmModel, prompts, opts);
+    expect(tf.memory().numTensors).toBe(before);
+    const full = generate(wasmModel, prompts, { ...opts, useCache: false });
+    expect(cached.tokens).toEqual(full.tokens);
+    expectLogprobsClose(cached.rawLogprobs, full.rawLogprobs, cached.mask, 1e-4);
+    expectLogprobsClose(cached.rawLogprobs, referenceLogprobs(wasmModel, cached), cached.mask, 1e-4);
+    expect(new Set(cached.tokens.flat()).size).toBeGreaterThan(5);
+    prompts.forEach((p, r) => {
+      const alone = generate(wasmModel, [p], { ...opts, maxNewTokens: 12 });
+      expect(cached.tokens[r]!.slice(0, 12)).toEqual(alone.tokens[0]);
+    });
+  });
+
+  test('sampled generation: reproducible, and its log-probs are the plain model\'s', () => {
+    const before = tf.memory().numTensors;
+    const a = generate(wasmModel, prompts, { maxNewTokens: 16, temperature: 1, stopTokenIds: [], rng: new Rng(8) });
+    const b = generate(wasmModel, prompts, { maxNewTokens: 16, temperature: 1, stopTokenIds: [], rng: new Rng(8) });
+    expect(a).toEqual(b);
+    expect(tf.memory().numTensors).toBe(before);
+    expectLogprobsClose(a.rawLogprobs, referenceLogprobs(wasmModel, a), a.mask, 1e-4);
+    expectLogprobsClose(a.logprobs, a.rawLogprobs, a.mask, 1e-9);
+  });
+});

@@ -1,4 +1,7 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { initEngine } from '../../src/engine/index.js';
 import { Rng } from '../../src/engine/rng.js';
+import { drawPlainRows } from '../../src/generation/device_draw.js';
 import {
   argmax,
   chooseToken,
@@ -78,5 +81,43 @@ describe('sampling', () => {
     for (let i = 0; i < 20000; i++) counts[chooseToken(logp, { temperature: 1, topK: 0, topP: 1 }, rng)]!++;
     expect(Math.abs(counts[0]! / 20000 - 0.1)).toBeLessThan(0.01);
     expect(Math.abs(counts[2]! / 20000 - 0.7)).toBeLessThan(0.015);
+  });
+});
+
+describe('drawPlainRows (the plain draw on the backend) against samplingLogProbs + chooseToken', () => {
+  const vocab = 50;
+  const rows = 4;
+  const logits = new Rng(3).fillNormal(new Float32Array(rows * vocab), 2);
+  const row = (r: number) => logits.subarray(r * vocab, (r + 1) * vocab);
+  const reference = (temperature: number, seed: number) => {
+    const rng = new Rng(seed);
+    const opts = { temperature, topK: 0, topP: 1 };
+    return Array.from({ length: rows }, (_, r) => {
+      const logp = samplingLogProbs(row(r), opts);
+      const token = chooseToken(logp, opts, rng);
+      return { token, logprob: temperature === 0 ? 0 : logp[token]!, rawLogprob: logSoftmax(row(r))[token]! };
+    });
+  };
+
+  test.each(['cpu', 'wasm'] as const)('drawPlainRows on %s matches (float32: log-probs to 1e-5)', async (backend) => {
+    await initEngine({ backend });
+    try {
+      for (const temperature of [0, 1, 0.6]) {
+        for (const seed of [1, 2, 3]) {
+          const rng = new Rng(seed);
+          const uniforms = temperature === 0 ? [] : Array.from({ length: rows }, () => rng.uniform());
+          const t = tf.tensor2d(logits, [rows, vocab]);
+          const got = drawPlainRows(t, temperature, uniforms);
+          t.dispose();
+          reference(temperature, seed).forEach((want, r) => {
+            expect(got[r]!.token).toBe(want.token);
+            expect(Math.abs(got[r]!.logprob - want.logprob)).toBeLessThan(1e-5);
+            expect(Math.abs(got[r]!.rawLogprob - want.rawLogprob)).toBeLessThan(1e-5);
+          });
+        }
+      }
+    } finally {
+      await initEngine({ backend: 'cpu' });
+    }
   });
 });

@@ -8,10 +8,15 @@ import { existsSync } from 'node:fs';
 
 export type BlasVendor = 'openblas' | 'accelerate';
 
-/** `C[m,n] = op(A)·op(B)` on row-major float32 arrays (alpha 1, beta 0); `ld*` are row strides. */
+/**
+ * `C[m,n] = op(A)·op(B)` on row-major float32 arrays (alpha 1, beta 0); `ld*` are row strides.
+ * Operands are typed arrays, or native addresses (numbers, from `BlasLibrary.addressOf`): passing
+ * an address skips making a typed-array view per operand, which matters for the thousands of tiny
+ * per-head products of a decode step. All three operands must be of the same kind.
+ */
 export type Sgemm = (
   transA: boolean, transB: boolean, m: number, n: number, k: number,
-  a: Float32Array, lda: number, b: Float32Array, ldb: number, c: Float32Array, ldc: number,
+  a: Float32Array | number, lda: number, b: Float32Array | number, ldb: number, c: Float32Array | number, ldc: number,
 ) => void;
 
 export interface BlasLibrary {
@@ -23,6 +28,17 @@ export interface BlasLibrary {
   setThreads: ((n: number) => void) | null;
   /** The library's current thread count; null where it cannot say (Accelerate). */
   getThreads: (() => number) | null;
+  /**
+   * Native address of a buffer's first byte, for `sgemm` operands given as addresses; null where
+   * the C library could not be bound. Valid while the buffer lives and is not detached (a wasm
+   * heap's buffer is replaced when the memory grows: ask again for the new one).
+   */
+  addressOf: ((buffer: ArrayBuffer) => number) | null;
+  /**
+   * `B[cols, rows] = Aᵀ` for a row-major float32 A [rows, cols] (OpenBLAS `cblas_somatcopy`,
+   * 10–20× the wasm Transpose kernel on weight-sized matrices); null where the library has none.
+   */
+  transpose: ((rows: number, cols: number, a: Float32Array, b: Float32Array) => void) | null;
 }
 
 /** Where to look, in order. A generic `libblas.so.3` is never taken: on Debian it may be reference BLAS. */
@@ -102,11 +118,48 @@ function bind(koffi: KoffiModule, vendor: BlasVendor, path: string): BlasLibrary
     'void cblas_sgemm(int order, int transA, int transB, int m, int n, int k, float alpha, ' +
     'const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc)',
   ) as (...args: unknown[]) => void;
+  // The same entry point taking addresses as integers.
+  const cblasSgemmAt = lib.func(
+    'void cblas_sgemm(int order, int transA, int transB, int m, int n, int k, float alpha, ' +
+    'uintptr_t a, int lda, uintptr_t b, int ldb, float beta, uintptr_t c, int ldc)',
+  ) as (...args: unknown[]) => void;
   // Typed arrays go to C as pointers to their own bytes (no copy), valid for the call's duration.
   const sgemm: Sgemm = (transA, transB, m, n, k, a, lda, b, ldb, c, ldc) =>
-    cblasSgemm(ROW_MAJOR, transA ? TRANS : NO_TRANS, transB ? TRANS : NO_TRANS, m, n, k, 1, a, lda, b, ldb, 0, c, ldc);
-  if (vendor === 'accelerate') return { vendor, path, sgemm, setThreads: null, getThreads: null };
+    (typeof a === 'number' ? cblasSgemmAt : cblasSgemm)(
+      ROW_MAJOR, transA ? TRANS : NO_TRANS, transB ? TRANS : NO_TRANS, m, n, k, 1, a, lda, b, ldb, 0, c, ldc);
+  const addressOf = bindAddressOf(koffi);
+  if (vendor === 'accelerate') return { vendor, path, sgemm, setThreads: null, getThreads: null, addressOf, transpose: null };
   const setNum = lib.func('void openblas_set_num_threads(int n)') as (n: number) => void;
   const getNum = lib.func('int openblas_get_num_threads()') as () => number;
-  return { vendor, path, sgemm, setThreads: (n) => setNum(n), getThreads: () => getNum() };
+  let transpose: BlasLibrary['transpose'] = null;
+  try {
+    const omatcopy = lib.func(
+      'void cblas_somatcopy(int order, int trans, int rows, int cols, float alpha, const float *a, int lda, float *b, int ldb)',
+    ) as (...args: unknown[]) => void;
+    transpose = (rows, cols, a, b) => omatcopy(ROW_MAJOR, TRANS, rows, cols, 1, a, cols, b, rows);
+  } catch {
+    // an OpenBLAS without the extension: the wasm Transpose kernel stays
+  }
+  return { vendor, path, sgemm, setThreads: (n) => setNum(n), getThreads: () => getNum(), addressOf, transpose };
+}
+
+/**
+ * A buffer's native address, read back through the C library: `memmove(p, p, 0)` copies nothing
+ * and returns p. Null where libc cannot be bound (then `sgemm` gets typed arrays).
+ */
+function bindAddressOf(koffi: KoffiModule): ((buffer: ArrayBuffer) => number) | null {
+  const libc = process.platform === 'darwin' ? '/usr/lib/libSystem.B.dylib' : process.platform === 'linux' ? 'libc.so.6' : null;
+  if (libc === null) return null;
+  try {
+    const memmove = koffi.load(libc).func('uintptr_t memmove(void *dst, const void *src, size_t n)') as
+      (dst: Uint8Array, src: Uint8Array, n: number) => number | bigint;
+    return (buffer) => {
+      const view = new Uint8Array(buffer, 0, Math.min(1, buffer.byteLength));
+      const at = memmove(view, view, 0);
+      if (typeof at !== 'number') throw new Error('rlhf-kit: buffer address beyond 2^53');
+      return at;
+    };
+  } catch {
+    return null;
+  }
 }

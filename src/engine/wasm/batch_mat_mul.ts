@@ -2,7 +2,7 @@ import {
   BatchMatMul, broadcast_util, getKernel, util,
   type KernelConfig, type KernelFunc, type TensorInfo,
 } from '@tensorflow/tfjs-core';
-import { activeBlas, type Sgemm } from '../blas/index.js';
+import { activeBlas, type BlasLibrary } from '../blas/index.js';
 import {
   asWasmBackend, cppId, heapOffset, registerView, releaseView, shapeBytes, type WasmBackend,
 } from './heap.js';
@@ -115,7 +115,7 @@ function batchMatMulFast(args: Parameters<KernelFunc>[0]): TensorInfo {
   const outCount = util.sizeFromShape(outBatch);
   const blas = activeBlas();
   if (blas !== null && m * k * n >= BLAS_MIN_PRODUCT) {
-    blasProducts(blas.sgemm, backend, a, b, out, { m, k, n, transposeA, transposeB, aBatch, bBatch, outBatch });
+    blasProducts(blas, backend, a, b, out, { m, k, n, transposeA, transposeB, aBatch, bBatch, outBatch });
     return out;
   }
   if (m * k * n <= TINY_PRODUCT && aCount === bCount) {
@@ -169,10 +169,11 @@ interface ProductShape {
  * physically. A shared right operand with an untransposed left one folds the batch into rows (one
  * call); otherwise one call per output batch entry.
  */
-function blasProducts(sgemm: Sgemm, backend: WasmBackend, a: TensorInfo, b: TensorInfo, out: TensorInfo, s: ProductShape): void {
+function blasProducts(blas: BlasLibrary, backend: WasmBackend, a: TensorInfo, b: TensorInfo, out: TensorInfo, s: ProductShape): void {
   const { m, k, n, transposeA, transposeB, aBatch, bBatch, outBatch } = s;
+  const sgemm = blas.sgemm;
   // The heap buffer is read after makeOutput: growing memory replaces it.
-  const heap = backend.wasm.HEAPU8.buffer;
+  const heap = backend.wasm.HEAPU8.buffer as ArrayBuffer;
   const aBase = heapOffset(backend, a);
   const bBase = heapOffset(backend, b);
   const outBase = heapOffset(backend, out);
@@ -187,6 +188,17 @@ function blasProducts(sgemm: Sgemm, backend: WasmBackend, a: TensorInfo, b: Tens
       new Float32Array(heap, bBase, k * n), ldb, new Float32Array(heap, outBase, rows * n), n);
     return;
   }
+  const address = heapAddress(blas, heap);
+  if (address !== null) {
+    // Many products (attention: one per batch row and head): pass addresses, not typed-array views.
+    for (let i = 0; i < outCount; i++) {
+      const ai = aCount === outCount ? i : broadcastBatchIndex(outBatch, aBatch, i);
+      const bi = bCount === outCount ? i : broadcastBatchIndex(outBatch, bBatch, i);
+      sgemm(transposeA, transposeB, m, n, k, address + aBase + 4 * ai * m * k, lda,
+        address + bBase + 4 * bi * k * n, ldb, address + outBase + 4 * i * m * n, n);
+    }
+    return;
+  }
   for (let i = 0; i < outCount; i++) {
     const ai = aCount === outCount ? i : broadcastBatchIndex(outBatch, aBatch, i);
     const bi = bCount === outCount ? i : broadcastBatchIndex(outBatch, bBatch, i);
@@ -195,6 +207,19 @@ function blasProducts(sgemm: Sgemm, backend: WasmBackend, a: TensorInfo, b: Tens
       new Float32Array(heap, bBase + 4 * bi * k * n, k * n), ldb,
       new Float32Array(heap, outBase + 4 * i * m * n, m * n), n);
   }
+}
+
+/** Native address of the wasm heap, per heap buffer (a new buffer after memory growth gets its own). */
+const heapAddresses = new WeakMap<ArrayBuffer, number>();
+
+function heapAddress(blas: BlasLibrary, heap: ArrayBuffer): number | null {
+  if (blas.addressOf === null) return null;
+  let at = heapAddresses.get(heap);
+  if (at === undefined) {
+    at = blas.addressOf(heap);
+    heapAddresses.set(heap, at);
+  }
+  return at;
 }
 
 export const fastBatchMatMulConfig: KernelConfig = {

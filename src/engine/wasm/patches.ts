@@ -1,7 +1,9 @@
 import { getKernel, registerKernel, unregisterKernel, type KernelConfig } from '@tensorflow/tfjs-core';
 import { fastBatchMatMulConfig } from './batch_mat_mul.js';
+import { rowGather } from './gather.js';
 import { sharingIdentity } from './identity.js';
 import { stridedSliceDtypeFix } from './strided_slice.js';
+import { blasTranspose } from './transpose.js';
 import { unsortedSegmentSumConfig } from './unsorted_segment_sum.js';
 
 /** A kernel we register on the wasm backend, and why (printed by `rlhf env`). */
@@ -29,6 +31,22 @@ export const WASM_PATCHES: readonly KernelPatch[] = [
     make: (stock) => {
       if (stock === undefined) throw new Error('rlhf-kit: wasm Identity kernel missing');
       return sharingIdentity(stock);
+    },
+  },
+  {
+    kernelName: 'GatherV2',
+    reason: 'stock kernel costs in proportion to the whole table; row lookups along axis 0 (embeddings) are copied on the heap',
+    make: (stock) => {
+      if (stock === undefined) throw new Error('rlhf-kit: wasm GatherV2 kernel missing');
+      return rowGather(stock);
+    },
+  },
+  {
+    kernelName: 'Transpose',
+    reason: 'stock kernel is slow on weight-sized matrices; with a system BLAS, swapping the last two axes runs on its somatcopy',
+    make: (stock) => {
+      if (stock === undefined) throw new Error('rlhf-kit: wasm Transpose kernel missing');
+      return blasTranspose(stock);
     },
   },
   {
