@@ -33,7 +33,7 @@ export interface EngineOptions {
    * (`auto`, the default), or never (`off`). `RLHF_BLAS=off` in the environment also turns it off.
    */
   blas?: BlasMode;
-  /** BLAS compute threads; default `RLHF_BLAS_THREADS`, else 1 (measured best here: see DEFAULT_BLAS_THREADS). */
+  /** BLAS compute threads; default `RLHF_BLAS_THREADS`, else the cores, at most 4 (see DEFAULT_BLAS_THREADS). Small products always run on one. */
   blasThreads?: number;
   /** Recorded in the description; the seeded source itself is `Rng` (TF.js random ops are never used). */
   seed?: number;

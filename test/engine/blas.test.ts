@@ -7,7 +7,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { initEngine } from '../../src/engine/index.js';
-import { activeBlas, blasCandidates, configureBlas, DEFAULT_BLAS_THREADS, loadBlas, type Sgemm } from '../../src/engine/blas/index.js';
+import { availableParallelism } from 'node:os';
+import { activeBlas, blasCandidates, blasThreadsFor, configureBlas, DEFAULT_BLAS_THREADS, loadBlas, type Sgemm } from '../../src/engine/blas/index.js';
 import { expectSameOutputs, randomValues, runOn } from '../helpers/engine.js';
 
 const lookup = await loadBlas();
@@ -111,6 +112,31 @@ describeBlas(blasTitle, () => {
     expect(Array.from(outs[0]!)).toEqual(expected);
   });
 
+  it('gives more than one thread only to products big and wide enough to pay for it', () => {
+    expect(blasThreadsFor(16, 4096, 288, 2)).toBe(2); // small model's LM head while decoding
+    expect(blasThreadsFor(2048, 768, 288, 4)).toBe(4); // small model's MLP in training
+    expect(blasThreadsFor(16, 512, 128, 2)).toBe(1); // tiny model: 128-wide
+    expect(blasThreadsFor(2048, 8, 288, 2)).toBe(1); // LoRA rank 8
+    expect(blasThreadsFor(256, 256, 48, 2)).toBe(1); // attention, one head
+    expect(blasThreadsFor(8, 4096, 4096, 2)).toBe(1); // too few rows
+    expect(blasThreadsFor(16, 300, 300, 2)).toBe(1); // too little work (1.4M)
+    expect(blasThreadsFor(16, 4096, 288, 1)).toBe(1);
+  });
+
+  it('threaded and single-threaded products agree', async () => {
+    await initEngine({ backend: 'wasm', blasThreads: 2 });
+    const a = tf.tensor(randomValues(3, [64, 512]), [64, 512]);
+    const b = tf.tensor(randomValues(4, [512, 384]), [512, 384]);
+    expect(blasThreadsFor(64, 384, 512, 2)).toBe(2);
+    const two = tf.matMul(a, b);
+    await initEngine({ backend: 'wasm', blasThreads: 1 });
+    const one = tf.matMul(a, b);
+    const d = tf.max(tf.abs(tf.sub(two, one))).dataSync()[0]!;
+    expect(d).toBeLessThan(1e-4);
+    tf.dispose([a, b, one, two]);
+    await initEngine({ backend: 'wasm' });
+  });
+
   it('takes a thread count and leaks no tensor or wasm buffer', async () => {
     const defaultThreads = lookup.library?.getThreads?.() ?? 1;
     const info = await initEngine({ backend: 'wasm', blas: 'auto', blasThreads: 1 });
@@ -131,11 +157,11 @@ describeBlas(blasTitle, () => {
     await initEngine({ backend: 'wasm', blasThreads: defaultThreads });
   });
 
-  it('runs DEFAULT_BLAS_THREADS (1, measured best on this 2-core machine) unless told otherwise', async () => {
+  it('runs DEFAULT_BLAS_THREADS (the cores, at most 4) unless told otherwise', async () => {
     const saved = process.env['RLHF_BLAS_THREADS'];
     delete process.env['RLHF_BLAS_THREADS'];
     try {
-      expect(DEFAULT_BLAS_THREADS).toBe(1);
+      expect(DEFAULT_BLAS_THREADS).toBe(Math.min(4, availableParallelism()));
       expect((await configureBlas('auto')).threads).toBe(DEFAULT_BLAS_THREADS);
       process.env['RLHF_BLAS_THREADS'] = '2';
       expect((await configureBlas('auto')).threads).toBe(2);

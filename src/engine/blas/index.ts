@@ -1,7 +1,8 @@
+import { availableParallelism } from 'node:os';
 import { UserError } from '../../errors.js';
 import { loadBlas, type BlasLibrary, type BlasVendor } from './library.js';
 
-export { blasCandidates, loadBlas, type BlasLibrary, type BlasLookup, type BlasVendor, type Sgemm } from './library.js';
+export { blasCandidates, blasThreadsFor, loadBlas, type BlasLibrary, type BlasLookup, type BlasVendor, type Sgemm } from './library.js';
 
 /** `engine.blas`: `auto` uses a system BLAS for wasm matmuls when one loads; `off` never does. */
 export type BlasMode = 'auto' | 'off';
@@ -25,13 +26,14 @@ export function activeBlas(): BlasLibrary | null {
 }
 
 /**
- * BLAS threads when neither `engine.blasThreads` nor `RLHF_BLAS_THREADS` says. Measured on the
- * 2-core bench machine (bench/train.ts, small model, machine load 8–13): one thread gave 650–770
- * training tok/s and 450–610 generation tok/s, two gave 490–570 and 240–460 — at these matrix
- * sizes OpenBLAS's extra thread costs more in hand-offs and spinning than it earns, and any other
- * work on the machine makes that worse. A user with idle cores and big models can raise it.
+ * BLAS threads when neither `engine.blasThreads` nor `RLHF_BLAS_THREADS` says: the machine's cores,
+ * at most 4 (measured on 2 cores only). Small products stay on one thread whatever this says
+ * (`blasThreadsFor`): an earlier all-or-nothing setting made two threads lose on every row of a
+ * loaded machine, and on tiny products even on an idle one. On the idle 2-core bench machine,
+ * two gated threads vs one: small model 1.41k → 1.77k training tok/s, 1.59k → 1.86k generation
+ * tok/s; tiny model within noise. A loaded machine may still prefer 1 (`RLHF_BLAS_THREADS=1`).
  */
-export const DEFAULT_BLAS_THREADS = 1;
+export const DEFAULT_BLAS_THREADS = Math.max(1, Math.min(4, availableParallelism()));
 
 /**
  * Turn the BLAS matmul path on or off for the wasm backend. `RLHF_BLAS=off` in the environment wins
