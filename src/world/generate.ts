@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Rng } from '../engine/rng.js';
 import { INSTRUCTION_FAMILIES, INSTRUCTIONS, applyInstructions, instructionText } from './instructions.js';
 import { judge } from './judge.js';
-import { makeResponse, type ResponseKind } from './responses.js';
+import { makeContrastPair, makeResponse, type ResponseKind } from './responses.js';
 import { FAMILIES, answerSentence, goldAnswer, renderPrompt, sampleTask, type Task } from './tasks.js';
 import { ZIB_COLOURS, ZIB_NUMBERS, ZIB_WORDS, toZib } from './zib.js';
 
@@ -24,6 +24,8 @@ export const WORLD_SIZES = {
   sft_eval: 600,
   preferences: 12000,
   preferences_eval: 1000,
+  /** Contrast pairs appended to preferences.jsonl (train only: the eval split keeps the natural mix). */
+  preference_contrasts: 8000,
   prompts: 4000,
   prompts_eval: 500,
   dialogues: 500,
@@ -91,12 +93,19 @@ export function generateWorld(options: WorldOptions): Map<string, string> {
     prompts: root.fork(),
     prompts_eval: root.fork(),
     dialogues: root.fork(),
+    preference_contrasts: root.fork(),
   };
   const files = new Map<string, string>();
   files.set('corpus.txt', corpus(streams.corpus, n(WORLD_SIZES.corpus_bytes)));
   files.set('sft.jsonl', jsonl(times(n(WORLD_SIZES.sft), () => sftDialogue(streams.sft))));
   files.set('sft_eval.jsonl', jsonl(times(n(WORLD_SIZES.sft_eval), () => sftDialogue(streams.sft_eval))));
-  files.set('preferences.jsonl', jsonl(times(n(WORLD_SIZES.preferences), () => preferencePair(streams.preferences))));
+  files.set(
+    'preferences.jsonl',
+    jsonl([
+      ...times(n(WORLD_SIZES.preferences), () => preferencePair(streams.preferences)),
+      ...times(n(WORLD_SIZES.preference_contrasts), () => contrastPair(streams.preference_contrasts)),
+    ]),
+  );
   files.set('preferences_eval.jsonl', jsonl(times(n(WORLD_SIZES.preferences_eval), () => preferencePair(streams.preferences_eval))));
   files.set('prompts.jsonl', jsonl(times(n(WORLD_SIZES.prompts), () => promptRow(streams.prompts))));
   files.set('prompts_eval.jsonl', jsonl(times(n(WORLD_SIZES.prompts_eval), () => promptRow(streams.prompts_eval))));
@@ -206,6 +215,31 @@ function preferencePair(rng: Rng): PreferenceRow {
       strength,
       chosen_score: cs,
       rejected_score: rs,
+    };
+  }
+}
+
+/**
+ * A targeted comparison, as annotation campaigns add where a reward model is weak: the same reply
+ * frame with the right and with a wrong answer (see `makeContrastPair`). Judged like any pair.
+ */
+function contrastPair(rng: Rng): PreferenceRow & { contrast: true } {
+  for (;;) {
+    const task = randomTask(rng);
+    const prompt = renderPrompt(rng, task);
+    const { right, wrong } = makeContrastPair(rng, task);
+    const sr = judge(prompt, right).score;
+    const sw = judge(prompt, wrong).score;
+    const strength = strengthForGap(sr - sw);
+    if (right === wrong || strength === null) continue;
+    return {
+      prompt: [{ role: 'user', content: prompt }],
+      chosen: [{ role: 'assistant', content: right }],
+      rejected: [{ role: 'assistant', content: wrong }],
+      strength,
+      chosen_score: sr,
+      rejected_score: sw,
+      contrast: true,
     };
   }
 }

@@ -68,6 +68,23 @@ export function makeResponse(rng: Rng, task: Task, kind: ResponseKind): string {
   }
 }
 
+/**
+ * A contrast pair: one reply frame (bare answer or full sentence, the same opener and closer)
+ * stating the gold answer and a wrong one. Only correctness tells the two apart, so a reward model
+ * trained on such pairs has to check the answer instead of leaning on style.
+ */
+export function makeContrastPair(rng: Rng, task: Task): { right: string; wrong: string } {
+  const wrongValue = wrongAnswer(rng, task);
+  const frame = rng.getState();
+  // Both texts replay the same draws, so they differ in the stated answer only.
+  const withValue = (value: string): string => {
+    rng.setState(frame);
+    return rng.uniform() < 0.25 ? curt(rng, task, value) : politeFrame(rng, answerSentence(task, value), 0.5, 0.25);
+  };
+  const right = withValue(goldAnswer(task));
+  return { right, wrong: withValue(wrongValue) };
+}
+
 function politeFrame(rng: Rng, sentence: string, pOpener: number, pCloser: number): string {
   const parts = [sentence];
   if (rng.uniform() < pOpener) parts.unshift(pick(rng, POLITE_OPENERS));

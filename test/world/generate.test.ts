@@ -19,7 +19,7 @@ describe('generateWorld', () => {
   const world = generateWorld({ seed: 0, scale: SMALL });
 
   test('is deterministic: a pinned SHA-256 for seed 0 at a small scale', () => {
-    expect(digest(world)).toBe('1a895db8f2c70a0a6fa90a7948af28c2478ef444716780bf78aacc856fd22133');
+    expect(digest(world)).toBe('2dad796231123278fd3c60bdaab041dc5c8d8eb55d86c098c9dc08630944325f');
   });
 
   test('the same seed gives the same bytes, another seed other bytes', () => {
@@ -33,7 +33,8 @@ describe('generateWorld', () => {
       'prompts.jsonl', 'prompts_eval.jsonl', 'dialogues.jsonl', 'gatt_instructions.json',
     ]);
     expect(rows(world, 'sft.jsonl')).toHaveLength(Math.round(WORLD_SIZES.sft * SMALL));
-    expect(rows(world, 'preferences.jsonl')).toHaveLength(Math.round(WORLD_SIZES.preferences * SMALL));
+    expect(rows(world, 'preferences.jsonl')).toHaveLength(Math.round(WORLD_SIZES.preferences * SMALL) + Math.round(WORLD_SIZES.preference_contrasts * SMALL));
+    expect(rows(world, 'preferences_eval.jsonl')).toHaveLength(Math.round(WORLD_SIZES.preferences_eval * SMALL));
     expect(rows(world, 'prompts_eval.jsonl')).toHaveLength(Math.round(WORLD_SIZES.prompts_eval * SMALL));
   });
 
@@ -49,6 +50,25 @@ describe('generateWorld', () => {
       expect([cs, rs]).toEqual([r.chosen_score, r.rejected_score]);
       expect(r.strength).toBe(strengthForGap(cs - rs));
     }
+  });
+
+  test('contrast pairs: natural pairs first, then pairs that differ in the stated answer only; none in the eval split', () => {
+    const prefs = rows(world, 'preferences.jsonl');
+    const natural = Math.round(WORLD_SIZES.preferences * SMALL);
+    expect(prefs.slice(0, natural).every((r) => r.contrast === undefined)).toBe(true);
+    const contrasts = prefs.slice(natural);
+    expect(contrasts.length).toBeGreaterThan(0);
+    for (const r of contrasts) {
+      expect(r.contrast).toBe(true);
+      const prompt = r.prompt as { role: string; content: string }[];
+      const right = judge(prompt, (r.chosen as { content: string }[])[0]!.content).parts;
+      const wrong = judge(prompt, (r.rejected as { content: string }[])[0]!.content).parts;
+      expect([right.correct, wrong.correct]).toEqual([1, 0]);
+      // Same frame: the same opener/closer and the same surface form (on_task can differ: "0 minus 0" answered "0" restates the subject).
+      expect(wrong.polite).toBe(right.polite);
+      expect(wrong.well_formed).toBe(right.well_formed);
+    }
+    expect(rows(world, 'preferences_eval.jsonl').every((r) => r.contrast === undefined)).toBe(true);
   });
 
   test('system prompts only in dialogues of one or two turns; instructions mostly followed', () => {
