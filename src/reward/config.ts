@@ -40,10 +40,9 @@ export const rewardTokenizerSection = z
 export const rewardDataSection = z
   .strictObject({
     train: z
-      .string()
-      .min(1)
+      .union([z.string().min(1), z.array(z.string().min(1)).min(1)])
       .default('data/world/preferences.jsonl')
-      .describe('Preference pairs (prompt/chosen/rejected + strength or margin): .jsonl, .arrow or .parquet.'),
+      .describe('Preference pairs (prompt/chosen/rejected + strength or margin): .jsonl, .arrow or .parquet; a list of files is read as one set.'),
     eval: z
       .string()
       .min(1)

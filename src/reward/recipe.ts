@@ -297,19 +297,18 @@ async function loadPairs(
   };
   const tokenize = (file: string, rows: NumberedPreference[], what: string): TokenizedPair[] => {
     const { pairs, dropped } = tokenizePairs(tokenizer, rows, { file, template, marginKind, maxLength: cfg.data.max_length, onWarning: log });
-    if (dropped > 0) log(`reward: dropped ${dropped} ${what} pairs with a side longer than data.max_length=${cfg.data.max_length} tokens`);
-    if (pairs.length === 0 && what === 'training') throw new UserError(`${file}: no training pair fits data.max_length=${cfg.data.max_length}`);
+    if (dropped > 0) log(`reward: dropped ${dropped} ${what} pairs of ${file} with a side longer than data.max_length=${cfg.data.max_length} tokens`);
     return pairs;
   };
 
-  const train = await read(cfg.data.train);
-  let trainRows = train.rows;
-  let evalRows: NumberedPreference[] = [];
-  let evalFile = train.file;
+  // Rows keep the file they came from, so a bad row or a missing margin is reported in its own file.
+  const trainFiles = typeof cfg.data.train === 'string' ? [cfg.data.train] : cfg.data.train;
+  const train = await Promise.all(trainFiles.map(read));
+  let trainRows = train.flatMap((t) => t.rows.map((row) => ({ file: t.file, row })));
+  let evalRows: { file: string; row: NumberedPreference }[] = [];
   if (cfg.data.eval !== null) {
     const ev = await read(cfg.data.eval);
-    evalRows = ev.rows;
-    evalFile = ev.file;
+    evalRows = ev.rows.map((row) => ({ file: ev.file, row }));
   } else if (cfg.data.eval_fraction > 0) {
     const order = new Rng(cfg.engine.seed).shuffle(trainRows.map((_, i) => i));
     const evalCount = Math.round(trainRows.length * cfg.data.eval_fraction);
@@ -319,7 +318,13 @@ async function loadPairs(
   }
   trainRows = sampleSubset(trainRows, cfg.data.max_train_pairs, cfg.train.seed ?? cfg.engine.seed);
   if (cfg.data.max_eval_pairs !== null) evalRows = evalRows.slice(0, cfg.data.max_eval_pairs);
-  return { train: tokenize(train.file, trainRows, 'training'), eval: tokenize(evalFile, evalRows, 'eval') };
+  const tokenizeAll = (rows: { file: string; row: NumberedPreference }[], what: string): TokenizedPair[] => {
+    const files = [...new Set(rows.map((r) => r.file))];
+    const pairs = files.flatMap((file) => tokenize(file, rows.filter((r) => r.file === file).map((r) => r.row), what));
+    if (pairs.length === 0 && what === 'training') throw new UserError(`${trainFiles.join(', ')}: no training pair fits data.max_length=${cfg.data.max_length}`);
+    return pairs;
+  };
+  return { train: tokenizeAll(trainRows, 'training'), eval: tokenizeAll(evalRows, 'eval') };
 }
 
 /** At most `max` items, a seeded choice kept in file order (all of them when max is null). */

@@ -24,7 +24,7 @@ export const WORLD_SIZES = {
   sft_eval: 600,
   preferences: 12000,
   preferences_eval: 1000,
-  /** Contrast pairs appended to preferences.jsonl (train only: the eval split keeps the natural mix). */
+  /** preferences_contrast.jsonl: targeted training pairs (the eval split keeps the natural mix). */
   preference_contrasts: 8000,
   prompts: 4000,
   prompts_eval: 500,
@@ -99,17 +99,12 @@ export function generateWorld(options: WorldOptions): Map<string, string> {
   files.set('corpus.txt', corpus(streams.corpus, n(WORLD_SIZES.corpus_bytes)));
   files.set('sft.jsonl', jsonl(times(n(WORLD_SIZES.sft), () => sftDialogue(streams.sft))));
   files.set('sft_eval.jsonl', jsonl(times(n(WORLD_SIZES.sft_eval), () => sftDialogue(streams.sft_eval))));
-  files.set(
-    'preferences.jsonl',
-    jsonl([
-      ...times(n(WORLD_SIZES.preferences), () => preferencePair(streams.preferences)),
-      ...times(n(WORLD_SIZES.preference_contrasts), () => contrastPair(streams.preference_contrasts)),
-    ]),
-  );
+  files.set('preferences.jsonl', jsonl(times(n(WORLD_SIZES.preferences), () => preferencePair(streams.preferences))));
   files.set('preferences_eval.jsonl', jsonl(times(n(WORLD_SIZES.preferences_eval), () => preferencePair(streams.preferences_eval))));
   files.set('prompts.jsonl', jsonl(times(n(WORLD_SIZES.prompts), () => promptRow(streams.prompts))));
   files.set('prompts_eval.jsonl', jsonl(times(n(WORLD_SIZES.prompts_eval), () => promptRow(streams.prompts_eval))));
   files.set('dialogues.jsonl', jsonl(times(n(WORLD_SIZES.dialogues), () => dialogueSeed(streams.dialogues))));
+  files.set('preferences_contrast.jsonl', jsonl(times(n(WORLD_SIZES.preference_contrasts), () => contrastPair(streams.preference_contrasts))));
   files.set('gatt_instructions.json', JSON.stringify(gattInstructionsFile(), null, 2) + '\n');
   return files;
 }

@@ -19,7 +19,7 @@ describe('generateWorld', () => {
   const world = generateWorld({ seed: 0, scale: SMALL });
 
   test('is deterministic: a pinned SHA-256 for seed 0 at a small scale', () => {
-    expect(digest(world)).toBe('2dad796231123278fd3c60bdaab041dc5c8d8eb55d86c098c9dc08630944325f');
+    expect(digest(world)).toBe('f316c0c485e5b8fd12d91a6603aed1c2a76301e15728f5224449965047e93300');
   });
 
   test('the same seed gives the same bytes, another seed other bytes', () => {
@@ -30,16 +30,17 @@ describe('generateWorld', () => {
   test('every file is there, with row counts that follow the scale', () => {
     expect([...world.keys()]).toEqual([
       'corpus.txt', 'sft.jsonl', 'sft_eval.jsonl', 'preferences.jsonl', 'preferences_eval.jsonl',
-      'prompts.jsonl', 'prompts_eval.jsonl', 'dialogues.jsonl', 'gatt_instructions.json',
+      'prompts.jsonl', 'prompts_eval.jsonl', 'dialogues.jsonl', 'preferences_contrast.jsonl', 'gatt_instructions.json',
     ]);
     expect(rows(world, 'sft.jsonl')).toHaveLength(Math.round(WORLD_SIZES.sft * SMALL));
-    expect(rows(world, 'preferences.jsonl')).toHaveLength(Math.round(WORLD_SIZES.preferences * SMALL) + Math.round(WORLD_SIZES.preference_contrasts * SMALL));
+    expect(rows(world, 'preferences.jsonl')).toHaveLength(Math.round(WORLD_SIZES.preferences * SMALL));
+    expect(rows(world, 'preferences_contrast.jsonl')).toHaveLength(Math.round(WORLD_SIZES.preference_contrasts * SMALL));
     expect(rows(world, 'preferences_eval.jsonl')).toHaveLength(Math.round(WORLD_SIZES.preferences_eval * SMALL));
     expect(rows(world, 'prompts_eval.jsonl')).toHaveLength(Math.round(WORLD_SIZES.prompts_eval * SMALL));
   });
 
   test('preference rows: judged order, strength from the score gap, TRL conversational form', () => {
-    for (const r of rows(world, 'preferences.jsonl')) {
+    for (const r of [...rows(world, 'preferences.jsonl'), ...rows(world, 'preferences_contrast.jsonl')]) {
       const prompt = r.prompt as { role: string; content: string }[];
       const chosen = (r.chosen as { role: string; content: string }[])[0]!;
       const rejected = (r.rejected as { role: string; content: string }[])[0]!;
@@ -52,11 +53,9 @@ describe('generateWorld', () => {
     }
   });
 
-  test('contrast pairs: natural pairs first, then pairs that differ in the stated answer only; none in the eval split', () => {
-    const prefs = rows(world, 'preferences.jsonl');
-    const natural = Math.round(WORLD_SIZES.preferences * SMALL);
-    expect(prefs.slice(0, natural).every((r) => r.contrast === undefined)).toBe(true);
-    const contrasts = prefs.slice(natural);
+  test('contrast pairs: their own file, pairs that differ in the stated answer only; none in the natural files', () => {
+    const contrasts = rows(world, 'preferences_contrast.jsonl');
+    expect(rows(world, 'preferences.jsonl').every((r) => r.contrast === undefined)).toBe(true);
     expect(contrasts.length).toBeGreaterThan(0);
     for (const r of contrasts) {
       expect(r.contrast).toBe(true);
