@@ -161,3 +161,16 @@ test('a row without the strength the margin needs is an error naming the file an
   writeFileSync(file, JSON.stringify({ prompt: 'a', chosen: 'b', rejected: 'c' }) + '\n' + JSON.stringify({ prompt: 'a', chosen: 'b', rejected: 'c', strength: 'better' }) + '\n');
   await expect(runReward(config('bad', [`data.train=${file}`]), quiet)).rejects.toThrow(/nostrength\.jsonl: reward\.margin is "large", which needs a "strength" column; rows without one: 1$/);
 });
+
+test('data.train takes a list of files, read as one set; a bad row is reported in its own file', async () => {
+  const second = join(root, 'second.jsonl');
+  writeFileSync(second, readFileSync(join(root, 'train.jsonl'), 'utf8').split('\n').slice(0, 8).join('\n') + '\n');
+  const logs: string[] = [];
+  const cfg = config('two', [`data.train=[${join(root, 'train.jsonl')}, ${second}]`, 'train.steps=1', 'train.eval_every=1']);
+  await runReward(cfg, { ...quiet, log: (m: string) => logs.push(m) });
+  expect(logs.find((l) => l.startsWith('reward: ') && l.includes('training pairs'))).toMatch(/^reward: 40 training pairs, 8 eval pairs/);
+
+  const bad = join(root, 'bad-second.jsonl');
+  writeFileSync(bad, JSON.stringify({ prompt: 'a', chosen: 'b', rejected: 'c' }) + '\n');
+  await expect(runReward(config('two-bad', [`data.train=[${join(root, 'train.jsonl')}, ${bad}]`]), quiet)).rejects.toThrow(/bad-second\.jsonl: reward\.margin is "large"/);
+});
