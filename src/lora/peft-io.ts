@@ -1,8 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Rng } from '../engine/rng.js';
 import { UserError } from '../errors.js';
+import { readJsonFile } from '../json-file.js';
 import { readSafetensors, writeSafetensors, type NamedTensor } from '../model/io/safetensors.js';
 import { ALL_LINEAR, injectLora, loraAdapters, loraSettings, trainableVariables, unloadLora, type LoraHost } from './inject.js';
 
@@ -94,12 +95,7 @@ export function saveAdapter(
 export function readAdapterConfig(dir: string): AdapterConfig {
   const path = join(dir, ADAPTER_CONFIG_FILE);
   if (!existsSync(path)) throw new UserError(`${path}: not found (a PEFT adapter folder holds adapter_config.json and adapter_model.safetensors)`);
-  let raw: Record<string, unknown>;
-  try {
-    raw = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
-  } catch (e) {
-    throw new UserError(`${path}: not valid JSON (${(e as Error).message})`);
-  }
+  const raw = readJsonFile(path) as Record<string, unknown>;
   const problems: string[] = [];
   const want = (key: string, ok: boolean, what: string): void => {
     if (!ok) problems.push(`"${key}" must be ${what} (got ${JSON.stringify(raw[key])})`);

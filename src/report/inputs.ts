@@ -13,6 +13,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { UserError } from '../errors.js';
+import { readJsonFile } from '../json-file.js';
 
 export const STAGE_EVAL_FILE = 'eval.json';
 export const ADHERENCE_FILE = 'adherence.json';
@@ -128,13 +129,7 @@ export interface MetricsRow {
 /** Read a JSON result file against its schema; null when the file does not exist. */
 export function readResultFile<S extends z.ZodType>(path: string, schema: S): z.output<S> | null {
   if (!existsSync(path)) return null;
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    throw new UserError(`${path}: not valid JSON (${(e as Error).message})`);
-  }
-  const parsed = schema.safeParse(raw);
+  const parsed = schema.safeParse(readJsonFile(path));
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
     throw new UserError(`${path}: ${problems.join('; ')}`);

@@ -150,14 +150,13 @@ function bind(koffi: KoffiModule, vendor: BlasVendor, path: string): BlasLibrary
   // hand-off (see THREADED_MIN_WORK); the count is switched only when it changes.
   let maxThreads = 1;
   let current = -1;
-  const plainSgemm = sgemm;
   const threadedSgemm: Sgemm = (transA, transB, m, n, k, a, lda, b, ldb, c, ldc) => {
     const want = blasThreadsFor(m, n, k, maxThreads);
     if (want !== current) {
       setNum(want);
       current = want;
     }
-    plainSgemm(transA, transB, m, n, k, a, lda, b, ldb, c, ldc);
+    sgemm(transA, transB, m, n, k, a, lda, b, ldb, c, ldc);
   };
   let transpose: BlasLibrary['transpose'] = null;
   try {

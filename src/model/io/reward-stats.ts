@@ -3,9 +3,10 @@
  * pairs. The reward stage writes it; PPO and `rlhf reward score --normalize` whiten with it. It
  * lives with the model folder format, not in a stage, because two stages read it.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../../errors.js';
+import { readJsonFile } from '../../json-file.js';
 
 export const REWARD_STATS_FILE = 'reward_stats.json';
 
@@ -21,13 +22,7 @@ export interface RewardStats {
 export function readRewardStats(dir: string): RewardStats | null {
   const path = join(dir, REWARD_STATS_FILE);
   if (!existsSync(path)) return null;
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    throw new UserError(`${path}: not valid JSON (${(e as Error).message})`);
-  }
-  const r = raw as Partial<RewardStats> | null;
+  const r = readJsonFile(path) as Partial<RewardStats> | null;
   if (typeof r?.mean !== 'number' || typeof r?.std !== 'number' || !(r.std > 0)) {
     throw new UserError(`${path}: expected {"mean": number, "std": number > 0}`);
   }
