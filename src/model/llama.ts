@@ -324,10 +324,11 @@ export class LlamaModel {
             const normed2 = this.norm(`${p}.post_attention_layernorm.weight`, mid);
             return { h: tf.add(mid, this.mlp(p, normed2)), k: attn.k, v: attn.v };
           });
-          if (append) {
-            // layer.k/v are the cache's own buffers: nothing to collect or free.
-          } else if (input.cache) newKV.push(layer.k, layer.v);
-          else tf.dispose([layer.k, layer.v]);
+          // With a preallocated cache, layer.k/v are the cache's own buffers: nothing to collect or free.
+          if (!append) {
+            if (input.cache) newKV.push(layer.k, layer.v);
+            else tf.dispose([layer.k, layer.v]);
+          }
           h.dispose(); // made in this tidy; the tape keeps its own copy where backprop needs it
           h = layer.h;
         }
