@@ -1,6 +1,6 @@
 /**
- * The README's config reference: one key table per stage, generated from the schemas (the test in
- * test/pipeline/readme.test.ts fails when README.md's block is out of date; UPDATE_README=1 rewrites it).
+ * The config reference (docs/config-reference.md): one key table per stage, generated from the schemas
+ * (the test in test/pipeline/readme.test.ts fails when the block is out of date; UPDATE_DOCS=1 rewrites it).
  */
 import type { z } from 'zod';
 import { schemaMarkdownTable } from '../config/index.js';

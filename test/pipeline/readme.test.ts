@@ -2,9 +2,11 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { replaceGeneratedBlock } from '../../src/config/index.js';
 import { CONFIG_REFERENCE_BLOCK, configReferenceMarkdown } from '../../src/pipeline/docs.js';
 
-test('README.md config reference matches the schemas (UPDATE_README=1 npm test -- test/pipeline/readme rewrites it)', () => {
-  const readme = readFileSync('README.md', 'utf8');
+const REFERENCE = 'docs/config-reference.md';
+
+test('docs/config-reference.md matches the schemas (UPDATE_DOCS=1 npm test -- test/pipeline/readme rewrites it)', () => {
+  const readme = readFileSync(REFERENCE, 'utf8');
   const expected = replaceGeneratedBlock(readme, CONFIG_REFERENCE_BLOCK, configReferenceMarkdown());
-  if (process.env.UPDATE_README === '1' && expected !== readme) writeFileSync('README.md', expected);
+  if (process.env.UPDATE_DOCS === '1' && expected !== readme) writeFileSync(REFERENCE, expected);
   else expect(readme).toBe(expected);
 });
