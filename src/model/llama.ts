@@ -14,6 +14,7 @@ import { isRecordingGradients } from '../engine/backprop.js';
 import { canWriteInPlace, copyAxis2InPlace } from '../engine/inplace.js';
 import type { Rng } from '../engine/rng.js';
 import type { LinearAdapter } from './adapter.js';
+import { checkpointedLayer } from './checkpointing.js';
 import { CAUSAL_LM, SEQUENCE_CLASSIFICATION, headDim, type LlamaConfig } from './config.js';
 import { ScalarHead } from './heads.js';
 import { ropeAppendJs, rmsNormJs } from './inference.js';
@@ -93,6 +94,10 @@ export class LlamaModel {
   adaptersEnabled = true;
   /** Set from `forward({training})` for adapters that behave differently in training. */
   training = false;
+  /** Recompute each decoder layer in the backward pass instead of keeping its activations (training forwards only). */
+  gradientCheckpointing = false;
+  /** The RNG adapters draw dropout from: checkpointed recomputes replay it. */
+  checkpointRng: Rng | null = null;
   /** The reward/value head when the checkpoint has `score.weight` (its variable is also in `params`). */
   scoreHead: ScalarHead | null;
 
@@ -313,19 +318,15 @@ export class LlamaModel {
 
         let h = tf.reshape(tf.gather(this.param(EMBED), tf.reshape(input.inputIds, [-1])), [b, t, cfg.hidden_size]);
         const newKV: tf.Tensor4D[] = [];
+        const checkpoint = this.gradientCheckpointing && this.training && !input.cache && isRecordingGradients();
         for (let i = 0; i < cfg.num_hidden_layers; i++) {
           // One tidy per layer: its intermediates go when the layer ends (what backprop needs is saved
           // on the tape separately), so the forward never holds every layer's temporaries at once.
-          const layer = tf.tidy(() => {
-            const p = `model.layers.${i}`;
-            const normed = this.norm(`${p}.input_layernorm.weight`, h);
-            const attn = this.attention(p, i, normed, ctx, input.cache?.layers[i]);
-            const mid = tf.add(h, attn.out);
-            const normed2 = this.norm(`${p}.post_attention_layernorm.weight`, mid);
-            return { h: tf.add(mid, this.mlp(p, normed2)), k: attn.k, v: attn.v };
-          });
+          const layer = checkpoint
+            ? { h: this.checkpointedDecoderLayer(i, h, ctx), k: null, v: null }
+            : tf.tidy(() => this.decoderLayer(i, h, ctx, input.cache?.layers[i]));
           // With a preallocated cache, layer.k/v are the cache's own buffers: nothing to collect or free.
-          if (!append) {
+          if (!append && layer.k !== null) {
             if (input.cache) newKV.push(layer.k, layer.v);
             else tf.dispose([layer.k, layer.v]);
           }
@@ -344,6 +345,33 @@ export class LlamaModel {
     const layers: LayerKV[] = [];
     for (let i = 0; i < result.kv.length; i += 2) layers.push({ k: result.kv[i]!, v: result.kv[i + 1]! });
     return { hidden: result.hidden, cache: new KVCache(layers, pastLen + t) };
+  }
+
+  /** Decoder layer i: h + attn(norm(h)), then + mlp(norm(·)); with the layer's keys/values. */
+  private decoderLayer(i: number, h: tf.Tensor, ctx: AttentionContext, past: LayerKV | undefined): { h: tf.Tensor; k: tf.Tensor4D; v: tf.Tensor4D } {
+    const p = `model.layers.${i}`;
+    const normed = this.norm(`${p}.input_layernorm.weight`, h);
+    const attn = this.attention(p, i, normed, ctx, past);
+    const mid = tf.add(h, attn.out);
+    const normed2 = this.norm(`${p}.post_attention_layernorm.weight`, mid);
+    return { h: tf.add(mid, this.mlp(p, normed2)), k: attn.k, v: attn.v };
+  }
+
+  /** `decoderLayer` under gradient checkpointing (`./checkpointing.ts`): recomputed in the backward pass. */
+  private checkpointedDecoderLayer(i: number, h: tf.Tensor, ctx: AttentionContext): tf.Tensor {
+    const { ropeQ, ropeK, rotateHalf, bias } = ctx;
+    if (!ropeQ || !ropeK || !rotateHalf) throw new Error('LlamaModel: gradient checkpointing needs the training path (no inference weights)');
+    const shared = [ropeQ.cos, ropeQ.sin, ropeK.cos, ropeK.sin, rotateHalf, bias];
+    const layer = (x: tf.Tensor, [qc, qs, kc, ks, rot, b]: tf.Tensor[]) => tf.tidy(() => {
+      const c: AttentionContext = { ...ctx, ropeQ: { cos: qc!, sin: qs! }, ropeK: { cos: kc!, sin: ks! }, rotateHalf: rot as tf.Tensor2D, bias: b! };
+      const out = this.decoderLayer(i, x, c, undefined);
+      tf.dispose([out.k, out.v]);
+      return out.h;
+    });
+    const prefix = `model.layers.${i}.`;
+    const variables = [...this.params].filter(([name]) => name.startsWith(prefix)).map(([, v]) => v);
+    for (const [name, adapter] of this.adapters) if (name.startsWith(prefix)) variables.push(...(adapter.variables?.() ?? []));
+    return checkpointedLayer(layer, h, shared, variables, this.checkpointRng);
   }
 
   /** Self-attention of one layer. Returns the output [B, T, H] and the full keys/values [B, nkv, S, hd]. */
