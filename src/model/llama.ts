@@ -268,6 +268,12 @@ export class LlamaModel {
     return this.run(input);
   }
 
+  /** The LM head's weight [V, H] (the embedding when tied) for losses computed from hidden states; null when an adapter sits on it. */
+  lmHeadWeight(): tf.Tensor | null {
+    if (this.adapters.has('lm_head')) return null;
+    return this.config.tie_word_embeddings ? this.param(EMBED) : (this.params.get(LM_HEAD) ?? null);
+  }
+
   /** Release every weight (and adapters are the caller's). */
   dispose(): void {
     for (const v of this.params.values()) v.dispose();

@@ -72,7 +72,7 @@ describe.each(['cpu', 'wasm'] as const)('gradient checkpointing (%s)', (backend)
   test('LoRA with dropout: same gradients for every adapter (masks replayed), lower peak', async () => {
     const model = initLlama(cfg, new Rng(2));
     const rng = new Rng(0);
-    tf.tidy(() => injectLora(model, { targetModules: 'all-linear', r: 4, alpha: 8, dropout: 0.2, rng, dropoutRng: rng }));
+    tf.tidy(() => void injectLora(model, { targetModules: 'all-linear', r: 4, alpha: 8, dropout: 0.2, rng, dropoutRng: rng }));
     // B starts at zero (no gradient would reach A): give it values.
     const init = new Rng(3);
     for (const [name, v] of trainableVariables(model)) {

@@ -15,7 +15,7 @@ import { SEQUENCE_CLASSIFICATION, configToJson, eosTokenIds, parseLlamaConfig, t
 import { LlamaModel } from '../llama.js';
 import { newVariable } from '../variables.js';
 import { LM_HEAD, SCORE, llamaParamShapes } from '../names.js';
-import { readSafetensors, readSafetensorsHeader, writeSafetensors, type NamedTensor, type WriteDtype } from './safetensors.js';
+import { forEachSafetensor, readSafetensors, readSafetensorsHeader, writeSafetensors, type NamedTensor, type WriteDtype } from './safetensors.js';
 
 export const CONFIG_FILE = 'config.json';
 export const WEIGHTS_FILE = 'model.safetensors';
@@ -54,12 +54,9 @@ export function loadHfModel(dir: string): LlamaModel {
 
   const params = new Map<string, tf.Variable>();
   try {
+    // One tensor at a time: JS holds one tensor's bytes while it is copied onto the tensor heap.
     for (const file of new Set(files.values())) {
-      const { tensors } = readSafetensors(join(dir, file));
-      for (const [name, t] of tensors) {
-        if (!expected.has(name)) continue;
-        params.set(name, newVariable(t.data, t.shape));
-      }
+      forEachSafetensor(join(dir, file), (name, t) => params.set(name, newVariable(t.data, t.shape)), (name) => expected.has(name));
     }
   } catch (e) {
     for (const v of params.values()) v.dispose();

@@ -74,6 +74,23 @@ export function readSafetensors(path: string): {
 }
 
 /**
+ * Visit the tensors of a safetensors file one at a time (each read and decoded to float32 just
+ * before `visit`), so loading holds one tensor's bytes in JS, not the whole file.
+ */
+export function forEachSafetensor(path: string, visit: (name: string, tensor: NamedTensor) => void, wanted?: (name: string) => boolean): void {
+  const fd = openOrThrow(path);
+  try {
+    const header = readHeaderFromFd(fd, path);
+    for (const e of header.entries) {
+      if (wanted && !wanted(e.name)) continue;
+      visit(e.name, { shape: e.shape, data: readEntry(fd, path, header.dataStart, e) });
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
  * Write tensors to `path` (tensor names sorted; header padded with spaces to a multiple of 8 bytes,
  * as the Python library does). Written to `path.tmp` then renamed, so a crash never leaves half a file.
  */
