@@ -15,6 +15,7 @@ import { canWriteInPlace, copyAxis2InPlace } from '../engine/inplace.js';
 import type { Rng } from '../engine/rng.js';
 import type { LinearAdapter } from './adapter.js';
 import { checkpointedLayer } from './checkpointing.js';
+import { frozenMatMulT, type FrozenWeight } from './frozen.js';
 import { CAUSAL_LM, SEQUENCE_CLASSIFICATION, headDim, type LlamaConfig } from './config.js';
 import { ScalarHead } from './heads.js';
 import { ropeAppendJs, rmsNormJs } from './inference.js';
@@ -94,6 +95,8 @@ export class LlamaModel {
   adaptersEnabled = true;
   /** Set from `forward({training})` for adapters that behave differently in training. */
   training = false;
+  /** Frozen weights kept in bfloat16 off the tensor heap (`./frozen.ts`), by HF name; not in `params`. */
+  readonly frozen = new Map<string, FrozenWeight>();
   /** Recompute each decoder layer in the backward pass instead of keeping its activations (training forwards only). */
   gradientCheckpointing = false;
   /** The RNG adapters draw dropout from: checkpointed recomputes replay it. */
@@ -117,12 +120,12 @@ export class LlamaModel {
 
   /** Whether `forward` can produce logits (false for a score-only backbone). */
   get hasLmHead(): boolean {
-    return this.config.tie_word_embeddings || this.params.has(LM_HEAD);
+    return this.config.tie_word_embeddings || this.params.has(LM_HEAD) || this.frozen.has(LM_HEAD);
   }
 
   /** Which heads the checkpoint holds (what `saveHfModel` writes). */
   heads(): HeadChoice {
-    return { lmHead: this.params.has(LM_HEAD), score: this.params.has(SCORE) };
+    return { lmHead: this.params.has(LM_HEAD) || this.frozen.has(LM_HEAD), score: this.params.has(SCORE) };
   }
 
   /** Every decoder projection (q/k/v/o/gate/up/down of every layer): the LoRA targets. */
@@ -136,12 +139,13 @@ export class LlamaModel {
   numParameters(): number {
     let n = 0;
     for (const v of this.params.values()) n += v.size;
+    for (const w of this.frozen.values()) n += w.size;
     return n;
   }
 
   param(name: string): tf.Variable {
     const p = this.params.get(name);
-    if (!p) throw new Error(`LlamaModel: no parameter "${name}"`);
+    if (!p) throw new Error(`LlamaModel: no parameter "${name}"${this.frozen.has(name) ? ' (it is frozen in bfloat16: model.frozen_dtype)' : ''}`);
     return p;
   }
 
@@ -157,7 +161,8 @@ export class LlamaModel {
    * loop in this). Nested calls share the outer call's weights.
    */
   withInferenceWeights<T>(fn: () => T): T {
-    if (this.inference !== null) return fn();
+    // Frozen bfloat16 weights stay off the heap: no float32 copies of them (the plain path upcasts per use).
+    if (this.inference !== null || this.frozen.size > 0) return fn();
     const weights = this.buildInferenceWeights();
     this.inference = weights;
     for (const [name, v] of this.params) if (name.endsWith('norm.weight')) this.inferenceNorms.set(name, v.dataSync() as Float32Array);
@@ -233,10 +238,12 @@ export class LlamaModel {
     const folded = this.inferenceLinear(moduleName);
     if (folded) return this.inferenceMatMul(folded, x);
     return tf.tidy(() => {
-      const w = this.param(`${moduleName}.weight`); // [out, in]
+      const frozen = this.frozen.get(`${moduleName}.weight`);
       // [..., in] · [out, in]ᵀ as one broadcast matmul: the kernels fold the leading axes into rows
       // (and the BatchMatMul gradient patch sums dW over them), so no reshapes around it.
-      let out: tf.Tensor = tf.matMul(x, w, false, true); // [..., out]
+      let out: tf.Tensor = frozen
+        ? frozenMatMulT(x, frozen)
+        : tf.matMul(x, this.param(`${moduleName}.weight`), false, true); // [..., out]
       const bias = this.params.get(`${moduleName}.bias`);
       if (bias) out = tf.add(out, bias);
       const adapter = this.adaptersEnabled ? this.adapters.get(moduleName) : undefined;
@@ -271,7 +278,10 @@ export class LlamaModel {
   /** The LM head's weight [V, H] (the embedding when tied) for losses computed from hidden states; null when an adapter sits on it. */
   lmHeadWeight(): tf.Tensor | null {
     if (this.adapters.has('lm_head')) return null;
-    return this.config.tie_word_embeddings ? this.param(EMBED) : (this.params.get(LM_HEAD) ?? null);
+    const name = this.config.tie_word_embeddings ? EMBED : LM_HEAD;
+    const frozen = this.frozen.get(name);
+    if (frozen) return frozen.materialize(); // a float32 copy for this forward (the caller's tidy frees it)
+    return this.params.get(name) ?? null;
   }
 
   /** Release every weight (and adapters are the caller's). */
@@ -322,7 +332,11 @@ export class LlamaModel {
           jsRope,
         };
 
-        let h = tf.reshape(tf.gather(this.param(EMBED), tf.reshape(input.inputIds, [-1])), [b, t, cfg.hidden_size]);
+        const frozenEmbed = this.frozen.get(EMBED);
+        let h = tf.reshape(
+          frozenEmbed ? frozenEmbed.gatherRows(input.inputIds.dataSync()) : tf.gather(this.param(EMBED), tf.reshape(input.inputIds, [-1])),
+          [b, t, cfg.hidden_size],
+        );
         const newKV: tf.Tensor4D[] = [];
         const checkpoint = this.gradientCheckpointing && this.training && !input.cache && isRecordingGradients();
         for (let i = 0; i < cfg.num_hidden_layers; i++) {
@@ -474,7 +488,10 @@ export class LlamaModel {
     if (folded) return this.inferenceMatMul(folded, hidden);
     if (this.config.tie_word_embeddings) {
       const [b, t, h] = hidden.shape as [number, number, number];
-      const logits = tf.matMul(tf.reshape(hidden, [b * t, h]), this.param(EMBED), false, true);
+      const frozen = this.frozen.get(EMBED);
+      const logits = frozen
+        ? frozenMatMulT(tf.reshape(hidden, [b * t, h]), frozen)
+        : tf.matMul(tf.reshape(hidden, [b * t, h]), this.param(EMBED), false, true);
       return tf.reshape(logits, [b, t, this.config.vocab_size]);
     }
     return this.linear('lm_head', hidden);

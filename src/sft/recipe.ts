@@ -96,18 +96,20 @@ export async function runSft(resolved: ResolvedConfig<SftConfig>, hooks: SftHook
       ? { kind: 'lora', rank: cfg.lora.r, modules: loraShortModules(modelConfig, cfg.lora.target_modules), dropout: cfg.lora.dropout }
       : { kind: 'full' },
     gradientCheckpointing: cfg.train.gradient_checkpointing,
+    frozenDtype: cfg.model.frozen_dtype,
     lossChunkRows: lossChunkRows(modelConfig.vocab_size),
   }), memoryLimits(engine.backend), trainingKnobs({
     batchSize: cfg.train.batch_size,
     maxLengthKey: 'data.max_length',
     maxLength: cfg.data.max_length,
     gradientCheckpointing: cfg.train.gradient_checkpointing,
+    frozenDtype: cfg.lora.enabled ? cfg.model.frozen_dtype : null,
   }), log);
   const tokenizer = await loadTokenizer(tokenizerDir);
   const template = pickTemplate(cfg.tokenizer.template, tokenizer);
   const data = await loadSftData(cfg, tokenizer, template, log);
 
-  const model = loadHfModel(modelDir);
+  const model = loadHfModel(modelDir, { frozenDtype: cfg.model.frozen_dtype });
   model.gradientCheckpointing = cfg.train.gradient_checkpointing;
   model.checkpointRng = rng;
   let optimizer: AdamW | undefined;
