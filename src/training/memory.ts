@@ -175,6 +175,7 @@ export function estimatePeakMemory(input: MemoryEstimateInput): MemoryEstimate {
     add('backward pass of one layer', perLayer + 2 * tokens * h * F32);
   } else {
     add('one layer\'s activations', perLayer / 2);
+    add('KV cache', 2 * layers * cfg.num_key_value_heads * headDim(cfg) * tokens * F32);
   }
 
   const chunk = input.lossChunkRows ?? null;
