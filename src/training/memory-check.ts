@@ -134,7 +134,9 @@ export function typicalRunFits(config: LlamaConfig, limits: MemoryLimits): { run
     { run: 'LoRA SFT r=16 all-linear, batch 1 × 256', input: { config, batchSize: 1, seqLen: 256, trained: lora, lossChunkRows: chunk } },
     { run: 'LoRA SFT r=16 all-linear, batch 4 × 256', input: { config, batchSize: 4, seqLen: 256, trained: lora, lossChunkRows: chunk } },
     { run: 'the same + train.gradient_checkpointing', input: { config, batchSize: 4, seqLen: 256, trained: lora, lossChunkRows: chunk, gradientCheckpointing: true } },
+    { run: 'the same + model.frozen_dtype: bfloat16', input: { config, batchSize: 4, seqLen: 256, trained: lora, lossChunkRows: chunk, gradientCheckpointing: true, frozenDtype: 'bfloat16' } },
     { run: 'LoRA SFT, batch 1 × 512 + checkpointing', input: { config, batchSize: 1, seqLen: 512, trained: lora, lossChunkRows: chunk, gradientCheckpointing: true } },
+    { run: 'the same + model.frozen_dtype: bfloat16', input: { config, batchSize: 1, seqLen: 512, trained: lora, lossChunkRows: chunk, gradientCheckpointing: true, frozenDtype: 'bfloat16' } },
     { run: 'full fine-tuning, batch 1 × 256 + checkpointing', input: { config, batchSize: 1, seqLen: 256, trained: { kind: 'full' }, lossChunkRows: chunk, gradientCheckpointing: true } },
     { run: 'generation, batch 8 × 96 tokens', input: { config, batchSize: 8, seqLen: 96, trained: { kind: 'none' }, lossChunkRows: 8 } },
   ];
