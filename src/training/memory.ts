@@ -151,8 +151,9 @@ export function estimatePeakMemory(input: MemoryEstimateInput): MemoryEstimate {
   } else {
     add('weights (float32)', F32 * params.total);
   }
-  // Loading reads one tensor at a time: its bytes in JS while it is copied in.
-  add('largest tensor while loading', F32 * params.largest, 'host');
+  // Loading reads one tensor at a time: its bytes in JS while it is copied in (freezing adds the
+  // file's bytes and the bfloat16 copy beside the float32 decode: 8 bytes a weight).
+  add('largest tensor while loading', (offHeap ? 2 : 1) * F32 * params.largest, 'host');
   if (input.extraHeapBytes) add(input.extraLabel ?? 'other models', input.extraHeapBytes);
 
   // Trainable state: gradients, their accumulated sum and AdamW's two moments (+ LoRA's own weights).
