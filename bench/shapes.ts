@@ -2,14 +2,15 @@
  * The small-model shapes users fine-tune (issue 16), as HF folders with random seeded weights in the
  * exact Hugging Face layout — nothing is downloaded:
  *
- *   node dist/bench/shapes.js NAME DIR [--dtype F32|BF16] [--seed N]
+ *   node dist/bench/shapes.js NAME DIR [--dtype F32|BF16] [--seed N] [--reward]
  *   NAME: smollm-135m | smollm-360m | qwen2.5-0.5b | tinyllama-1.1b
  *
  * DIR gets config.json, model.safetensors (N(0, 0.02²) linears and embeddings, unit norms, as HF's
  * `_init_weights`), generation_config.json and the bundled world tokenizer (its vocabulary is far
  * smaller than the model's: every id it makes is a valid row of the embedding). Weights are float32
  * by default (what `transformers` saves a freshly made model in); TinyLlama is written in bfloat16,
- * as its hub checkpoint is, unless `--dtype F32`.
+ * as its hub checkpoint is, unless `--dtype F32`. `--reward` writes a reward model instead
+ * (LlamaForSequenceClassification: the backbone and `score.weight` [1, hidden], no LM head).
  *
  * The Qwen2.5-0.5B row is its *shape* as a Llama (vocab 151,936, hidden 896, 24 layers, 14 heads /
  * 2 KV, MLP 4864, tied): Qwen2's q/k/v biases are left out, which changes no memory or speed figure
@@ -19,7 +20,7 @@ import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Rng } from '../src/engine/rng.js';
-import { configToJson, llamaConfig, type LlamaConfig } from '../src/model/config.js';
+import { CAUSAL_LM, SEQUENCE_CLASSIFICATION, configToJson, llamaConfig, type LlamaConfig } from '../src/model/config.js';
 import { writeSafetensors, type NamedTensor, type WriteDtype } from '../src/model/io/safetensors.js';
 import { EMBED, llamaParamShapes } from '../src/model/names.js';
 
@@ -78,11 +79,16 @@ export function modelShape(name: string): ModelShape {
 const WORLD_TOKENIZER = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'data', 'world', 'base');
 
 /** Write `shape` as an HF folder in `dir` with weights drawn from `seed`. */
-export function writeShapeFolder(shape: ModelShape, dir: string, opts: { seed?: number; dtype?: WriteDtype } = {}): void {
-  const cfg = { ...shape.config, torch_dtype: (opts.dtype ?? shape.dtype) === 'BF16' ? 'bfloat16' : 'float32' } as LlamaConfig;
+export function writeShapeFolder(shape: ModelShape, dir: string, opts: { seed?: number; dtype?: WriteDtype; reward?: boolean } = {}): void {
+  const cfg = {
+    ...shape.config,
+    torch_dtype: (opts.dtype ?? shape.dtype) === 'BF16' ? 'bfloat16' : 'float32',
+    architectures: [opts.reward ? SEQUENCE_CLASSIFICATION : CAUSAL_LM],
+    ...(opts.reward ? { num_labels: 1 } : {}),
+  } as LlamaConfig;
   const rng = new Rng(opts.seed ?? 0);
   const tensors = new Map<string, NamedTensor>();
-  for (const [name, dims] of llamaParamShapes(cfg, { lmHead: !cfg.tie_word_embeddings, score: false })) {
+  for (const [name, dims] of llamaParamShapes(cfg, { lmHead: !cfg.tie_word_embeddings && !opts.reward, score: opts.reward ?? false })) {
     const data = new Float32Array(dims.reduce((a, b) => a * b, 1));
     if (name.endsWith('norm.weight')) data.fill(1);
     else if (!name.endsWith('.bias')) rng.fillNormal(data, cfg.initializer_range);
@@ -106,13 +112,15 @@ function main(argv: string[]): void {
   }
   let dtype: WriteDtype | undefined;
   let seed = 0;
+  let reward = false;
   for (let i = 0; i < rest.length; i++) {
     if (rest[i] === '--dtype') dtype = rest[++i] as WriteDtype;
+    else if (rest[i] === '--reward') reward = true;
     else if (rest[i] === '--seed') seed = Number(rest[++i]);
     else throw new Error(`bench/shapes: unknown argument ${rest[i]}`);
   }
   const started = performance.now();
-  writeShapeFolder(modelShape(name), dir, { seed, ...(dtype ? { dtype } : {}) });
+  writeShapeFolder(modelShape(name), dir, { seed, reward, ...(dtype ? { dtype } : {}) });
   console.log(`${name}: written to ${dir} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
 }
 

@@ -37,9 +37,15 @@ export class FrozenWeight {
   readonly bits: Uint16Array;
   readonly shape: number[];
 
-  constructor(values: Float32Array, shape: number[]) {
-    this.bits = toBf16Bits(values);
+  /** A weight already in bfloat16 (e.g. read from a BF16 safetensors file): `bits` is kept, not copied. */
+  constructor(bits: Uint16Array, shape: number[]) {
+    this.bits = bits;
     this.shape = shape;
+  }
+
+  /** A float32 weight rounded to bfloat16. */
+  static fromFloat32(values: Float32Array, shape: number[]): FrozenWeight {
+    return new FrozenWeight(toBf16Bits(values), shape);
   }
 
   get size(): number {

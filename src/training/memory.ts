@@ -26,7 +26,7 @@ export const WASM_HEAP_MAX_BYTES = 4294901760;
 export const PROCESS_BASELINE_BYTES = 260 * 2 ** 20;
 
 /** The wasm allocator's slack over the live bytes at peak (fragmentation of freed blocks). */
-const HEAP_SLACK = 1.12;
+const HEAP_SLACK = 1.05;
 
 export type FrozenDtype = 'float32' | 'bfloat16';
 
@@ -57,6 +57,8 @@ export interface MemoryItem {
   what: string;
   bytes: number;
   where: 'heap' | 'host';
+  /** Only while the weights load (not at the training peak). */
+  loadOnly?: boolean;
 }
 
 export interface MemoryEstimate {
@@ -64,7 +66,7 @@ export interface MemoryEstimate {
   heapBytes: number;
   /** Peak bytes outside it (JS/native: off-heap weights, the weight being read, node itself). */
   hostBytes: number;
-  /** Peak resident memory of the process: heap + host. */
+  /** Peak resident memory of the process: the larger of loading and training (heap + host). */
   totalBytes: number;
   items: MemoryItem[];
 }
@@ -138,8 +140,8 @@ export function estimatePeakMemory(input: MemoryEstimateInput): MemoryEstimate {
   const checkpointing = input.gradientCheckpointing ?? false;
   const training = input.trained.kind !== 'none';
   const items: MemoryItem[] = [];
-  const add = (what: string, bytes: number, where: MemoryItem['where'] = 'heap') => {
-    if (bytes > 0) items.push({ what, bytes: Math.round(bytes), where });
+  const add = (what: string, bytes: number, where: MemoryItem['where'] = 'heap', loadOnly = false) => {
+    if (bytes > 0) items.push({ what, bytes: Math.round(bytes), where, ...(loadOnly ? { loadOnly } : {}) });
   };
 
   const params = parameterCount(cfg);
@@ -151,9 +153,9 @@ export function estimatePeakMemory(input: MemoryEstimateInput): MemoryEstimate {
   } else {
     add('weights (float32)', F32 * params.total);
   }
-  // Loading reads one tensor at a time: its bytes in JS while it is copied in (freezing adds the
-  // file's bytes and the bfloat16 copy beside the float32 decode: 8 bytes a weight).
-  add('largest tensor while loading', (offHeap ? 2 : 1) * F32 * params.largest, 'host');
+  // Loading reads one tensor at a time: its bytes in JS while it is copied in (a float32 file's
+  // weight frozen to bfloat16: the decode and the bfloat16 copy, 6 bytes a weight).
+  add('largest tensor while loading', (offHeap ? 1.5 : 1) * F32 * params.largest, 'host', true);
   if (input.extraHeapBytes) add(input.extraLabel ?? 'other models', input.extraHeapBytes);
 
   // Trainable state: gradients, their accumulated sum and AdamW's two moments (+ LoRA's own weights).
@@ -188,11 +190,13 @@ export function estimatePeakMemory(input: MemoryEstimateInput): MemoryEstimate {
     if (training && chunk !== null) add('hidden-state gradient of the loss', tokens * h * F32);
   }
 
-  const heapLive = items.filter((i) => i.where === 'heap').reduce((s, i) => s + i.bytes, 0);
-  const heapBytes = Math.round(heapLive * HEAP_SLACK);
+  const sum = (keep: (i: MemoryItem) => boolean) => items.filter(keep).reduce((s, i) => s + i.bytes, 0);
+  const heapBytes = Math.round(sum((i) => i.where === 'heap') * HEAP_SLACK);
   add('node, tfjs and the data', PROCESS_BASELINE_BYTES, 'host');
-  const hostBytes = items.filter((i) => i.where === 'host').reduce((s, i) => s + i.bytes, 0);
-  return { heapBytes, hostBytes, totalBytes: heapBytes + hostBytes, items };
+  const hostBytes = sum((i) => i.where === 'host' && !i.loadOnly);
+  // Loading: the weights on the heap so far plus the tensor being read; training: everything else.
+  const loading = (offHeap ? 0 : F32 * params.total) + sum((i) => i.loadOnly === true) + hostBytes;
+  return { heapBytes, hostBytes, totalBytes: Math.max(heapBytes + hostBytes, loading), items };
 }
 
 /** Short names (q_proj, …) of the projections `targetModules` selects in layer 0 (as injectLora resolves them). */

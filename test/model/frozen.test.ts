@@ -104,6 +104,22 @@ describe.each(['cpu', 'wasm'] as const)('model.frozen_dtype: bfloat16 (%s)', (ba
     [frozen, ref, full].forEach((m) => m.dispose());
   });
 
+  test('a bfloat16 file is frozen from its bits: the same weights as freezing its float32 source', () => {
+    const bf16Dir = mkdtempSync(join(tmpdir(), 'frozen-bf16-'));
+    try {
+      const src = loadHfModel(dir);
+      saveHfModel(src, bf16Dir, { dtype: 'BF16' });
+      src.dispose();
+      const fromF32 = loadHfModel(dir, { frozenDtype: 'bfloat16' });
+      const fromBf16 = loadHfModel(bf16Dir, { frozenDtype: 'bfloat16' });
+      expect([...fromBf16.frozen.keys()]).toEqual([...fromF32.frozen.keys()]);
+      for (const [name, w] of fromF32.frozen) expect(fromBf16.frozen.get(name)!.bits).toEqual(w.bits);
+      [fromF32, fromBf16].forEach((m) => m.dispose());
+    } finally {
+      rmSync(bf16Dir, { recursive: true, force: true });
+    }
+  });
+
   function loadHfModelParams(): number {
     const m = loadHfModel(dir);
     const n = m.numParameters();

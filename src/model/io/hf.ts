@@ -73,10 +73,12 @@ export function loadHfModel(dir: string, opts: LoadOptions = {}): LlamaModel {
   try {
     // One tensor at a time: JS holds one tensor's bytes while it is copied onto the tensor heap.
     for (const file of new Set(files.values())) {
-      forEachSafetensor(join(dir, file), (name, t) => {
-        if (freeze && isFreezable(name)) frozen.set(name, new FrozenWeight(t.data, t.shape));
+      // A bfloat16 file's frozen weights are kept as their bits: no float32 decode, no second copy.
+      forEachSafetensor(join(dir, file), (name, t, raw) => {
+        if (raw.bits !== null) frozen.set(name, new FrozenWeight(raw.bits, t.shape));
+        else if (freeze && isFreezable(name)) frozen.set(name, FrozenWeight.fromFloat32(t.data, t.shape));
         else params.set(name, newVariable(t.data, t.shape));
-      }, (name) => expected.has(name));
+      }, (name) => expected.has(name), (name) => freeze && isFreezable(name));
     }
   } catch (e) {
     for (const v of params.values()) v.dispose();

@@ -77,13 +77,25 @@ export function readSafetensors(path: string): {
  * Visit the tensors of a safetensors file one at a time (each read and decoded to float32 just
  * before `visit`), so loading holds one tensor's bytes in JS, not the whole file.
  */
-export function forEachSafetensor(path: string, visit: (name: string, tensor: NamedTensor) => void, wanted?: (name: string) => boolean): void {
+export function forEachSafetensor(
+  path: string,
+  visit: (name: string, tensor: NamedTensor, raw: { dtype: ReadDtype; bits: Uint16Array | null }) => void,
+  wanted?: (name: string) => boolean,
+  /** Hand BF16 entries over as their raw bits (`raw.bits`, `tensor.data` empty) instead of decoding them. */
+  keepBf16?: (name: string) => boolean,
+): void {
   const fd = openOrThrow(path);
   try {
     const header = readHeaderFromFd(fd, path);
     for (const e of header.entries) {
       if (wanted && !wanted(e.name)) continue;
-      visit(e.name, { shape: e.shape, data: readEntry(fd, path, header.dataStart, e) });
+      if (e.dtype === 'BF16' && keepBf16?.(e.name)) {
+        const bytes = new Uint8Array(e.end - e.begin);
+        readExactly(fd, bytes, header.dataStart + e.begin, path, e.name);
+        visit(e.name, { shape: e.shape, data: new Float32Array(0) }, { dtype: e.dtype, bits: new Uint16Array(bytes.buffer, 0, bytes.length / 2) });
+        continue;
+      }
+      visit(e.name, { shape: e.shape, data: readEntry(fd, path, header.dataStart, e) }, { dtype: e.dtype, bits: null });
     }
   } finally {
     closeSync(fd);
