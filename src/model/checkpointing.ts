@@ -61,3 +61,35 @@ export function checkpointedLayer(
   });
   return (op as (...xs: tf.Tensor[]) => tf.Tensor)(h, ...vars);
 }
+
+/**
+ * Every tensor inside `value` (plain objects and arrays walked, anything else kept as is), and a
+ * function that rebuilds the same structure around replacement tensors in the same order: lets a
+ * checkpointed layer save whatever tensors its context holds, whatever fields that context grows.
+ */
+export function tensorsWithin<T>(value: T): { tensors: tf.Tensor[]; rebuild: (replacements: readonly tf.Tensor[]) => T } {
+  const tensors: tf.Tensor[] = [];
+  const walk = (v: unknown): void => {
+    if (v instanceof tf.Tensor) tensors.push(v);
+    else if (Array.isArray(v)) v.forEach(walk);
+    else if (isPlainObject(v)) Object.values(v).forEach(walk);
+  };
+  walk(value);
+  const rebuild = (replacements: readonly tf.Tensor[]): T => {
+    let at = 0;
+    const copy = (v: unknown): unknown => {
+      if (v instanceof tf.Tensor) return replacements[at++];
+      if (Array.isArray(v)) return v.map(copy);
+      if (isPlainObject(v)) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, copy(x)]));
+      return v;
+    };
+    return copy(value) as T;
+  };
+  return { tensors, rebuild };
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  if (typeof v !== 'object' || v === null) return false;
+  const proto = Object.getPrototypeOf(v) as unknown;
+  return proto === Object.prototype || proto === null;
+}

@@ -14,7 +14,7 @@ import { isRecordingGradients } from '../engine/backprop.js';
 import { canWriteInPlace, copyAxis2InPlace } from '../engine/inplace.js';
 import type { Rng } from '../engine/rng.js';
 import type { LinearAdapter } from './adapter.js';
-import { checkpointedLayer } from './checkpointing.js';
+import { checkpointedLayer, tensorsWithin } from './checkpointing.js';
 import { frozenMatMulT, type FrozenWeight } from './frozen.js';
 import { CAUSAL_LM, SEQUENCE_CLASSIFICATION, headDim, type LlamaConfig } from './config.js';
 import { ScalarHead } from './heads.js';
@@ -379,19 +379,17 @@ export class LlamaModel {
 
   /** `decoderLayer` under gradient checkpointing (`./checkpointing.ts`): recomputed in the backward pass. */
   private checkpointedDecoderLayer(i: number, h: tf.Tensor, ctx: AttentionContext): tf.Tensor {
-    const { ropeQ, ropeK, rotateHalf, bias } = ctx;
-    if (!ropeQ || !ropeK || !rotateHalf) throw new Error('LlamaModel: gradient checkpointing needs the training path (no inference weights)');
-    const shared = [ropeQ.cos, ropeQ.sin, ropeK.cos, ropeK.sin, rotateHalf, bias];
-    const layer = (x: tf.Tensor, [qc, qs, kc, ks, rot, b]: tf.Tensor[]) => tf.tidy(() => {
-      const c: AttentionContext = { ...ctx, ropeQ: { cos: qc!, sin: qs! }, ropeK: { cos: kc!, sin: ks! }, rotateHalf: rot as tf.Tensor2D, bias: b! };
-      const out = this.decoderLayer(i, x, c, undefined);
+    // Every tensor of the context (RoPE tables, masks) is saved with the op and rebuilt for the recompute.
+    const context = tensorsWithin(ctx);
+    const layer = (x: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
+      const out = this.decoderLayer(i, x, context.rebuild(saved), undefined);
       tf.dispose([out.k, out.v]);
       return out.h;
     });
     const prefix = `model.layers.${i}.`;
     const variables = [...this.params].filter(([name]) => name.startsWith(prefix)).map(([, v]) => v);
     for (const [name, adapter] of this.adapters) if (name.startsWith(prefix)) variables.push(...(adapter.variables?.() ?? []));
-    return checkpointedLayer(layer, h, shared, variables, this.checkpointRng);
+    return checkpointedLayer(layer, h, context.tensors, variables, this.checkpointRng);
   }
 
   /** Self-attention of one layer. Returns the output [B, T, H] and the full keys/values [B, nkv, S, hd]. */
