@@ -377,7 +377,6 @@ function checkPpoMemory(cfg: PpoConfig, backend: string, log: (m: string) => voi
   const policy = loadHfConfig(cfg.model.path);
   const reward = loadHfConfig(cfg.model.reward_model);
   const seqLen = cfg.data.max_prompt_tokens + cfg.generation.max_new_tokens;
-  const batchSize = Math.max(cfg.ppo.mini_batch_size, cfg.generation.eval_batch_size);
   const rewardWeights = estimatePeakMemory({ config: reward, batchSize: 1, seqLen: 1, trained: { kind: 'none' }, lossChunkRows: 'none' })
     .items.find((i) => i.what.startsWith('weights'))!.bytes;
   let extra = rewardWeights;
@@ -385,9 +384,10 @@ function checkPpoMemory(cfg: PpoConfig, backend: string, log: (m: string) => voi
     const value = estimatePeakMemory({ config: reward, batchSize: cfg.ppo.mini_batch_size, seqLen, trained: { kind: 'full' }, lossChunkRows: 'none' });
     extra += value.items.filter((i) => i.where === 'heap').reduce((n, i) => n + i.bytes, 0);
   }
+  // The update's micro-batch is the binding case (rollouts and evaluation hold no activations for backprop).
   checkMemoryFits('ppo', estimatePeakMemory({
     config: policy,
-    batchSize,
+    batchSize: cfg.ppo.mini_batch_size,
     seqLen,
     trained: { kind: 'lora', rank: cfg.lora.r, modules: loraShortModules(policy, cfg.lora.target_modules), dropout: cfg.lora.dropout },
     lossChunkRows: null,
@@ -395,7 +395,6 @@ function checkPpoMemory(cfg: PpoConfig, backend: string, log: (m: string) => voi
     extraLabel: cfg.ppo.critic === 'reward_model' ? 'reward model, and the value model trained in full' : 'reward model weights',
   }), memoryLimits(backend), [
     { key: 'ppo.mini_batch_size', value: cfg.ppo.mini_batch_size },
-    { key: 'generation.eval_batch_size', value: cfg.generation.eval_batch_size },
     { key: 'generation.max_new_tokens', value: cfg.generation.max_new_tokens },
     { key: 'data.max_prompt_tokens', value: cfg.data.max_prompt_tokens },
     ...(cfg.ppo.critic === 'reward_model' ? [{ key: 'ppo.critic', value: 'reward_model', suggest: 'policy_head' }] : []),
