@@ -11,6 +11,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { isRecordingGradients } from '../engine/backprop.js';
+import { heapHasRoomFor } from '../engine/heap-budget.js';
 import { canWriteInPlace, copyAxis2InPlace } from '../engine/inplace.js';
 import type { Rng } from '../engine/rng.js';
 import type { LinearAdapter } from './adapter.js';
@@ -161,8 +162,9 @@ export class LlamaModel {
    * loop in this). Nested calls share the outer call's weights.
    */
   withInferenceWeights<T>(fn: () => T): T {
-    // Frozen bfloat16 weights stay off the heap: no float32 copies of them (the plain path upcasts per use).
-    if (this.inference !== null || this.frozen.size > 0) return fn();
+    // Frozen bfloat16 weights stay off the heap: no float32 copies of them (the plain path upcasts per use);
+    // nor are copies made that would crowd the wasm heap (a 0.5B model's copies need 2 GiB more).
+    if (this.inference !== null || this.frozen.size > 0 || !heapHasRoomFor(4 * this.numParameters())) return fn();
     const weights = this.buildInferenceWeights();
     this.inference = weights;
     for (const [name, v] of this.params) if (name.endsWith('norm.weight')) this.inferenceNorms.set(name, v.dataSync() as Float32Array);

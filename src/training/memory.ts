@@ -16,11 +16,11 @@
  * The constants were checked against measured peak RSS (docs/engine.md, "Memory").
  */
 import { headDim, type LlamaConfig } from '../model/config.js';
+import { WASM_HEAP_MAX_BYTES } from '../engine/heap-budget.js';
 import { resolveTargetModules } from '../lora/inject.js';
 import { layerLinearModules, llamaParamShapes } from '../model/names.js';
 
-/** tfjs-backend-wasm 4.x: `getHeapMax()` of its emscripten build (65,536 pages of 64 KiB, less one). */
-export const WASM_HEAP_MAX_BYTES = 4294901760;
+export { WASM_HEAP_MAX_BYTES } from '../engine/heap-budget.js';
 
 /** Node, tfjs, the wasm module, code and the tokenized data: measured RSS of a stage before its model loads. */
 export const PROCESS_BASELINE_BYTES = 260 * 2 ** 20;
@@ -177,6 +177,8 @@ export function estimatePeakMemory(input: MemoryEstimateInput): MemoryEstimate {
     // The backward pass of one layer: its gradients flowing (about one layer's worth) and the residual gradient.
     add('backward pass of one layer', perLayer + 2 * tokens * h * F32);
   } else {
+    // Decoding uses transposed, fused copies of the weights when they fit (`withInferenceWeights`).
+    if (!offHeap && 2 * F32 * params.total <= 0.75 * WASM_HEAP_MAX_BYTES) add('inference copies of the weights', F32 * params.total);
     add('one layer\'s activations', perLayer / 2);
     add('KV cache', 2 * layers * cfg.num_key_value_heads * headDim(cfg) * tokens * F32);
   }
