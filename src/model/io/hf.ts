@@ -9,7 +9,7 @@
  */
 import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import type * as tf from '@tensorflow/tfjs-core';
+import * as tf from '@tensorflow/tfjs-core';
 import { UserError } from '../../errors.js';
 import { SEQUENCE_CLASSIFICATION, configToJson, eosTokenIds, parseLlamaConfig, type LlamaConfig } from '../config.js';
 import { LlamaModel } from '../llama.js';
@@ -41,6 +41,11 @@ export interface LoadOptions {
 /** The weights `frozenDtype: bfloat16` keeps frozen: embeddings, LM head, projection weights. */
 export function isFreezable(name: string): boolean {
   return name === EMBED || name === LM_HEAD || /\.(self_attn|mlp)\.[a-z_]+_proj\.weight$/.test(name);
+}
+
+/** Whether making a tensor copies its values (wasm: onto the heap), so read buffers can be reused. */
+function copiesOnCreate(): boolean {
+  return tf.getBackend() === 'wasm';
 }
 
 /** Load a Llama model (causal LM, or a backbone with a `score` head) from an HF folder. */
@@ -78,7 +83,7 @@ export function loadHfModel(dir: string, opts: LoadOptions = {}): LlamaModel {
         if (raw.bits !== null) frozen.set(name, new FrozenWeight(raw.bits, t.shape));
         else if (freeze && isFreezable(name)) frozen.set(name, FrozenWeight.fromFloat32(t.data, t.shape));
         else params.set(name, newVariable(t.data, t.shape));
-      }, (name) => expected.has(name), (name) => freeze && isFreezable(name));
+      }, (name) => expected.has(name), (name) => freeze && isFreezable(name), copiesOnCreate());
     }
   } catch (e) {
     for (const v of params.values()) v.dispose();
