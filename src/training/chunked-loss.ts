@@ -12,7 +12,7 @@
  * (label −100) are dropped before the product. Outside a gradient it only sums the loss.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { isRecordingGradients } from '../engine/backprop.js';
+import { gradientTargets, isRecordingGradients } from '../engine/backprop.js';
 import { wantedVariables } from '../model/checkpointing.js';
 import { softmaxLastAxis } from '../model/layers.js';
 import { IGNORE_INDEX } from './loss.js';
@@ -58,7 +58,10 @@ export function chunkedCrossEntropySum(
     if (count === 0) return tf.mul(tf.sum(flat), 0) as tf.Scalar; // keeps the graph, value 0
     const scored = count === labelValues.length ? flat : tf.gather(flat, tf.tensor1d(rows, 'int32')); // [K, H]
     const recording = isRecordingGradients();
-    const weightWanted = recording && weight instanceof tf.Variable ? wantedVariables([weight]).length > 0 : recording;
+    // The weight's gradient only when asked for: a variable among the gradient's targets (or trainable),
+    // a plain tensor only when it is itself a target (an upcast frozen weight never is).
+    const weightWanted = recording &&
+      (weight instanceof tf.Variable ? wantedVariables([weight]).length > 0 : gradientTargets()?.has(weight) === true);
     return lossOfRows(scored, weight, targets, Math.max(1, chunkRows), recording, weightWanted);
   });
   return { sum, count };

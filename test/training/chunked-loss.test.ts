@@ -97,6 +97,24 @@ describe.each(['cpu', 'wasm'] as const)('chunkedCrossEntropySum (%s)', (backend)
     tf.dispose([h, w, y]);
   });
 
+  test('a plain (upcast, frozen) weight that is not a target gets no gradient product (one matmul fewer than a trained weight)', async () => {
+    const h = tf.variable(tf.tensor3d(HIDDEN, [B, T, H]));
+    const w = tf.tensor2d(WEIGHT, [V, H]);
+    const y = tf.tensor2d(LABELS, [B, T], 'int32');
+    const count = async (xs: tf.Variable[], weight: tf.Tensor) => {
+      const info = await tf.profile(() => {
+        const { value, grads } = tf.variableGrads(() => chunkedCrossEntropySum(h, weight, y, 100).sum, xs);
+        tf.dispose([value, ...Object.values(grads)]);
+      });
+      return info.kernels.filter((k) => k.name === 'BatchMatMul').length;
+    };
+    const wv = tf.variable(w);
+    const frozen = await count([h], w);
+    const trained = await count([h, wv], wv);
+    expect(trained - frozen).toBe(1); // the dW product
+    tf.dispose([h, w, y, wv]);
+  });
+
   test('chunk rows keep [rows, vocab] under 32 MiB', () => {
     expect(lossChunkRows(151936) * 151936 * 4).toBeLessThanOrEqual(32 * 2 ** 20);
     expect(lossChunkRows(512)).toBe(16384);
