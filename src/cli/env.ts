@@ -4,7 +4,8 @@
  */
 import type { Argv, CommandModule } from 'yargs';
 import { describeMatMulPath, initEngine, type BackendName, type EngineInfo } from '../engine/index.js';
-import { describeModel } from '../model/describe.js';
+import { describeModel, formatBytes } from '../model/describe.js';
+import { memoryLimits, typicalRunFits } from '../training/memory-check.js';
 import { loadHfConfig } from '../model/io/hf.js';
 
 interface EnvArgs {
@@ -51,11 +52,22 @@ export const envCommand: CommandModule<object, EnvArgs> = {
     // Read the model's config first: a bad folder fails before the engine starts.
     const model = args.model === undefined ? null : describeModel(loadHfConfig(args.model));
     const info = await initEngine({ backend: args.backend });
+    const limits = memoryLimits(info.backend);
+    const fits = args.model === undefined ? null : typicalRunFits(loadHfConfig(args.model), limits);
     if (args.json) {
-      console.log(JSON.stringify(model === null ? info : { ...info, model }, null, 2));
+      const memory = fits === null ? undefined : { limits, runs: fits.map((f) => ({ run: f.run, peakBytes: f.estimate.totalBytes, heapBytes: f.estimate.heapBytes, fits: f.fits })) };
+      console.log(JSON.stringify(model === null ? info : { ...info, model, memory }, null, 2));
       return;
     }
     console.log(formatEngineInfo(info));
     if (model !== null) console.log([`model:     ${args.model}`, ...model.lines.map((l) => `  ${l}`)].join('\n'));
+    if (fits !== null) {
+      const heap = limits.heapBytes === null ? '' : `wasm heap cap ${formatBytes(limits.heapBytes)}, `;
+      console.log(`memory:    estimated peak of typical runs (${heap}RAM available ${formatBytes(limits.ramBytes)}):`);
+      for (const f of fits) {
+        const where = limits.heapBytes === null ? '' : ` (heap ${formatBytes(f.estimate.heapBytes)})`;
+        console.log(`  ${f.run.padEnd(48)} ${formatBytes(f.estimate.totalBytes).padStart(9)}${where}  ${f.fits ? 'fits' : 'does not fit'}`);
+      }
+    }
   },
 };

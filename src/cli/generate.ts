@@ -8,7 +8,9 @@ import { initEngine, type BackendName } from '../engine/index.js';
 import { Rng } from '../engine/rng.js';
 import { generateText, generationDefaults } from '../generation/text.js';
 import { loadAdapter } from '../lora/index.js';
-import { loadHfModel } from '../model/io/hf.js';
+import { loadHfConfig, loadHfModel } from '../model/io/hf.js';
+import { estimatePeakMemory } from '../training/memory.js';
+import { checkMemoryFits, memoryLimits } from '../training/memory-check.js';
 import { loadTokenizer, type TemplateName } from '../tokenizer/index.js';
 
 interface GenerateArgs {
@@ -46,8 +48,17 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
       .option('json', { type: 'boolean', default: false, describe: 'one JSON object per prompt: prompt, completion, prompt_ids, completion_ids' })
       .option('backend', { choices: ['auto', 'wasm', 'cpu', 'tensorflow'] as const, default: 'auto' as const, describe: 'TF.js backend' }) as unknown as Argv<GenerateArgs>,
   handler: async (args) => {
-    await initEngine({ backend: args.backend });
+    const engine = await initEngine({ backend: args.backend });
     const defaults = generationDefaults(args.model);
+    // Fail before, not during: weights, KV cache and one layer's activations for the whole batch.
+    const config = loadHfConfig(args.model);
+    checkMemoryFits('generate', estimatePeakMemory({
+      config,
+      batchSize: args.prompt.length,
+      seqLen: Math.min(config.max_position_embeddings, 512 + (args['max-new-tokens'] ?? defaults.maxNewTokens)),
+      trained: { kind: 'none' },
+      lossChunkRows: args.prompt.length,
+    }), memoryLimits(engine.backend), [{ key: '--prompt (fewer at once)', value: args.prompt.length }], (m) => void process.stderr.write(m + '\n'));
     const model = loadHfModel(args.model);
     const tokenizer = await loadTokenizer(args.model);
     if (args.adapter) loadAdapter(model, args.adapter);

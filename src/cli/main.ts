@@ -7,6 +7,7 @@ import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import yargs from 'yargs';
 import { UserError, isUserError } from '../errors.js';
+import { isOutOfMemoryError, outOfMemoryMessage } from '../training/memory-check.js';
 import { packagePath } from '../paths.js';
 import { commands } from './commands.js';
 import { validateCommand } from './validate.js';
@@ -74,6 +75,7 @@ export function reportError(e: unknown, io: CliIo): number {
   }
   const error = e instanceof Error ? e : new Error(String(e));
   if (io.debug) io.err(error.stack ?? error.message);
+  else if (isOutOfMemoryError(error)) io.err(outOfMemoryMessage(error)); // never a bare wasm abort
   else io.err(`error: ${error.message}\n(unexpected; rerun with RLHF_DEBUG=1 to see the stack trace)`);
   return 1;
 }

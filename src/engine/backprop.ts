@@ -181,11 +181,30 @@ function backprop(path: readonly TapeNode[], grads: GradientMap, keepIds: Readon
   }
 }
 
+/** The xs of the gradient whose forward is running now (null outside one, or under the stock walk). */
+let targets: ReadonlySet<Tensor> | null = null;
+
+/**
+ * What the innermost running gradient computation differentiates with respect to (its xs), while
+ * its forward runs; null when unknown (no gradient, or the stock tfjs walk). Lets an op that hands
+ * gradients to variables (gradient checkpointing) compute only the ones asked for.
+ */
+export function gradientTargets(): ReadonlySet<Tensor> | null {
+  return targets;
+}
+
 /** Drop-in for tfjs-core's `Engine.gradients` (same arguments, results and errors). */
 function leanGradients(this: EngineInternals, f: () => Tensor, xs: Tensor[], dy?: Tensor, allowNoGradients = false): { value: Tensor; grads: Tensor[] } {
   tf.util.assert(xs.length > 0, () => 'gradients() received an empty list of xs.');
   if (dy != null && dy.dtype !== 'float32') throw new Error(`dy must have 'float32' dtype, but has '${dy.dtype}'`);
-  const y = this.scopedRun(() => this.startTape(), () => this.endTape(), () => this.tidy('forward', f));
+  const outerTargets = targets;
+  targets = new Set(xs);
+  let y: Tensor;
+  try {
+    y = this.scopedRun(() => this.startTape(), () => this.endTape(), () => this.tidy('forward', f));
+  } finally {
+    targets = outerTargets;
+  }
   tf.util.assert(y instanceof tf.Tensor, () => 'The result y returned by f() must be a tensor.');
   const tape = this.state.activeTape!;
   const path = nodesBetween(tape, xs, y);

@@ -236,7 +236,7 @@ export function sftConfigFor(
   const { gatt: _gatt, model: _model, data, tokenizer, ...shared } = resolved.config;
   const config: SftConfig = {
     ...shared,
-    model: { path: input.modelDir },
+    model: { path: input.modelDir, frozen_dtype: 'float32' },
     tokenizer: { path: input.tokenizerDir, template: tokenizer.template },
     data: {
       train: trainFile,

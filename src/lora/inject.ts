@@ -18,6 +18,8 @@ export const ALL_LINEAR = 'all-linear';
 export interface LoraHost {
   readonly params: Map<string, tf.Variable>;
   readonly adapters: Map<string, LinearAdapter>;
+  /** Frozen weights kept outside `params` (bfloat16; only their shapes are read here). */
+  readonly frozen?: ReadonlyMap<string, { shape: number[] }>;
   adaptersEnabled: boolean;
   /** Set by the model's forward from `training`; LoRA dropout reads it. */
   training: boolean;
@@ -109,7 +111,7 @@ export function injectLora(model: LoraHost, opts: InjectLoraOptions): Map<string
   const keepTrainable = new Set(modulesToSaveParams(model, settings.modulesToSave));
   const adapters = new Map<string, LoraLinear>();
   for (const name of targets) {
-    const w = model.params.get(`${name}.weight`);
+    const w = model.params.get(`${name}.weight`) ?? model.frozen?.get(`${name}.weight`);
     if (!w) throw new Error(`injectLora: the model has no weight for ${name}`);
     const [outDim, inDim] = w.shape as [number, number];
     const adapter = new LoraLinear({

@@ -94,6 +94,10 @@ export class LoraLinear implements LinearAdapter {
     return tf.tidy(() => tf.mul(tf.matMul(this.B, this.A), this.scaling) as tf.Tensor2D);
   }
 
+  variables(): tf.Variable[] {
+    return [this.A, this.B];
+  }
+
   dispose(): void {
     this.A.dispose();
     this.B.dispose();

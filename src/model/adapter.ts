@@ -13,4 +13,6 @@ export interface LinearAdapter {
    * (`LlamaModel.withInferenceWeights`); an adapter without it is applied as usual.
    */
   inferenceDelta?(): tf.Tensor2D | null;
+  /** The adapter's own variables (gradient checkpointing hands them their gradients). */
+  variables?(): tf.Variable[];
 }

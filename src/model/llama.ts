@@ -11,9 +11,12 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { isRecordingGradients } from '../engine/backprop.js';
+import { heapHasRoomFor } from '../engine/heap-budget.js';
 import { canWriteInPlace, copyAxis2InPlace } from '../engine/inplace.js';
 import type { Rng } from '../engine/rng.js';
 import type { LinearAdapter } from './adapter.js';
+import { checkpointedLayer, tensorsWithin } from './checkpointing.js';
+import { frozenMatMulT, type FrozenWeight } from './frozen.js';
 import { CAUSAL_LM, SEQUENCE_CLASSIFICATION, headDim, type LlamaConfig } from './config.js';
 import { ScalarHead } from './heads.js';
 import { ropeAppendJs, rmsNormJs } from './inference.js';
@@ -93,6 +96,12 @@ export class LlamaModel {
   adaptersEnabled = true;
   /** Set from `forward({training})` for adapters that behave differently in training. */
   training = false;
+  /** Frozen weights kept in bfloat16 off the tensor heap (`./frozen.ts`), by HF name; not in `params`. */
+  readonly frozen = new Map<string, FrozenWeight>();
+  /** Recompute each decoder layer in the backward pass instead of keeping its activations (training forwards only). */
+  gradientCheckpointing = false;
+  /** The RNG adapters draw dropout from: checkpointed recomputes replay it. */
+  checkpointRng: Rng | null = null;
   /** The reward/value head when the checkpoint has `score.weight` (its variable is also in `params`). */
   scoreHead: ScalarHead | null;
 
@@ -112,12 +121,12 @@ export class LlamaModel {
 
   /** Whether `forward` can produce logits (false for a score-only backbone). */
   get hasLmHead(): boolean {
-    return this.config.tie_word_embeddings || this.params.has(LM_HEAD);
+    return this.config.tie_word_embeddings || this.params.has(LM_HEAD) || this.frozen.has(LM_HEAD);
   }
 
   /** Which heads the checkpoint holds (what `saveHfModel` writes). */
   heads(): HeadChoice {
-    return { lmHead: this.params.has(LM_HEAD), score: this.params.has(SCORE) };
+    return { lmHead: this.params.has(LM_HEAD) || this.frozen.has(LM_HEAD), score: this.params.has(SCORE) };
   }
 
   /** Every decoder projection (q/k/v/o/gate/up/down of every layer): the LoRA targets. */
@@ -131,12 +140,13 @@ export class LlamaModel {
   numParameters(): number {
     let n = 0;
     for (const v of this.params.values()) n += v.size;
+    for (const w of this.frozen.values()) n += w.size;
     return n;
   }
 
   param(name: string): tf.Variable {
     const p = this.params.get(name);
-    if (!p) throw new Error(`LlamaModel: no parameter "${name}"`);
+    if (!p) throw new Error(`LlamaModel: no parameter "${name}"${this.frozen.has(name) ? ' (it is frozen in bfloat16: model.frozen_dtype)' : ''}`);
     return p;
   }
 
@@ -152,7 +162,9 @@ export class LlamaModel {
    * loop in this). Nested calls share the outer call's weights.
    */
   withInferenceWeights<T>(fn: () => T): T {
-    if (this.inference !== null) return fn();
+    // Frozen bfloat16 weights stay off the heap: no float32 copies of them (the plain path upcasts per use);
+    // nor are copies made that would crowd the wasm heap (a 0.5B model's copies need 2 GiB more).
+    if (this.inference !== null || this.frozen.size > 0 || !heapHasRoomFor(4 * this.numParameters())) return fn();
     const weights = this.buildInferenceWeights();
     this.inference = weights;
     for (const [name, v] of this.params) if (name.endsWith('norm.weight')) this.inferenceNorms.set(name, v.dataSync() as Float32Array);
@@ -228,10 +240,12 @@ export class LlamaModel {
     const folded = this.inferenceLinear(moduleName);
     if (folded) return this.inferenceMatMul(folded, x);
     return tf.tidy(() => {
-      const w = this.param(`${moduleName}.weight`); // [out, in]
+      const frozen = this.frozen.get(`${moduleName}.weight`);
       // [..., in] · [out, in]ᵀ as one broadcast matmul: the kernels fold the leading axes into rows
       // (and the BatchMatMul gradient patch sums dW over them), so no reshapes around it.
-      let out: tf.Tensor = tf.matMul(x, w, false, true); // [..., out]
+      let out: tf.Tensor = frozen
+        ? frozenMatMulT(x, frozen)
+        : tf.matMul(x, this.param(`${moduleName}.weight`), false, true); // [..., out]
       const bias = this.params.get(`${moduleName}.bias`);
       if (bias) out = tf.add(out, bias);
       const adapter = this.adaptersEnabled ? this.adapters.get(moduleName) : undefined;
@@ -261,6 +275,15 @@ export class LlamaModel {
   /** Final-normed hidden states without the LM head (reward / value models). */
   hiddenStates(input: ForwardInput): { hidden: tf.Tensor3D; cache?: KVCache } {
     return this.run(input);
+  }
+
+  /** The LM head's weight [V, H] (the embedding when tied) for losses computed from hidden states; null when an adapter sits on it. */
+  lmHeadWeight(): tf.Tensor | null {
+    if (this.adapters.has('lm_head')) return null;
+    const name = this.config.tie_word_embeddings ? EMBED : LM_HEAD;
+    const frozen = this.frozen.get(name);
+    if (frozen) return frozen.materialize(); // a float32 copy for this forward (the caller's tidy frees it)
+    return this.params.get(name) ?? null;
   }
 
   /** Release every weight (and adapters are the caller's). */
@@ -311,21 +334,21 @@ export class LlamaModel {
           jsRope,
         };
 
-        let h = tf.reshape(tf.gather(this.param(EMBED), tf.reshape(input.inputIds, [-1])), [b, t, cfg.hidden_size]);
+        const frozenEmbed = this.frozen.get(EMBED);
+        let h = tf.reshape(
+          frozenEmbed ? frozenEmbed.gatherRows(input.inputIds.dataSync()) : tf.gather(this.param(EMBED), tf.reshape(input.inputIds, [-1])),
+          [b, t, cfg.hidden_size],
+        );
         const newKV: tf.Tensor4D[] = [];
+        const checkpoint = this.gradientCheckpointing && this.training && !input.cache && isRecordingGradients();
         for (let i = 0; i < cfg.num_hidden_layers; i++) {
           // One tidy per layer: its intermediates go when the layer ends (what backprop needs is saved
           // on the tape separately), so the forward never holds every layer's temporaries at once.
-          const layer = tf.tidy(() => {
-            const p = `model.layers.${i}`;
-            const normed = this.norm(`${p}.input_layernorm.weight`, h);
-            const attn = this.attention(p, i, normed, ctx, input.cache?.layers[i]);
-            const mid = tf.add(h, attn.out);
-            const normed2 = this.norm(`${p}.post_attention_layernorm.weight`, mid);
-            return { h: tf.add(mid, this.mlp(p, normed2)), k: attn.k, v: attn.v };
-          });
+          const layer = checkpoint
+            ? { h: this.checkpointedDecoderLayer(i, h, ctx), k: null, v: null }
+            : tf.tidy(() => this.decoderLayer(i, h, ctx, input.cache?.layers[i]));
           // With a preallocated cache, layer.k/v are the cache's own buffers: nothing to collect or free.
-          if (!append) {
+          if (!append && layer.k !== null) {
             if (input.cache) newKV.push(layer.k, layer.v);
             else tf.dispose([layer.k, layer.v]);
           }
@@ -344,6 +367,31 @@ export class LlamaModel {
     const layers: LayerKV[] = [];
     for (let i = 0; i < result.kv.length; i += 2) layers.push({ k: result.kv[i]!, v: result.kv[i + 1]! });
     return { hidden: result.hidden, cache: new KVCache(layers, pastLen + t) };
+  }
+
+  /** Decoder layer i: h + attn(norm(h)), then + mlp(norm(·)); with the layer's keys/values. */
+  private decoderLayer(i: number, h: tf.Tensor, ctx: AttentionContext, past: LayerKV | undefined): { h: tf.Tensor; k: tf.Tensor4D; v: tf.Tensor4D } {
+    const p = `model.layers.${i}`;
+    const normed = this.norm(`${p}.input_layernorm.weight`, h);
+    const attn = this.attention(p, i, normed, ctx, past);
+    const mid = tf.add(h, attn.out);
+    const normed2 = this.norm(`${p}.post_attention_layernorm.weight`, mid);
+    return { h: tf.add(mid, this.mlp(p, normed2)), k: attn.k, v: attn.v };
+  }
+
+  /** `decoderLayer` under gradient checkpointing (`./checkpointing.ts`): recomputed in the backward pass. */
+  private checkpointedDecoderLayer(i: number, h: tf.Tensor, ctx: AttentionContext): tf.Tensor {
+    // Every tensor of the context (RoPE tables, masks) is saved with the op and rebuilt for the recompute.
+    const context = tensorsWithin(ctx);
+    const layer = (x: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
+      const out = this.decoderLayer(i, x, context.rebuild(saved), undefined);
+      tf.dispose([out.k, out.v]);
+      return out.h;
+    });
+    const prefix = `model.layers.${i}.`;
+    const variables = [...this.params].filter(([name]) => name.startsWith(prefix)).map(([, v]) => v);
+    for (const [name, adapter] of this.adapters) if (name.startsWith(prefix)) variables.push(...(adapter.variables?.() ?? []));
+    return checkpointedLayer(layer, h, context.tensors, variables, this.checkpointRng);
   }
 
   /** Self-attention of one layer. Returns the output [B, T, H] and the full keys/values [B, nkv, S, hd]. */
@@ -440,7 +488,10 @@ export class LlamaModel {
     if (folded) return this.inferenceMatMul(folded, hidden);
     if (this.config.tie_word_embeddings) {
       const [b, t, h] = hidden.shape as [number, number, number];
-      const logits = tf.matMul(tf.reshape(hidden, [b * t, h]), this.param(EMBED), false, true);
+      const frozen = this.frozen.get(EMBED);
+      const logits = frozen
+        ? frozenMatMulT(tf.reshape(hidden, [b * t, h]), frozen)
+        : tf.matMul(tf.reshape(hidden, [b * t, h]), this.param(EMBED), false, true);
       return tf.reshape(logits, [b, t, this.config.vocab_size]);
     }
     return this.linear('lm_head', hidden);

@@ -15,7 +15,9 @@ import { readRewardStats } from '../model/io/reward-stats.js';
 import { injectLora, mergeLora, trainableVariables, unloadLora, unmergeLora } from '../lora/inject.js';
 import { loadAdapter, saveAdapter } from '../lora/peft-io.js';
 import { ScalarHead } from '../model/heads.js';
-import { loadHfModel, saveHfModel } from '../model/io/hf.js';
+import { loadHfConfig, loadHfModel, saveHfModel } from '../model/io/hf.js';
+import { estimatePeakMemory, loraShortModules } from '../training/memory.js';
+import { checkMemoryFits, memoryLimits } from '../training/memory-check.js';
 import type { LlamaModel } from '../model/llama.js';
 import { loadTokenizer, renderChatPrompt, turnEndIds, type TemplateName, type Tokenizer } from '../tokenizer/index.js';
 import type { ResolvedConfig } from '../config/index.js';
@@ -251,7 +253,8 @@ export async function runPpo(
   }
 
   // ── setup ──
-  await initEngine({ backend: cfg.engine.backend, threads: cfg.engine.threads, seed: cfg.engine.seed });
+  const engine = await initEngine({ backend: cfg.engine.backend, threads: cfg.engine.threads, seed: cfg.engine.seed });
+  checkPpoMemory(cfg, engine.backend, log);
   const tokenizerDir = cfg.tokenizer.path ?? cfg.model.path;
   const tokenizer = await loadTokenizer(tokenizerDir);
   const template: TemplateName = cfg.tokenizer.template !== 'auto' ? cfg.tokenizer.template : tokenizer.chatTemplate ? 'tokenizer' : 'llama2';
@@ -363,4 +366,37 @@ export async function runPpo(
     unloadLora(policy, { merge: false });
     for (const m of toDispose) m.dispose();
   }
+}
+
+/**
+ * Fail before, not during: the LoRA policy (its reference is the same weights with adapters off) on
+ * a mini-batch of prompt + response tokens, beside the frozen reward model and — with
+ * ppo.critic: reward_model — a value model trained in full.
+ */
+function checkPpoMemory(cfg: PpoConfig, backend: string, log: (m: string) => void): void {
+  const policy = loadHfConfig(cfg.model.path);
+  const reward = loadHfConfig(cfg.model.reward_model);
+  const seqLen = cfg.data.max_prompt_tokens + cfg.generation.max_new_tokens;
+  const rewardWeights = estimatePeakMemory({ config: reward, batchSize: 1, seqLen: 1, trained: { kind: 'none' }, lossChunkRows: 'none' })
+    .items.find((i) => i.what.startsWith('weights'))!.bytes;
+  let extra = rewardWeights;
+  if (cfg.ppo.critic === 'reward_model') {
+    const value = estimatePeakMemory({ config: reward, batchSize: cfg.ppo.mini_batch_size, seqLen, trained: { kind: 'full' }, lossChunkRows: 'none' });
+    extra += value.items.filter((i) => i.where === 'heap').reduce((n, i) => n + i.bytes, 0);
+  }
+  // The update's micro-batch is the binding case (rollouts and evaluation hold no activations for backprop).
+  checkMemoryFits('ppo', estimatePeakMemory({
+    config: policy,
+    batchSize: cfg.ppo.mini_batch_size,
+    seqLen,
+    trained: { kind: 'lora', rank: cfg.lora.r, modules: loraShortModules(policy, cfg.lora.target_modules), dropout: cfg.lora.dropout },
+    lossChunkRows: null,
+    extraHeapBytes: extra,
+    extraLabel: cfg.ppo.critic === 'reward_model' ? 'reward model, and the value model trained in full' : 'reward model weights',
+  }), memoryLimits(backend), [
+    { key: 'ppo.mini_batch_size', value: cfg.ppo.mini_batch_size },
+    { key: 'generation.max_new_tokens', value: cfg.generation.max_new_tokens },
+    { key: 'data.max_prompt_tokens', value: cfg.data.max_prompt_tokens },
+    ...(cfg.ppo.critic === 'reward_model' ? [{ key: 'ppo.critic', value: 'reward_model', suggest: 'policy_head' }] : []),
+  ], log);
 }

@@ -18,6 +18,8 @@ import { UserError } from '../errors.js';
 import { configToJson, llamaConfig, type LlamaConfig } from '../model/config.js';
 import { saveHfModel, CONFIG_FILE } from '../model/io/hf.js';
 import { initLlama, type LlamaModel } from '../model/llama.js';
+import { estimatePeakMemory } from '../training/memory.js';
+import { checkMemoryFits, memoryLimits, trainingKnobs } from '../training/memory-check.js';
 import { llamaParamShapes } from '../model/names.js';
 import type { Tokenizer } from '../tokenizer/types.js';
 import { ConsoleProgress, type RunContext } from '../tracking/index.js';
@@ -84,7 +86,7 @@ export async function runPretrain(resolved: ResolvedConfig<PretrainConfig>, opts
   const accum = cfg.optim.grad_accum;
 
   // ── setup ──────────────────────────────────────────────────────────────────────────────────
-  await initEngine({ backend: cfg.engine.backend, threads: cfg.engine.threads, seed: cfg.engine.seed });
+  const engine = await initEngine({ backend: cfg.engine.backend, threads: cfg.engine.threads, seed: cfg.engine.seed });
   const documents = await readDocuments(cfg.data.corpus, { separator: cfg.data.document_separator, textColumn: cfg.data.text_column });
   const run = await openStageRun({
     stage: 'pretrain',
@@ -128,8 +130,23 @@ export async function runPretrain(resolved: ResolvedConfig<PretrainConfig>, opts
     const evalTokens = evalRows.length > 0 ? lmBatch(evalRows, seqLen, tokenizer.padId).targets : 0;
 
     const llama = modelConfig(cfg, tokenizer);
+    // Fail before, not during: every weight trains (AdamW), on micro-batches of seq_len tokens.
+    checkMemoryFits('pretrain', estimatePeakMemory({
+      config: llama,
+      batchSize,
+      seqLen,
+      trained: { kind: 'full' },
+      gradientCheckpointing: cfg.train.gradient_checkpointing,
+      lossChunkRows: null,
+    }), memoryLimits(engine.backend), trainingKnobs({
+      batchSize,
+      maxLengthKey: 'data.seq_len',
+      maxLength: seqLen,
+      gradientCheckpointing: cfg.train.gradient_checkpointing,
+    }), log);
     const rng = new Rng(cfg.engine.seed);
     model = initLlama(llama, rng);
+    model.gradientCheckpointing = cfg.train.gradient_checkpointing;
     optimizer = newAdamW(model.params, {
       beta1: cfg.optim.betas[0],
       beta2: cfg.optim.betas[1],

@@ -19,7 +19,9 @@ import { initEngine } from '../engine/index.js';
 import { Rng } from '../engine/rng.js';
 import { UserError } from '../errors.js';
 import { injectLora, trainableVariables, unloadLora } from '../lora/index.js';
-import type { LlamaModel } from '../model/index.js';
+import { loadHfConfig, type LlamaModel } from '../model/index.js';
+import { estimatePeakMemory, loraShortModules } from '../training/memory.js';
+import { checkMemoryFits, memoryLimits, trainingKnobs } from '../training/memory-check.js';
 import { packagePath } from '../paths.js';
 import { loadTokenizer, type TemplateName, type Tokenizer } from '../tokenizer/index.js';
 import { ConsoleProgress, type RunContext } from '../tracking/index.js';
@@ -73,10 +75,27 @@ export async function runReward(resolved: ResolvedConfig<RewardConfig>, opts: Re
   const log = opts.log ?? ((msg: string) => process.stderr.write(msg + '\n'));
 
   // ── setup ──────────────────────────────────────────────────────────────────────────────────
-  await initEngine({ backend: cfg.engine.backend, threads: cfg.engine.threads, seed: cfg.engine.seed });
+  const engine = await initEngine({ backend: cfg.engine.backend, threads: cfg.engine.threads, seed: cfg.engine.seed });
   const rng = new Rng(cfg.engine.seed);
   // model.path may be a LoRA SFT output (an adapter folder): its base model is loaded and it is merged in.
   const { modelDir, adapterDir } = resolveBackbone(resolvePath(cfg.model.path), cfg.model.adapter === null ? null : resolvePath(cfg.model.adapter));
+  // Fail before, not during: a micro-batch is batch_size pairs, chosen and rejected side by side.
+  const backbone = loadHfConfig(modelDir);
+  checkMemoryFits('reward', estimatePeakMemory({
+    config: backbone,
+    batchSize: 2 * cfg.train.batch_size,
+    seqLen: cfg.data.max_length,
+    trained: cfg.lora.enabled
+      ? { kind: 'lora', rank: cfg.lora.r, modules: loraShortModules(backbone, cfg.lora.target_modules), dropout: cfg.lora.dropout }
+      : { kind: 'full' },
+    gradientCheckpointing: cfg.train.gradient_checkpointing,
+    lossChunkRows: 'none',
+  }), memoryLimits(engine.backend), trainingKnobs({
+    batchSize: cfg.train.batch_size,
+    maxLengthKey: 'data.max_length',
+    maxLength: cfg.data.max_length,
+    gradientCheckpointing: cfg.train.gradient_checkpointing,
+  }), log);
   const tokenizerDir = resolvePath(cfg.tokenizer.path ?? cfg.model.path);
   const tokenizer = await loadTokenizer(tokenizerDir);
   const template = pickTemplate(cfg.tokenizer.template, tokenizer);
@@ -85,6 +104,8 @@ export async function runReward(resolved: ResolvedConfig<RewardConfig>, opts: Re
   log(`reward: ${data.train.length} training pairs, ${data.eval.length} eval pairs (margin: ${cfg.reward.margin})`);
 
   const model = loadRewardBackbone(modelDir, rng.fork(), { adapterDir });
+  model.gradientCheckpointing = cfg.train.gradient_checkpointing;
+  model.checkpointRng = rng;
   let run: StageRun | null = null;
   let optimizer: AdamW | null = null;
   const accumulator = new GradientAccumulator();

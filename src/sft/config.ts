@@ -15,6 +15,13 @@ export const sftModelSection = z
       .min(1)
       .default('runs/${run.name}/pretrain/final')
       .describe('HF model folder to fine-tune (config.json + model.safetensors), e.g. the pretrain stage\'s final/.'),
+    frozen_dtype: z
+      .enum(['float32', 'bfloat16'])
+      .default('float32')
+      .describe(
+        'How the frozen base weights (embeddings, LM head, projections) are kept under LoRA: bfloat16 halves their memory ' +
+          'and keeps them off the 4 GiB wasm heap; each product still runs in float32 (the weight is upcast per use).',
+      ),
   })
   .prefault({})
   .describe('The model to fine-tune.');
@@ -148,6 +155,16 @@ export const sftConfigSchema = z
         code: 'custom',
         path: ['sft', 'save_merged'],
         message: 'needs lora.enabled: true (full fine-tuning already writes the whole model to final/)',
+      });
+    }
+    if (cfg.model.frozen_dtype === 'bfloat16' && !cfg.lora.enabled) {
+      ctx.addIssue({ code: 'custom', path: ['model', 'frozen_dtype'], message: 'bfloat16 keeps frozen weights; full fine-tuning (lora.enabled: false) trains every weight in float32' });
+    }
+    if (cfg.model.frozen_dtype === 'bfloat16' && cfg.sft.save_merged) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['sft', 'save_merged'],
+        message: 'merging needs the float32 base: with model.frozen_dtype: bfloat16, save the adapter and run `rlhf merge-lora` on final/',
       });
     }
     if (cfg.sft.early_stopping_patience !== null && cfg.data.eval === null && cfg.data.eval_split === 0) {

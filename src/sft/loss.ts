@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { TokenBatch } from '../data/index.js';
 import type { LlamaModel } from '../model/index.js';
 import { countTargets, maskedCrossEntropySum, shiftLabels } from '../training/index.js';
+import { chunkedCrossEntropySum } from '../training/chunked-loss.js';
 
 /**
  * The SFT objective on one collated batch: cross-entropy of next-token prediction, summed over the
@@ -20,9 +21,15 @@ export function batchLossSum(model: LlamaModel, batch: TokenBatch, training: boo
   const attentionMask = tf.tensor2d(batch.attentionMask, shape, 'int32'); // [B, T]
   const positionIds = tf.tensor2d(batch.positionIds, shape, 'int32'); // [B, T] (restart per packed example)
   const labels = tf.tensor2d(shiftLabels(batch.labels), shape, 'int32'); // [B, T], position t scored on token t+1
-  const { logits } = model.forward({ inputIds, attentionMask, positionIds, training }); // [B, T, V]
-  return maskedCrossEntropySum(logits, labels).sum;
+  // From the hidden states in chunks of rows (training/chunked-loss.ts): no [B·T, V] logits are kept.
+  const head = model.lmHeadWeight(); // [V, H]
+  if (head === null) return maskedCrossEntropySum(model.forward({ inputIds, attentionMask, positionIds, training }).logits, labels).sum;
+  const { hidden } = model.hiddenStates({ inputIds, attentionMask, positionIds, training }); // [B, T, H]
+  return chunkedCrossEntropySum(hidden, head, labels).sum;
 }
+
+/** Rows of logits per loss chunk for a vocabulary (what the memory estimate assumes). */
+export { lossChunkRows } from '../training/chunked-loss.js';
 
 /** Mean loss over every scored token of `batches` (no gradient), and the token count. */
 export function evaluateLoss(model: LlamaModel, batches: readonly TokenBatch[]): { loss: number; tokens: number } {

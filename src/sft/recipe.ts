@@ -16,7 +16,9 @@ import { initEngine } from '../engine/index.js';
 import { Rng } from '../engine/rng.js';
 import { UserError } from '../errors.js';
 import { injectLora, mergeLora, numLoraParameters, saveAdapter, trainableVariables, unloadLora } from '../lora/index.js';
-import { configToJson, loadHfModel, saveHfModel, type LlamaModel } from '../model/index.js';
+import { configToJson, loadHfConfig, loadHfModel, saveHfModel, type LlamaModel } from '../model/index.js';
+import { estimatePeakMemory, loraShortModules } from '../training/memory.js';
+import { checkMemoryFits, memoryLimits, trainingKnobs } from '../training/memory-check.js';
 import { loadTokenizer, type Tokenizer } from '../tokenizer/index.js';
 import { ConsoleProgress, type RunContext } from '../tracking/index.js';
 import {
@@ -42,7 +44,7 @@ import {
 import type { SftConfig } from './config.js';
 import { buildUnits, collateUnits, keepTrainable, pickTemplate, resolveDataPath, tokenizeSftRow, type TrainUnits } from './data.js';
 import { updateEarlyStopping, type EarlyStoppingState } from './early-stopping.js';
-import { batchLossSum, batchTargets, evaluateLoss } from './loss.js';
+import { batchLossSum, lossChunkRows, batchTargets, evaluateLoss } from './loss.js';
 
 /** Test and embedding hooks; the CLI passes none. */
 export interface SftHooks {
@@ -77,18 +79,39 @@ export async function runSft(resolved: ResolvedConfig<SftConfig>, hooks: SftHook
   const log = hooks.log ?? ((m: string) => void process.stderr.write(m + '\n'));
 
   // ── setup ──────────────────────────────────────────────────────────────────────────────────
-  await initEngine({ backend: cfg.engine.backend, threads: cfg.engine.threads });
+  const engine = await initEngine({ backend: cfg.engine.backend, threads: cfg.engine.threads });
   const rng = new Rng(cfg.engine.seed); // LoRA init, then LoRA dropout: saved in every checkpoint
   const modelDir = resolve(resolveDataPath(cfg.model.path));
   const tokenizerDir = resolve(resolveDataPath(cfg.tokenizer.path ?? cfg.model.path));
   if (!existsSync(join(modelDir, 'config.json'))) {
     throw new UserError(`model.path: ${cfg.model.path} has no config.json (an HF model folder is needed; run the pretrain stage first?)`);
   }
+  // Fail before, not during: refuse a run that cannot fit before any weight or data is loaded.
+  const modelConfig = loadHfConfig(modelDir);
+  checkMemoryFits('sft', estimatePeakMemory({
+    config: modelConfig,
+    batchSize: cfg.train.batch_size,
+    seqLen: cfg.data.max_length,
+    trained: cfg.lora.enabled
+      ? { kind: 'lora', rank: cfg.lora.r, modules: loraShortModules(modelConfig, cfg.lora.target_modules), dropout: cfg.lora.dropout }
+      : { kind: 'full' },
+    gradientCheckpointing: cfg.train.gradient_checkpointing,
+    frozenDtype: cfg.model.frozen_dtype,
+    lossChunkRows: lossChunkRows(modelConfig.vocab_size),
+  }), memoryLimits(engine.backend), trainingKnobs({
+    batchSize: cfg.train.batch_size,
+    maxLengthKey: 'data.max_length',
+    maxLength: cfg.data.max_length,
+    gradientCheckpointing: cfg.train.gradient_checkpointing,
+    frozenDtype: cfg.lora.enabled ? cfg.model.frozen_dtype : null,
+  }), log);
   const tokenizer = await loadTokenizer(tokenizerDir);
   const template = pickTemplate(cfg.tokenizer.template, tokenizer);
   const data = await loadSftData(cfg, tokenizer, template, log);
 
-  const model = loadHfModel(modelDir);
+  const model = loadHfModel(modelDir, { frozenDtype: cfg.model.frozen_dtype });
+  model.gradientCheckpointing = cfg.train.gradient_checkpointing;
+  model.checkpointRng = rng;
   let optimizer: AdamW | undefined;
   let progress: ConsoleProgress | undefined;
   try {

@@ -28,7 +28,8 @@ const REPO = process.cwd();
 const GIVEN_BUILD = process.env.RLHF_TEST_BUILD;
 const BUILD = GIVEN_BUILD ?? join(REPO, 'tmp', `reliability-build-${process.pid}`);
 const MAIN = join(BUILD, 'src', 'cli', 'main.js');
-const STEPS = 50;
+// Long enough that twenty kills (each up to ~1 s into a resumed run, at ~20 steps/s) land before the run ends.
+const STEPS = 400;
 const ADAPTER = 'adapter_model.safetensors';
 
 let world: string;

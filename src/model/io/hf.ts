@@ -9,13 +9,14 @@
  */
 import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import type * as tf from '@tensorflow/tfjs-core';
+import * as tf from '@tensorflow/tfjs-core';
 import { UserError } from '../../errors.js';
 import { SEQUENCE_CLASSIFICATION, configToJson, eosTokenIds, parseLlamaConfig, type LlamaConfig } from '../config.js';
 import { LlamaModel } from '../llama.js';
 import { newVariable } from '../variables.js';
-import { LM_HEAD, SCORE, llamaParamShapes } from '../names.js';
-import { readSafetensors, readSafetensorsHeader, writeSafetensors, type NamedTensor, type WriteDtype } from './safetensors.js';
+import { FrozenWeight } from '../frozen.js';
+import { EMBED, LM_HEAD, SCORE, llamaParamShapes } from '../names.js';
+import { forEachSafetensor, readSafetensors, readSafetensorsHeader, writeSafetensors, type NamedTensor, type WriteDtype } from './safetensors.js';
 
 export const CONFIG_FILE = 'config.json';
 export const WEIGHTS_FILE = 'model.safetensors';
@@ -28,8 +29,27 @@ export function loadHfConfig(dir: string): LlamaConfig {
   return parseLlamaConfig(readJson(path), path);
 }
 
+export interface LoadOptions {
+  /**
+   * bfloat16: keep the embedding, LM head and every projection weight as frozen bfloat16 off the
+   * tensor heap (`../frozen.ts`; for LoRA training and inference); norms, biases and heads stay float32
+   * variables. Default float32: every weight a variable.
+   */
+  frozenDtype?: 'float32' | 'bfloat16';
+}
+
+/** The weights `frozenDtype: bfloat16` keeps frozen: embeddings, LM head, projection weights. */
+export function isFreezable(name: string): boolean {
+  return name === EMBED || name === LM_HEAD || /\.(self_attn|mlp)\.[a-z_]+_proj\.weight$/.test(name);
+}
+
+/** Whether making a tensor copies its values (wasm: onto the heap), so read buffers can be reused. */
+function copiesOnCreate(): boolean {
+  return tf.getBackend() === 'wasm';
+}
+
 /** Load a Llama model (causal LM, or a backbone with a `score` head) from an HF folder. */
-export function loadHfModel(dir: string): LlamaModel {
+export function loadHfModel(dir: string, opts: LoadOptions = {}): LlamaModel {
   const config = loadHfConfig(dir);
   const files = weightFiles(dir);
 
@@ -53,13 +73,17 @@ export function loadHfModel(dir: string): LlamaModel {
   checkTensors(dir, expected, found, ignorable, files, duplicates);
 
   const params = new Map<string, tf.Variable>();
+  const frozen = new Map<string, FrozenWeight>();
+  const freeze = opts.frozenDtype === 'bfloat16';
   try {
+    // One tensor at a time: JS holds one tensor's bytes while it is copied onto the tensor heap.
     for (const file of new Set(files.values())) {
-      const { tensors } = readSafetensors(join(dir, file));
-      for (const [name, t] of tensors) {
-        if (!expected.has(name)) continue;
-        params.set(name, newVariable(t.data, t.shape));
-      }
+      // A bfloat16 file's frozen weights are kept as their bits: no float32 decode, no second copy.
+      forEachSafetensor(join(dir, file), (name, t, raw) => {
+        if (raw.bits !== null) frozen.set(name, new FrozenWeight(raw.bits, t.shape));
+        else if (freeze && isFreezable(name)) frozen.set(name, FrozenWeight.fromFloat32(t.data, t.shape));
+        else params.set(name, newVariable(t.data, t.shape));
+      }, (name) => expected.has(name), (name) => freeze && isFreezable(name), copiesOnCreate());
     }
   } catch (e) {
     for (const v of params.values()) v.dispose();
@@ -67,8 +91,10 @@ export function loadHfModel(dir: string): LlamaModel {
   }
   // Keep HF module order in `params` (the order of `llamaParamShapes`).
   const ordered = new Map<string, tf.Variable>();
-  for (const name of expected.keys()) ordered.set(name, params.get(name)!);
-  return new LlamaModel(config, ordered);
+  for (const name of expected.keys()) if (params.has(name)) ordered.set(name, params.get(name)!);
+  const model = new LlamaModel(config, ordered);
+  for (const name of expected.keys()) if (frozen.has(name)) model.frozen.set(name, frozen.get(name)!);
+  return model;
 }
 
 export interface SaveOptions {

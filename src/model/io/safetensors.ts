@@ -74,6 +74,41 @@ export function readSafetensors(path: string): {
 }
 
 /**
+ * Visit the tensors of a safetensors file one at a time (each read and decoded to float32 just
+ * before `visit`), so loading holds one tensor's bytes in JS, not the whole file.
+ */
+export function forEachSafetensor(
+  path: string,
+  visit: (name: string, tensor: NamedTensor, raw: { dtype: ReadDtype; bits: Uint16Array | null }) => void,
+  wanted?: (name: string) => boolean,
+  /** Hand BF16 entries over as their raw bits (`raw.bits`, `tensor.data` empty) instead of decoding them. */
+  keepBf16?: (name: string) => boolean,
+  /**
+   * Decode into one buffer reused for every tensor (`tensor.data` is valid only during `visit`, which
+   * must copy it): fresh memory is touched once, not once per tensor (page faults dominated loading).
+   */
+  reuseBuffers = false,
+): void {
+  const fd = openOrThrow(path);
+  try {
+    const header = readHeaderFromFd(fd, path);
+    const scratch = reuseBuffers ? new Scratch() : null;
+    for (const e of header.entries) {
+      if (wanted && !wanted(e.name)) continue;
+      if (e.dtype === 'BF16' && keepBf16?.(e.name)) {
+        const bytes = new Uint8Array(e.end - e.begin);
+        readExactly(fd, bytes, header.dataStart + e.begin, path, e.name);
+        visit(e.name, { shape: e.shape, data: new Float32Array(0) }, { dtype: e.dtype, bits: new Uint16Array(bytes.buffer, 0, bytes.length / 2) });
+        continue;
+      }
+      visit(e.name, { shape: e.shape, data: readEntry(fd, path, header.dataStart, e, scratch) }, { dtype: e.dtype, bits: null });
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
  * Write tensors to `path` (tensor names sorted; header padded with spaces to a multiple of 8 bytes,
  * as the Python library does). Written to `path.tmp` then renamed, so a crash never leaves half a file.
  */
@@ -230,13 +265,27 @@ function parseEntry(
   return { name, dtype: dtype as ReadDtype, shape: [...(shape as number[])], begin, end };
 }
 
-function readEntry(fd: number, path: string, dataStart: number, e: SafetensorsEntry): Float32Array {
-  const bytes = new Uint8Array(e.end - e.begin);
+/** Growable buffers reused across tensors: the raw bytes, and the float32 decode of 16-bit ones. */
+class Scratch {
+  private raw = new ArrayBuffer(0);
+  private decoded = new ArrayBuffer(0);
+  bytes(n: number): Uint8Array {
+    if (this.raw.byteLength < n) this.raw = new ArrayBuffer(n);
+    return new Uint8Array(this.raw, 0, n);
+  }
+  floats(n: number): Float32Array {
+    if (this.decoded.byteLength < 4 * n) this.decoded = new ArrayBuffer(4 * n);
+    return new Float32Array(this.decoded, 0, n);
+  }
+}
+
+function readEntry(fd: number, path: string, dataStart: number, e: SafetensorsEntry, scratch: Scratch | null = null): Float32Array {
+  const bytes = scratch ? scratch.bytes(e.end - e.begin) : new Uint8Array(e.end - e.begin);
   readExactly(fd, bytes, dataStart + e.begin, path, e.name);
   const numel = bytes.length / DTYPE_BYTES[e.dtype];
   if (e.dtype === 'F32') return new Float32Array(bytes.buffer, 0, numel);
   const half = new Uint16Array(bytes.buffer, 0, numel);
-  const out = new Float32Array(numel);
+  const out = scratch ? scratch.floats(numel) : new Float32Array(numel);
   if (e.dtype === 'BF16') {
     const bits = new Uint32Array(out.buffer);
     for (let i = 0; i < numel; i++) bits[i] = half[i]! << 16;
