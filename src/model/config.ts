@@ -1,8 +1,16 @@
 /**
- * LlamaConfig with the exact keys of Hugging Face's `config.json` for `model_type: "llama"`, the
- * defaults of `transformers.LlamaConfig`, and a parser that reports every problem at once.
+ * LlamaConfig with the exact keys of Hugging Face's `config.json` for `model_type: "llama"` (and
+ * `"qwen2"`, the same decoder with q/k/v biases), the defaults of `transformers.LlamaConfig`, and a
+ * parser that reports every problem at once. RoPE settings are read from either spelling
+ * (transformers 4.x `rope_theta` + `rope_scaling`, 5.x `rope_parameters`): see ./rope.ts.
  */
 import { UserError } from '../errors.js';
+import { readRopeSettings, type RopeSettings } from './rope.js';
+
+/** Families whose decoder this package computes, as transformers names them in `model_type`. */
+export const SUPPORTED_FAMILIES = ['llama', 'qwen2'] as const;
+export type ModelFamily = (typeof SUPPORTED_FAMILIES)[number];
+const ARCH_PREFIX: Record<ModelFamily, string> = { llama: 'Llama', qwen2: 'Qwen2' };
 
 export interface LlamaConfig {
   vocab_size: number;
@@ -25,7 +33,7 @@ export interface LlamaConfig {
   mlp_bias: boolean;
   initializer_range: number;
   architectures: string[];
-  model_type: 'llama';
+  model_type: ModelFamily;
   torch_dtype: 'float32' | 'bfloat16' | 'float16';
   /** Anything else found in config.json (kept so a load → save round trip loses nothing). */
   [extra: string]: unknown;
@@ -84,12 +92,13 @@ export function parseLlamaConfig(json: unknown, source: string): LlamaConfig {
   }
   const raw = json as Record<string, unknown>;
   const problems: string[] = [];
-  if (raw.model_type !== undefined && raw.model_type !== 'llama') {
-    problems.push(`model_type is "${String(raw.model_type)}", only "llama" is supported`);
+  if (raw.model_type !== undefined && !(SUPPORTED_FAMILIES as readonly unknown[]).includes(raw.model_type)) {
+    problems.push(`model_type "${String(raw.model_type)}" is not supported (supported: ${SUPPORTED_FAMILIES.join(', ')})`);
   }
-  if (raw.rope_scaling !== undefined && raw.rope_scaling !== null) {
-    problems.push('rope_scaling is not supported (only plain RoPE with rope_theta)');
+  if (raw.model_type === 'qwen2' && raw.use_sliding_window === true) {
+    problems.push('use_sliding_window: true is not supported for qwen2 (shipped Qwen2/2.5 checkpoints set it to false)');
   }
+  const rope = readRopeSettings(raw, problems);
   if (raw.pretraining_tp !== undefined && raw.pretraining_tp !== 1) {
     problems.push('pretraining_tp must be 1');
   }
@@ -99,9 +108,57 @@ export function parseLlamaConfig(json: unknown, source: string): LlamaConfig {
   if (problems.length > 0) throw new UserError(`${source}: ${problems.join('; ')}`);
 
   const cfg = llamaConfigUnchecked(raw);
+  normalizeRope(cfg, rope!);
   const more = validateConfig(cfg);
   if (more.length > 0) throw new UserError(`${source}: ${more.join('; ')}`);
   return cfg;
+}
+
+/**
+ * Write the settings back in both spellings, consistently: top-level `rope_theta` (+ `rope_scaling`
+ * when scaled) for transformers 4.x; a `rope_parameters` read from the file stays for 5.x.
+ */
+function normalizeRope(cfg: LlamaConfig, rope: RopeSettings): void {
+  cfg.rope_theta = rope.theta;
+  if (rope.type === 'default') {
+    delete cfg.rope_scaling;
+    return;
+  }
+  const scaling: Record<string, unknown> = { rope_type: rope.type, factor: rope.factor };
+  if (rope.type === 'llama3') {
+    scaling.low_freq_factor = rope.lowFreqFactor;
+    scaling.high_freq_factor = rope.highFreqFactor;
+    scaling.original_max_position_embeddings = rope.originalMaxPositionEmbeddings;
+  }
+  cfg.rope_scaling = scaling;
+}
+
+/** RoPE settings of a parsed config (throws on settings `parseLlamaConfig` would have refused). */
+export function ropeSettings(cfg: LlamaConfig): RopeSettings {
+  const problems: string[] = [];
+  const rope = readRopeSettings(cfg, problems);
+  if (rope === null) throw new UserError(`invalid RoPE settings: ${problems.join('; ')}`);
+  return rope;
+}
+
+/** Biases of the attention projections: llama's `attention_bias` covers q, k, v and o; qwen2 has q/k/v biases only. */
+export function attentionBiases(cfg: LlamaConfig): { qkv: boolean; o: boolean } {
+  return cfg.model_type === 'qwen2' ? { qkv: true, o: false } : { qkv: cfg.attention_bias, o: cfg.attention_bias };
+}
+
+/** `LlamaForCausalLM`, `Qwen2ForCausalLM`, … for this config's family. */
+export function causalLmArchitecture(cfg: Pick<LlamaConfig, 'model_type'>): string {
+  return `${ARCH_PREFIX[cfg.model_type] ?? 'Llama'}ForCausalLM`;
+}
+
+/** `LlamaForSequenceClassification`, `Qwen2ForSequenceClassification`, … */
+export function sequenceClassificationArchitecture(cfg: Pick<LlamaConfig, 'model_type'>): string {
+  return `${ARCH_PREFIX[cfg.model_type] ?? 'Llama'}ForSequenceClassification`;
+}
+
+/** Whether config.json names a `*ForSequenceClassification` architecture (a backbone with a score head). */
+export function isSequenceClassification(cfg: LlamaConfig): boolean {
+  return cfg.architectures?.some((a) => a.endsWith('ForSequenceClassification')) ?? false;
 }
 
 function llamaConfigUnchecked(raw: Record<string, unknown>): LlamaConfig {

@@ -2,7 +2,8 @@
  * Parameter count and a memory estimate for a Llama config (`rlhf env --model DIR`), computed from
  * the shapes alone: no weight is loaded.
  */
-import { SEQUENCE_CLASSIFICATION, headDim, type LlamaConfig } from './config.js';
+import { isSequenceClassification, headDim, ropeSettings, type LlamaConfig } from './config.js';
+import { describeRope } from './rope.js';
 import { llamaParamShapes } from './names.js';
 
 export interface ModelDescription {
@@ -29,7 +30,7 @@ export function describeModel(
 ): ModelDescription {
   const batchSize = opts.batchSize ?? 1;
   const seqLen = opts.seqLen ?? cfg.max_position_embeddings;
-  const isSeqCls = cfg.architectures?.includes(SEQUENCE_CLASSIFICATION) ?? false;
+  const isSeqCls = isSequenceClassification(cfg);
   const shapes = llamaParamShapes(cfg, { lmHead: !cfg.tie_word_embeddings && !isSeqCls, score: isSeqCls });
   const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
   let parameters = 0;
@@ -70,6 +71,7 @@ export function describeModel(
     `full fine-tuning state (weights + grads + AdamW): ${formatBytes(d.fullTrainingStateBytes)}`,
     `KV cache: ${formatBytes(kvCacheBytesPerToken)} per token`,
     `activations (estimate) for batch ${batchSize} × seq ${seqLen}: ${formatBytes(activationBytes)}`,
+    `family: ${cfg.model_type} (${cfg.architectures?.join(', ') ?? 'no architectures'}), RoPE ${describeRope(ropeSettings(cfg))}`,
   ];
   return d;
 }

@@ -17,7 +17,8 @@ import type { Rng } from '../engine/rng.js';
 import type { LinearAdapter } from './adapter.js';
 import { checkpointedLayer, tensorsWithin } from './checkpointing.js';
 import { frozenMatMulT, type FrozenWeight } from './frozen.js';
-import { CAUSAL_LM, SEQUENCE_CLASSIFICATION, headDim, type LlamaConfig } from './config.js';
+import { causalLmArchitecture, headDim, ropeSettings, sequenceClassificationArchitecture, type LlamaConfig } from './config.js';
+import { ropeInvFreqFor } from './rope.js';
 import { ScalarHead } from './heads.js';
 import { ropeAppendJs, rmsNormJs } from './inference.js';
 import { KVCache, type KVStore, type LayerKV } from './kvcache.js';
@@ -26,7 +27,6 @@ import {
   attentionBias,
   positionsFromMaskRow,
   rmsNorm,
-  ropeInvFreq,
   ropeTables,
   ropeTablesFor,
   rotateHalfMatrix,
@@ -114,7 +114,7 @@ export class LlamaModel {
   constructor(config: LlamaConfig, params: Map<string, tf.Variable>) {
     this.config = config;
     this.params = params;
-    this.invFreq = ropeInvFreq(headDim(config), config.rope_theta);
+    this.invFreq = ropeInvFreqFor(headDim(config), ropeSettings(config));
     const score = params.get(SCORE);
     this.scoreHead = score ? new ScalarHead(score) : null;
   }
@@ -540,7 +540,7 @@ export function initLlama(config: LlamaConfig, rng: Rng, heads?: Partial<HeadCho
     }
     params.set(name, newVariable(data, shape));
   }
-  const arch = choice.score && !choice.lmHead && !config.tie_word_embeddings ? SEQUENCE_CLASSIFICATION : CAUSAL_LM;
+  const arch = choice.score && !choice.lmHead && !config.tie_word_embeddings ? sequenceClassificationArchitecture(config) : causalLmArchitecture(config);
   return new LlamaModel({ ...config, architectures: [arch] }, params);
 }
 
@@ -556,7 +556,7 @@ export function attachScoreHead(model: LlamaModel, rng: Rng, opts: { dropLmHead?
   if (opts.dropLmHead) {
     model.params.get(LM_HEAD)?.dispose();
     model.params.delete(LM_HEAD);
-    if (!model.config.tie_word_embeddings) model.config.architectures = [SEQUENCE_CLASSIFICATION];
+    if (!model.config.tie_word_embeddings) model.config.architectures = [sequenceClassificationArchitecture(model.config)];
   }
   return head;
 }

@@ -1,5 +1,5 @@
 /** Hugging Face tensor names and shapes of a Llama checkpoint ([out, in] for linear weights, as PyTorch stores them). */
-import { headDim, type LlamaConfig } from './config.js';
+import { attentionBiases, headDim, type LlamaConfig } from './config.js';
 
 export const EMBED = 'model.embed_tokens.weight';
 export const FINAL_NORM = 'model.norm.weight';
@@ -31,6 +31,7 @@ export function llamaParamShapes(cfg: LlamaConfig, heads: HeadChoice): Map<strin
   const q = cfg.num_attention_heads * hd;
   const kv = cfg.num_key_value_heads * hd;
   const m = cfg.intermediate_size;
+  const bias = attentionBiases(cfg);
   const shapes = new Map<string, number[]>();
   shapes.set(EMBED, [cfg.vocab_size, h]);
   for (let i = 0; i < cfg.num_hidden_layers; i++) {
@@ -39,10 +40,10 @@ export function llamaParamShapes(cfg: LlamaConfig, heads: HeadChoice): Map<strin
       shapes.set(`${name}.weight`, [out, inp]);
       if (bias) shapes.set(`${name}.bias`, [out]);
     };
-    lin(`${p}.self_attn.q_proj`, q, h, cfg.attention_bias);
-    lin(`${p}.self_attn.k_proj`, kv, h, cfg.attention_bias);
-    lin(`${p}.self_attn.v_proj`, kv, h, cfg.attention_bias);
-    lin(`${p}.self_attn.o_proj`, h, q, cfg.attention_bias);
+    lin(`${p}.self_attn.q_proj`, q, h, bias.qkv);
+    lin(`${p}.self_attn.k_proj`, kv, h, bias.qkv);
+    lin(`${p}.self_attn.v_proj`, kv, h, bias.qkv);
+    lin(`${p}.self_attn.o_proj`, h, q, bias.o);
     lin(`${p}.mlp.gate_proj`, m, h, cfg.mlp_bias);
     lin(`${p}.mlp.up_proj`, m, h, cfg.mlp_bias);
     lin(`${p}.mlp.down_proj`, h, m, cfg.mlp_bias);

@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Rng } from '../engine/rng.js';
 import { UserError } from '../errors.js';
 import { ADAPTER_CONFIG_FILE, loadAdapter, readAdapterConfig, unloadLora } from '../lora/index.js';
-import { SEQUENCE_CLASSIFICATION, attachScoreHead, loadHfModel, saveHfModel, type LlamaModel } from '../model/index.js';
+import { sequenceClassificationArchitecture, attachScoreHead, loadHfModel, saveHfModel, type LlamaModel } from '../model/index.js';
 import { writeFolderAtomic } from '../training/run.js';
 
 import { REWARD_STATS_FILE, type RewardStats } from '../model/io/reward-stats.js';
@@ -109,7 +109,7 @@ export function loadRewardBackbone(modelDir: string, rng: Rng, opts: { adapterDi
  */
 export function markSequenceClassifier(model: LlamaModel, padId?: number): void {
   const cfg = model.config;
-  cfg.architectures = [SEQUENCE_CLASSIFICATION];
+  cfg.architectures = [sequenceClassificationArchitecture(cfg)];
   cfg.num_labels = 1;
   cfg.id2label = { '0': 'LABEL_0' };
   cfg.label2id = { LABEL_0: 0 };

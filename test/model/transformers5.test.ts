@@ -26,11 +26,21 @@ interface Reference {
   peft_all_linear_targets: string[];
 }
 const { results } = JSON.parse(readFileSync(join(DIR, 'reference.json'), 'utf8')) as { results: Record<string, Reference> };
-const variants = Object.keys(results);
+/** Families computed here; the others must be refused by name (never loaded and run wrongly). */
+const SUPPORTED = ['llama', 'qwen2'];
+const all = Object.keys(results);
+const variants = all.filter((v) => SUPPORTED.includes(reference(v).model_type));
+const refused = all.filter((v) => !SUPPORTED.includes(reference(v).model_type));
+
+function reference(name: string): Reference {
+  const r = results[name];
+  if (r === undefined) throw new Error(`no reference for ${name}`);
+  return r;
+}
 
 function maxAbsDiff(a: number[][][], b: number[][][]): number {
   let m = 0;
-  a.forEach((rows, i) => rows.forEach((row, j) => row.forEach((v, k) => (m = Math.max(m, Math.abs(v - b[i][j][k]))))));
+  a.forEach((rows, i) => rows.forEach((row, j) => row.forEach((v, k) => (m = Math.max(m, Math.abs(v - b[i]![j]![k]!))))));
   return m;
 }
 
@@ -40,7 +50,7 @@ describe.each(['wasm', 'cpu'] as const)('checkpoints saved by transformers 5 on 
   });
 
   it.each(variants)('%s: logits within 1e-4 of transformers', (name) => {
-    const ref = results[name];
+    const ref = reference(name);
     const model = loadHfModel(join(DIR, name));
     try {
       const logits = tf.tidy(() => model.forward({ inputIds: tf.tensor2d(ref.input_ids, undefined, 'int32') }).logits.arraySync());
@@ -51,10 +61,10 @@ describe.each(['wasm', 'cpu'] as const)('checkpoints saved by transformers 5 on 
   });
 
   it.each(variants)('%s: greedy continuation identical to transformers generate (KV cache)', (name) => {
-    const ref = results[name];
+    const ref = reference(name);
     const model = loadHfModel(join(DIR, name));
     try {
-      const out = generate(model, [ref.input_ids[0]], { maxNewTokens: ref.greedy.length, temperature: 0, stopTokenIds: [] });
+      const out = generate(model, [ref.input_ids[0]!], { maxNewTokens: ref.greedy.length, temperature: 0, stopTokenIds: [] });
       expect(out.tokens[0]).toEqual(ref.greedy);
     } finally {
       model.dispose();
@@ -67,8 +77,8 @@ describe('transformers 5 sequence classification and PEFT folders', () => {
     await initEngine({ backend: 'wasm' });
   });
 
-  it.each(variants.filter((v) => results[v] && hasFolder(`${v}_seqcls`)))('%s_seqcls: score at the last non-pad token equals transformers', (name) => {
-    const ref = results[name];
+  it.each(variants.filter((v) => hasFolder(`${v}_seqcls`)))('%s_seqcls: score at the last non-pad token equals transformers', (name) => {
+    const ref = reference(name);
     const model = loadHfModel(join(DIR, `${name}_seqcls`));
     try {
       const scores = tf.tidy(() => {
@@ -77,9 +87,9 @@ describe('transformers 5 sequence classification and PEFT folders', () => {
         const { hidden } = model.hiddenStates({ inputIds: tf.tensor2d(ids, undefined, 'int32'), attentionMask: tf.tensor2d(mask, undefined, 'int32') });
         const w = model.param('score.weight'); // [1, H]
         const all = tf.matMul(tf.reshape(hidden, [-1, hidden.shape[2]]), w, false, true).reshape([ids.length, -1]).arraySync() as number[][];
-        return ids.map((row, b) => all[b][row.reduce((last, t, i) => (t !== 0 ? i : last), 0)]);
+        return ids.map((row, b) => all[b]![row.reduce((last, t, i) => (t !== 0 ? i : last), 0)]);
       });
-      scores.forEach((s, b) => expect(s).toBeCloseTo(ref.seqcls_scores[b], 4));
+      scores.forEach((s, b) => expect(s).toBeCloseTo(ref.seqcls_scores[b]!, 4));
     } finally {
       model.dispose();
     }
@@ -88,7 +98,7 @@ describe('transformers 5 sequence classification and PEFT folders', () => {
   it.each(variants)('%s: all-linear targets the modules PEFT targets', (name) => {
     const model = loadHfModel(join(DIR, name));
     try {
-      expect([...resolveTargetModules(model, ALL_LINEAR)].sort()).toEqual(results[name].peft_all_linear_targets);
+      expect([...resolveTargetModules(model, ALL_LINEAR)].sort()).toEqual(reference(name).peft_all_linear_targets);
     } finally {
       model.dispose();
     }
@@ -99,10 +109,18 @@ describe('transformers 5 sequence classification and PEFT folders', () => {
     try {
       const config = loadAdapter(model, join(DIR, `${name}_lora`));
       expect(config.r).toBe(4);
-      expect(model.adapters.size).toBe(results[name].peft_all_linear_targets.length);
+      expect(model.adapters.size).toBe(reference(name).peft_all_linear_targets.length);
     } finally {
       model.dispose();
     }
+  });
+});
+
+describe('families not computed here are refused by name', () => {
+  it.each(refused)('%s: loading names the family and the supported list', (name) => {
+    expect(() => loadHfModel(join(DIR, name))).toThrow(
+      new RegExp(`model_type "${reference(name).model_type}" is not supported \\(supported: ${SUPPORTED.join(', ')}\\)`),
+    );
   });
 });
 

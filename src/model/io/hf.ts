@@ -11,7 +11,7 @@ import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, r
 import { basename, dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { UserError } from '../../errors.js';
-import { SEQUENCE_CLASSIFICATION, configToJson, eosTokenIds, parseLlamaConfig, type LlamaConfig } from '../config.js';
+import { isSequenceClassification, configToJson, eosTokenIds, parseLlamaConfig, type LlamaConfig } from '../config.js';
 import { LlamaModel } from '../llama.js';
 import { newVariable } from '../variables.js';
 import { FrozenWeight } from '../frozen.js';
@@ -63,7 +63,7 @@ export function loadHfModel(dir: string, opts: LoadOptions = {}): LlamaModel {
       found.set(e.name, { shape: e.shape, file });
     }
   }
-  const isSeqCls = config.architectures?.includes(SEQUENCE_CLASSIFICATION) ?? false;
+  const isSeqCls = isSequenceClassification(config);
   const expected = llamaParamShapes(config, {
     lmHead: !config.tie_word_embeddings && !isSeqCls,
     score: isSeqCls || found.has(SCORE),
