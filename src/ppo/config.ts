@@ -71,10 +71,13 @@ const loraSection = z
     alpha: z.number().gt(0).default(16).describe('LoRA alpha (scaling alpha / r).'),
     dropout: z
       .number()
-      .min(0)
-      .lt(1)
+      .refine((v) => v === 0, {
+        message:
+          'must be 0 in PPO: dropout makes the importance ratio differ from 1 before any update, and its masks are not ' +
+          'part of the checkpointed random state, so a resumed run would not be exact',
+      })
       .default(0)
-      .describe('LoRA dropout. Keep 0 for PPO: dropout makes π_new ≠ π_old even before any update.'),
+      .describe('LoRA dropout: must be 0 in PPO (dropout makes π_new ≠ π_old before any update and breaks exact resume).'),
     target_modules: z
       .union([z.array(z.string().min(1)).min(1), z.literal('all-linear')])
       .default(['q_proj', 'k_proj', 'v_proj', 'o_proj'])

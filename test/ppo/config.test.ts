@@ -16,4 +16,10 @@ describe('ppo config', () => {
     expect(() => loadConfig(packagePath('configs/ppo/world_lora.yaml'), ['rewards.kl_estimator=k2', 'ppo.clip_rnge=0.1'], { stage: 'ppo', schema: ppoConfigSchema }))
       .toThrow(/rewards\.kl_estimator[\s\S]*ppo\.clip_rnge|ppo\.clip_rnge[\s\S]*rewards\.kl_estimator/);
   });
+
+  test('LoRA dropout > 0 is refused at the key (the ratio would not be 1 before an update, and resume not exact)', () => {
+    expect(() => loadConfig(packagePath('configs/ppo/world_lora.yaml'), ['lora.dropout=0.05'], { stage: 'ppo', schema: ppoConfigSchema }))
+      .toThrow(/lora\.dropout: must be 0 in PPO: dropout makes the importance ratio differ from 1/);
+    expect(loadConfig(packagePath('configs/ppo/world_lora.yaml'), ['lora.dropout=0'], { stage: 'ppo', schema: ppoConfigSchema }).config.lora.dropout).toBe(0);
+  });
 });
