@@ -175,7 +175,8 @@ async function synthesize(
     log(
       `gatt: ${result.stats.rows} rows from ${result.stats.answers} answers in ${((Date.now() - started) / 1000).toFixed(0)}s; ` +
         `followed the instruction ${(100 * result.stats.followRate).toFixed(1)}%, repaired ${(100 * result.stats.repairRate).toFixed(1)}%, ` +
-        `still broken ${(100 * result.stats.brokenRate).toFixed(1)}%`,
+        `still broken ${(100 * result.stats.brokenRate).toFixed(1)}%` +
+        (result.stats.tooLongRows > 0 ? `; ${result.stats.tooLongRows} rows left out: instruction + last turn exceed data.max_length` : ''),
     );
   } finally {
     model.dispose();

@@ -83,6 +83,12 @@ export interface SynthesisStats {
   emptyAnswers: number;
   /** Rows not written because their trained (last) answer breaks the instruction. */
   droppedRows: number;
+  /**
+   * Rows not written because the system instruction and the trained turn alone exceed `maxTokens`:
+   * the fine-tuning's `keep_end` truncation would cut the instruction away and teach the model to
+   * follow an instruction it cannot see.
+   */
+  tooLongRows: number;
 }
 
 /** The instruction written before a user message, as the world's inline SFT rows do. */
@@ -153,12 +159,18 @@ export async function synthesizeGatt(
   //    A row whose trained answer still breaks the instruction would teach the opposite: dropped.
   const rows: GattRow[] = [];
   let unfollowed = 0;
+  let tooLong = 0;
   for (const d of dialogues) {
     const ends = opts.rowsPerDialogue === 'all' ? d.userTurns.map((_, t) => t + 1) : [d.userTurns.length];
     for (const turns of ends) {
       if (turns === 0) continue;
-      if (!followsAll(opts.instructions, d.instruction.ids, d.answers[turns - 1]!)) unfollowed += 1;
-      else rows.push(trainingRow(d, turns, opts));
+      if (!followsAll(opts.instructions, d.instruction.ids, d.answers[turns - 1]!)) {
+        unfollowed += 1;
+        continue;
+      }
+      const row = trainingRow(d, turns, opts);
+      if (row === null) tooLong += 1;
+      else rows.push(row);
     }
   }
   const answers = dialogues.reduce((n, d) => n + d.answers.length, 0);
@@ -175,6 +187,7 @@ export async function synthesizeGatt(
       brokenRate: rate(broken),
       emptyAnswers: empty,
       droppedRows: unfollowed,
+      tooLongRows: tooLong,
     },
   };
 }
@@ -193,7 +206,7 @@ function trainingRow(
   d: { index: number; userTurns: string[]; instruction: SampledInstruction; answers: string[]; followed: boolean[]; repaired: boolean[] },
   turns: number,
   opts: SynthesisOptions,
-): GattRow {
+): GattRow | null {
   let messages: ChatMessage[] = [{ role: 'system', content: d.instruction.text }];
   for (let t = 0; t < turns; t++) {
     messages.push({ role: 'user', content: d.userTurns[t]! });
@@ -204,6 +217,8 @@ function trainingRow(
     const trimmed = trimHistory(messages, opts.countTokens, opts.maxTokens);
     messages = trimmed.messages;
     dropped = trimmed.droppedTurns;
+    // Still too long: any truncation would lose the instruction or the trained turn.
+    if (opts.countTokens(messages) > opts.maxTokens) return null;
   }
   return {
     messages,

@@ -98,7 +98,7 @@ describe('a 3-turn synthesised sample', () => {
       dropped_turns: 0,
       seed_index: 0,
     });
-    expect(stats).toEqual({ dialogues: 1, rows: 1, answers: 3, followRate: 1 / 3, repairRate: 2 / 3, brokenRate: 0, emptyAnswers: 0, droppedRows: 0 });
+    expect(stats).toEqual({ dialogues: 1, rows: 1, answers: 3, followRate: 1 / 3, repairRate: 2 / 3, brokenRate: 0, emptyAnswers: 0, droppedRows: 0, tooLongRows: 0 });
 
     // Exact token masks (llama2 template): every token before the last answer has no loss,
     // the earlier assistant answers included; the last answer and its EOS are trained.
@@ -147,6 +147,21 @@ describe('a 3-turn synthesised sample', () => {
     expect(rows[0]!.dropped_turns).toBe(1);
     expect(rows[0]!.messages.map((m) => m.content)).toEqual([ROBOT_LONG, '2+2?', 'BEEP. 2', 'Bye', 'BEEP. 3']);
     expect(rows[0]!.followed).toEqual([true, false]);
+  });
+
+  test('a row whose instruction and trained turn alone exceed maxTokens is not written (never a row without its instruction)', async () => {
+    const count = (m: readonly ChatMessage[]) => tokenizeDialogue(charTok, m, { template: 'llama2', strategy: 'train_on_last' }).inputIds.length;
+    const full = await synthesizeGatt(seeds, stub, new Rng(0), { ...baseOptions(ROBOT_ONLY), shortFormProb: 0, repair: applyInstructions });
+    const lastOnly = full.rows[0]!.messages.filter((_, i) => i === 0 || i >= full.rows[0]!.messages.length - 2); // system + last exchange
+    const { rows, stats } = await synthesizeGatt(seeds, stub, new Rng(0), {
+      ...baseOptions(ROBOT_ONLY),
+      shortFormProb: 0,
+      repair: applyInstructions,
+      countTokens: count,
+      maxTokens: count(lastOnly) - 1,
+    });
+    expect(rows).toHaveLength(0);
+    expect(stats).toMatchObject({ rows: 0, tooLongRows: 1, droppedRows: 0 });
   });
 
   test('an empty answer ends its dialogue before that turn', async () => {
