@@ -6,13 +6,13 @@
  *   5. PPO epochs over minibatches 6. log 7. checkpoint → save → cleanup
  */
 import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initEngine } from '../engine/index.js';
 import { Rng } from '../engine/rng.js';
 import { UserError } from '../errors.js';
 import { readRewardStats } from '../model/io/reward-stats.js';
-import { injectLora, mergeLora, trainableVariables, unloadLora, unmergeLora } from '../lora/inject.js';
+import { injectLora, mergeLora, trainableVariables, unloadLora, unmergeLora, withAdaptersDisabled } from '../lora/inject.js';
 import { loadAdapter, saveAdapter } from '../lora/peft-io.js';
 import { ScalarHead } from '../model/heads.js';
 import { loadHfConfig, loadHfModel, saveHfModel } from '../model/io/hf.js';
@@ -38,6 +38,9 @@ import { nextPrompts, type PromptCursor } from './prompts.js';
 import { processScores, shapeRewards, type ScoreOptions } from './rewards.js';
 import { policyHeadCritic, rollout, valueModelCritic, type Critic, type SamplingSettings } from './rollout.js';
 import { ppoUpdate, type UpdateOptions } from './update.js';
+
+/** Inside final/: the model the PPO adapter was trained on, when model.adapter was merged into model.path. */
+export const ADAPTER_BASE_DIR = 'base';
 
 export interface PpoModels {
   /** The policy, with LoRA adapters injected (adapters off = the reference). */
@@ -341,9 +344,17 @@ export async function runPpo(
 
     // ── save: the PPO adapter (PEFT) and, with save_merged, the merged policy ──
     const finalDir = join(run.dir, FINAL_DIR);
+    // The adapter was trained on model.path with model.adapter merged in: that merged model is written
+    // as final/base, and the adapter records its absolute path, so PEFT-style loading (recorded base +
+    // adapter) reproduces this stage's policy instead of silently dropping the SFT delta.
+    const adapterBase = cfg.model.adapter === null ? resolve(cfg.model.path) : join(resolve(finalDir), ADAPTER_BASE_DIR);
     writeFolderAtomic(finalDir, (tmp) => {
-      saveAdapter(policy, tmp, { baseModelNameOrPath: cfg.model.path });
+      saveAdapter(policy, tmp, { baseModelNameOrPath: adapterBase });
       copyTokenizerFiles(tokenizerDir, tmp);
+      if (cfg.model.adapter !== null) {
+        withAdaptersDisabled(policy, () => saveHfModel(policy, join(tmp, ADAPTER_BASE_DIR)));
+        copyTokenizerFiles(tokenizerDir, join(tmp, ADAPTER_BASE_DIR));
+      }
       if (cfg.save_merged) {
         mergeLora(policy);
         try {

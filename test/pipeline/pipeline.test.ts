@@ -6,7 +6,8 @@
  */
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
 import { loadConfig } from '../../src/config/index.js';
 import { initEngine } from '../../src/engine/index.js';
 import { loadAdapter } from '../../src/lora/index.js';
@@ -79,6 +80,31 @@ test('the models each stage produced load, with their adapters', async () => {
   const reward = loadHfModel(join(runDir, 'reward', 'final'));
   expect(reward.scoreHead).toBeDefined();
   reward.dispose();
+});
+
+test('the PPO adapter records the model it was trained on: recorded base + adapter = the merged policy of the stage', async () => {
+  await initEngine({ backend: 'wasm' });
+  // micro's SFT writes no merged model, so PPO merged the SFT adapter into the base itself.
+  const final = join(runDir, 'ppo', 'final');
+  const base = (JSON.parse(readFileSync(join(final, 'adapter_config.json'), 'utf8')) as { base_model_name_or_path: string }).base_model_name_or_path;
+  expect(isAbsolute(base)).toBe(true);
+  expect(base).toBe(join(final, 'base'));
+  const ids = tf.tensor2d([[1, 5, 9, 13, 17, 21]], undefined, 'int32');
+  const logitsOf = (dir: string, adapter: string | null): number[] => {
+    const model = loadHfModel(dir);
+    try {
+      if (adapter !== null) loadAdapter(model, adapter);
+      return tf.tidy(() => Array.from(model.forward({ inputIds: ids }).logits.dataSync()));
+    } finally {
+      model.dispose();
+    }
+  };
+  const peft = logitsOf(base, final);
+  const merged = logitsOf(join(final, 'merged'), null);
+  const sftDropped = logitsOf(join(runDir, 'pretrain', 'final'), final); // what the old recorded base gave
+  ids.dispose();
+  expect(Math.max(...peft.map((v, i) => Math.abs(v - merged[i]!)))).toBeLessThan(1e-4);
+  expect(Math.max(...sftDropped.map((v, i) => Math.abs(v - merged[i]!)))).toBeGreaterThan(1e-3);
 });
 
 test('checkpoints hold their trainer state', () => {
