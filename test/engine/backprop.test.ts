@@ -9,29 +9,15 @@ import { Rng } from '../../src/engine/rng.js';
 import { injectLora, trainableVariables } from '../../src/lora/inject.js';
 import { llamaConfig } from '../../src/model/config.js';
 import { initLlama, type LlamaModel } from '../../src/model/llama.js';
-import { maskedCrossEntropySum, shiftLabels } from '../../src/training/loss.js';
+import { lossGrads as lossGradsOf } from '../helpers/loss-grads.js';
 
 const cfg = llamaConfig({ vocab_size: 40, hidden_size: 16, intermediate_size: 24, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2 });
 const IDS = [[1, 5, 9, 2, 7, 3, 11, 4], [6, 0, 8, 12, 30, 2, 2, 9]];
 const MASK = [[0, 0, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1, 1, 1]];
 
 /** Loss of one batch and its gradients (values copied out), and the peak bytes of computing them. */
-async function lossGrads(model: LlamaModel, vars: tf.Variable[]): Promise<{ loss: number; grads: Float32Array[]; peak: number }> {
-  const ids = tf.tensor2d(IDS, undefined, 'int32');
-  const mask = tf.tensor2d(MASK, undefined, 'int32');
-  const labels = tf.tensor2d(shiftLabels(IDS), undefined, 'int32');
-  let loss = 0;
-  let grads: Float32Array[] = [];
-  const before = tf.memory().numTensors;
-  const { peakBytes } = await tf.profile(() => {
-    const r = tf.variableGrads(() => maskedCrossEntropySum(model.forward({ inputIds: ids, attentionMask: mask, training: true }).logits, labels).sum, vars);
-    loss = r.value.dataSync()[0]!;
-    grads = vars.map((v) => r.grads[v.name]!.dataSync() as Float32Array);
-    tf.dispose([r.value, ...Object.values(r.grads)]);
-  });
-  expect(tf.memory().numTensors).toBe(before);
-  tf.dispose([ids, mask, labels]);
-  return { loss, grads, peak: peakBytes };
+function lossGrads(model: LlamaModel, vars: tf.Variable[]): Promise<{ loss: number; grads: Float32Array[]; peak: number }> {
+  return lossGradsOf(model, vars, IDS, MASK);
 }
 
 async function stockThenLean(model: LlamaModel, vars: tf.Variable[]): Promise<[Awaited<ReturnType<typeof lossGrads>>, Awaited<ReturnType<typeof lossGrads>>]> {

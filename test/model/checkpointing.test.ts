@@ -9,30 +9,16 @@ import { Rng } from '../../src/engine/rng.js';
 import { injectLora, trainableVariables } from '../../src/lora/inject.js';
 import { llamaConfig } from '../../src/model/config.js';
 import { initLlama, type LlamaModel } from '../../src/model/llama.js';
-import { maskedCrossEntropySum, shiftLabels } from '../../src/training/loss.js';
+import { lossGrads as lossGradsOf } from '../helpers/loss-grads.js';
 
 const cfg = llamaConfig({ vocab_size: 48, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 6, num_attention_heads: 4, num_key_value_heads: 2 });
 const rows = new Rng(7);
 const IDS = Array.from({ length: 3 }, () => Array.from({ length: 24 }, () => rows.int(48)));
 const MASK = IDS.map((r, i) => r.map((_, j) => (i === 1 && j < 3 ? 0 : 1)));
 
-async function lossGrads(model: LlamaModel, vars: tf.Variable[], dropoutRng: Rng): Promise<{ loss: number; grads: Float32Array[]; peak: number }> {
-  const ids = tf.tensor2d(IDS, undefined, 'int32');
-  const mask = tf.tensor2d(MASK, undefined, 'int32');
-  const labels = tf.tensor2d(shiftLabels(IDS), undefined, 'int32');
+function lossGrads(model: LlamaModel, vars: tf.Variable[], dropoutRng: Rng): Promise<{ loss: number; grads: Float32Array[]; peak: number }> {
   dropoutRng.setState(new Rng(123).getState()); // same dropout masks for both runs
-  let loss = 0;
-  let grads: Float32Array[] = [];
-  const before = tf.memory().numTensors;
-  const { peakBytes } = await tf.profile(() => {
-    const r = tf.variableGrads(() => maskedCrossEntropySum(model.forward({ inputIds: ids, attentionMask: mask, training: true }).logits, labels).sum, vars);
-    loss = r.value.dataSync()[0]!;
-    grads = vars.map((v) => r.grads[v.name]!.dataSync() as Float32Array);
-    tf.dispose([r.value, ...Object.values(r.grads)]);
-  });
-  expect(tf.memory().numTensors).toBe(before);
-  tf.dispose([ids, mask, labels]);
-  return { loss, grads, peak: peakBytes };
+  return lossGradsOf(model, vars, IDS, MASK);
 }
 
 function maxAbsDiff(a: Float32Array, b: Float32Array): number {
