@@ -1,16 +1,15 @@
 /**
  * LlamaConfig with the exact keys of Hugging Face's `config.json` for `model_type: "llama"` (and
- * `"qwen2"`, the same decoder with q/k/v biases), the defaults of `transformers.LlamaConfig`, and a
- * parser that reports every problem at once. RoPE settings are read from either spelling
- * (transformers 4.x `rope_theta` + `rope_scaling`, 5.x `rope_parameters`): see ./rope.ts.
+ * `"qwen2"`, `"qwen3"`, `"mistral"`: the same decoder with the differences in ./families.ts), the
+ * defaults of `transformers.LlamaConfig`, and a parser that reports every problem at once. RoPE
+ * settings are read from either spelling (transformers 4.x `rope_theta` + `rope_scaling`, 5.x
+ * `rope_parameters`): see ./rope.ts.
  */
 import { UserError } from '../errors.js';
+import { ARCH_PREFIX, SUPPORTED_FAMILIES, attentionBiases as familyAttentionBiases, familyProblems, isSupportedFamily, type ModelFamily } from './families.js';
 import { readRopeSettings, type RopeSettings } from './rope.js';
 
-/** Families whose decoder this package computes, as transformers names them in `model_type`. */
-export const SUPPORTED_FAMILIES = ['llama', 'qwen2'] as const;
-export type ModelFamily = (typeof SUPPORTED_FAMILIES)[number];
-const ARCH_PREFIX: Record<ModelFamily, string> = { llama: 'Llama', qwen2: 'Qwen2' };
+export { SUPPORTED_FAMILIES, type ModelFamily } from './families.js';
 
 export interface LlamaConfig {
   vocab_size: number;
@@ -92,12 +91,10 @@ export function parseLlamaConfig(json: unknown, source: string): LlamaConfig {
   }
   const raw = json as Record<string, unknown>;
   const problems: string[] = [];
-  if (raw.model_type !== undefined && !(SUPPORTED_FAMILIES as readonly unknown[]).includes(raw.model_type)) {
+  if (raw.model_type !== undefined && !isSupportedFamily(raw.model_type)) {
     problems.push(`model_type "${String(raw.model_type)}" is not supported (supported: ${SUPPORTED_FAMILIES.join(', ')})`);
   }
-  if (raw.model_type === 'qwen2' && raw.use_sliding_window === true) {
-    problems.push('use_sliding_window: true is not supported for qwen2 (shipped Qwen2/2.5 checkpoints set it to false)');
-  }
+  problems.push(...familyProblems(raw));
   const rope = readRopeSettings(raw, problems);
   if (raw.pretraining_tp !== undefined && raw.pretraining_tp !== 1) {
     problems.push('pretraining_tp must be 1');
@@ -141,9 +138,9 @@ export function ropeSettings(cfg: LlamaConfig): RopeSettings {
   return rope;
 }
 
-/** Biases of the attention projections: llama's `attention_bias` covers q, k, v and o; qwen2 has q/k/v biases only. */
+/** Biases of the attention projections, per family (./families.ts). */
 export function attentionBiases(cfg: LlamaConfig): { qkv: boolean; o: boolean } {
-  return cfg.model_type === 'qwen2' ? { qkv: true, o: false } : { qkv: cfg.attention_bias, o: cfg.attention_bias };
+  return familyAttentionBiases(cfg);
 }
 
 /** `LlamaForCausalLM`, `Qwen2ForCausalLM`, … for this config's family. */

@@ -4,6 +4,7 @@
  */
 import { isSequenceClassification, headDim, ropeSettings, type LlamaConfig } from './config.js';
 import { describeRope } from './rope.js';
+import { hasQkNorm, slidingWindow } from './families.js';
 import { llamaParamShapes } from './names.js';
 
 export interface ModelDescription {
@@ -71,7 +72,9 @@ export function describeModel(
     `full fine-tuning state (weights + grads + AdamW): ${formatBytes(d.fullTrainingStateBytes)}`,
     `KV cache: ${formatBytes(kvCacheBytesPerToken)} per token`,
     `activations (estimate) for batch ${batchSize} × seq ${seqLen}: ${formatBytes(activationBytes)}`,
-    `family: ${cfg.model_type} (${cfg.architectures?.join(', ') ?? 'no architectures'}), RoPE ${describeRope(ropeSettings(cfg))}`,
+    `family: ${cfg.model_type} (${cfg.architectures?.join(', ') ?? 'no architectures'}), RoPE ${describeRope(ropeSettings(cfg))}` +
+      (hasQkNorm(cfg) ? ', q/k RMSNorm per head' : '') +
+      (slidingWindow(cfg) !== null ? `, sliding window ${slidingWindow(cfg)}` : ''),
   ];
   return d;
 }

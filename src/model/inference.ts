@@ -37,11 +37,19 @@ export interface QkvLayout {
   headDim: number;
 }
 
+/** Qwen3's per-head RMSNorm weights [hd] for queries and keys, applied before RoPE. */
+export interface QkNormWeights {
+  q: Float32Array;
+  k: Float32Array;
+  eps: number;
+}
+
 /**
  * RoPE on a fused q|k|v output [B, T, (nh + 2·nkv)·hd] at the given positions, as `applyRope` with
  * `ropeTablesFor` would do it: the rotated keys and the values are written into the cache buffers
  * [B, nkv, capacity, hd] at positions `at … at + T − 1`, and the rotated queries, times `queryScale`
- * (attention's 1/√hd), come back as a new tensor [B, T, nh·hd].
+ * (attention's 1/√hd), come back as a new tensor [B, T, nh·hd]. With `qkNorm`, each query and key
+ * head is RMS-normalised first (as `rmsNormJs` over hd values).
  */
 export function ropeAppendJs(
   qkv: tf.Tensor,
@@ -51,6 +59,7 @@ export function ropeAppendJs(
   queryScale: number,
   cache: LayerKV,
   at: number,
+  qkNorm?: QkNormWeights,
 ): tf.Tensor3D {
   const { queryHeads: nh, kvHeads: nkv, headDim: hd } = layout;
   const [b, t] = qkv.shape as [number, number, number];
@@ -68,10 +77,21 @@ export function ropeAppendJs(
   const half = hd / 2;
   // out[j] = x[j]·cos[j] + rotate_half(x)[j]·sin[j], rotate_half(x) = [−x[half…], x[…half]]; each
   // product rounded to float32 as the TF.js ops round them, so the result is the same to the bit.
-  const rotate = (from: number, cos: Float32Array, sin: Float32Array, to: Float32Array, toAt: number): void => {
+  const normed = new Float32Array(hd);
+  // One head of hd values, RMS-normalised into `normed` (rounded as rmsNormJs rounds).
+  const headNorm = (from: number, weight: Float32Array, eps: number): Float32Array => {
+    let sum = 0;
+    for (let j = 0; j < hd; j++) sum += x[from + j]! * x[from + j]!;
+    const scale = Math.fround(1 / Math.sqrt(Math.fround(Math.fround(sum / hd) + eps)));
+    for (let j = 0; j < hd; j++) normed[j] = Math.fround(x[from + j]! * scale) * weight[j]!;
+    return normed;
+  };
+  const rotate = (from: number, cos: Float32Array, sin: Float32Array, to: Float32Array, toAt: number, norm?: Float32Array): void => {
+    const xs = norm ? headNorm(from, norm, qkNorm!.eps) : x;
+    const f = norm ? 0 : from;
     for (let j = 0; j < half; j++) {
-      const x1 = x[from + j]!;
-      const x2 = x[from + j + half]!;
+      const x1 = xs[f + j]!;
+      const x2 = xs[f + j + half]!;
       to[toAt + j] = Math.fround(x1 * cos[j]!) - Math.fround(x2 * sin[j]!);
       to[toAt + j + half] = Math.fround(x2 * cos[j + half]!) + Math.fround(x1 * sin[j + half]!);
     }
@@ -81,11 +101,11 @@ export function ropeAppendJs(
       const pos = positions.values[r * t + i]!;
       const rowAt = src.base + (r * t + i) * width;
       const qRow = ropeRow(invFreq, queryScale, pos);
-      for (let h = 0; h < nh; h++) rotate(rowAt + h * hd, qRow.cos, qRow.sin, q, ((r * t + i) * nh + h) * hd);
+      for (let h = 0; h < nh; h++) rotate(rowAt + h * hd, qRow.cos, qRow.sin, q, ((r * t + i) * nh + h) * hd, qkNorm?.q);
       const kRow = ropeRow(invFreq, 1, pos);
       for (let h = 0; h < nkv; h++) {
         const cacheAt = ((r * nkv + h) * capacity + at + i) * hd;
-        rotate(rowAt + (nh + h) * hd, kRow.cos, kRow.sin, kDst.array, kDst.base + cacheAt);
+        rotate(rowAt + (nh + h) * hd, kRow.cos, kRow.sin, kDst.array, kDst.base + cacheAt, qkNorm?.k);
         const vFrom = rowAt + (nh + nkv + h) * hd;
         const vTo = vDst.base + cacheAt;
         const v = vDst.array;

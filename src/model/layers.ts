@@ -201,6 +201,8 @@ export function attentionBias(
   groups: number,
   /** Key columns when keys come from a preallocated cache (≥ S); columns from S on are masked by the causal rule. */
   keyLen = pastLen + queryLen,
+  /** Sliding window (Mistral): key j is visible from query index q only when q − window < j ≤ q. Null: no window. */
+  window: number | null = null,
 ): tf.Tensor4D {
   const s = pastLen + queryLen;
   const cols = Math.max(keyLen, s);
@@ -212,7 +214,8 @@ export function attentionBias(
   for (let b = 0; b < batch; b++) {
     for (let i = 0; i < queryLen; i++) {
       for (let j = 0; j < cols; j++) {
-        const allowed = j <= pastLen + i && (mask === null || mask[b * s + j] !== 0);
+        const q = pastLen + i;
+        const allowed = j <= q && (window === null || j > q - window) && (mask === null || mask[b * s + j] !== 0);
         rowBlock[i * cols + j] = allowed ? 0 : MASKED_SCORE;
       }
     }

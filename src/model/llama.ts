@@ -18,6 +18,7 @@ import type { LinearAdapter } from './adapter.js';
 import { checkpointedLayer, tensorsWithin } from './checkpointing.js';
 import { frozenMatMulT, type FrozenWeight } from './frozen.js';
 import { causalLmArchitecture, headDim, ropeSettings, sequenceClassificationArchitecture, type LlamaConfig } from './config.js';
+import { hasQkNorm, slidingWindow } from './families.js';
 import { ropeInvFreqFor } from './rope.js';
 import { ScalarHead } from './heads.js';
 import { ropeAppendJs, rmsNormJs } from './inference.js';
@@ -106,6 +107,10 @@ export class LlamaModel {
   scoreHead: ScalarHead | null;
 
   private readonly invFreq: Float32Array;
+  /** Qwen3: per-head RMSNorm of queries and keys before RoPE (`self_attn.q_norm` / `k_norm`). */
+  private readonly qkNorm: boolean;
+  /** Mistral: keys older than this many positions are masked (null: full causal attention). */
+  private readonly window: number | null;
   /** Set by `withInferenceWeights` for its duration. */
   private inference: Map<string, InferenceLinear> | null = null;
   /** RMSNorm weights as plain arrays, for `rmsNormJs` under `withInferenceWeights`. */
@@ -115,6 +120,8 @@ export class LlamaModel {
     this.config = config;
     this.params = params;
     this.invFreq = ropeInvFreqFor(headDim(config), ropeSettings(config));
+    this.qkNorm = hasQkNorm(config);
+    this.window = slidingWindow(config);
     const score = params.get(SCORE);
     this.scoreHead = score ? new ScalarHead(score) : null;
   }
@@ -327,7 +334,7 @@ export class LlamaModel {
             : null,
           // Only the TF.js RoPE uses it: not built when every layer rotates in JS.
           rotateHalf: fusedQkv < cfg.num_hidden_layers || !jsRope ? rotateHalfMatrix(hd) : null,
-          bias: attentionBias(input.attentionMask ?? null, b, t, pastLen, nkv, nh / nkv, append?.capacity),
+          bias: attentionBias(input.attentionMask ?? null, b, t, pastLen, nkv, nh / nkv, append?.capacity, this.window),
           append,
           pastLen,
           positions,
@@ -420,15 +427,26 @@ export class LlamaModel {
       // Inference into a preallocated cache: RoPE in JS, keys/values straight into the buffers.
       const buffers = ctx.append.layers[layerIndex]!;
       const rotatedQ = ropeAppendJs(this.inferenceMatMul(qkv, x), { queryHeads: nh, kvHeads: nkv, headDim: hd },
-        ctx.positions, this.invFreq, 1 / Math.sqrt(hd), buffers, ctx.pastLen);
+        ctx.positions, this.invFreq, 1 / Math.sqrt(hd), buffers, ctx.pastLen, this.qkNormWeightsJs(p));
       return this.attend(p, heads(rotatedQ, nh), buffers.k, buffers.v, ctx, b, t);
     }
     if (qkv && ctx.ropeQKV) {
-      const rotated = applyRope(this.inferenceMatMul(qkv, x), ctx.ropeQKV.cos, ctx.ropeQKV.sin, ctx.rotateHalf!);
+      let fused = this.inferenceMatMul(qkv, x); // [B, T, (nh + 2·nkv)·hd]
+      if (this.qkNorm) {
+        const [q0, k0, v0] = tf.split(fused, [nh * hd, nkv * hd, nkv * hd], -1) as [tf.Tensor, tf.Tensor, tf.Tensor];
+        fused = tf.concat([this.headNorm(`${p}.self_attn.q_norm.weight`, q0), this.headNorm(`${p}.self_attn.k_norm.weight`, k0), v0], -1);
+      }
+      const rotated = applyRope(fused, ctx.ropeQKV.cos, ctx.ropeQKV.sin, ctx.rotateHalf!);
       [qr, kr, vr] = tf.split(rotated, [nh * hd, nkv * hd, nkv * hd], -1) as [tf.Tensor, tf.Tensor, tf.Tensor];
     } else {
-      qr = applyRope(this.linear(`${p}.self_attn.q_proj`, x), ctx.ropeQ!.cos, ctx.ropeQ!.sin, ctx.rotateHalf!);
-      kr = applyRope(this.linear(`${p}.self_attn.k_proj`, x), ctx.ropeK!.cos, ctx.ropeK!.sin, ctx.rotateHalf!);
+      let q0 = this.linear(`${p}.self_attn.q_proj`, x); // [B, T, nh·hd]
+      let k0 = this.linear(`${p}.self_attn.k_proj`, x); // [B, T, nkv·hd]
+      if (this.qkNorm) {
+        q0 = this.headNorm(`${p}.self_attn.q_norm.weight`, q0);
+        k0 = this.headNorm(`${p}.self_attn.k_norm.weight`, k0);
+      }
+      qr = applyRope(q0, ctx.ropeQ!.cos, ctx.ropeQ!.sin, ctx.rotateHalf!);
+      kr = applyRope(k0, ctx.ropeK!.cos, ctx.ropeK!.sin, ctx.rotateHalf!);
       vr = this.linear(`${p}.self_attn.v_proj`, x);
     }
     const q = heads(qr, nh);
@@ -447,6 +465,24 @@ export class LlamaModel {
     }
 
     return this.attend(p, q, k, v, ctx, b, t);
+  }
+
+  /** RMSNorm of every head of x [B, T, n·hd] over its hd values, with the weight `name` [hd] (Qwen3's q_norm / k_norm). */
+  private headNorm(name: string, x: tf.Tensor): tf.Tensor {
+    const w = this.jsInference() ? this.inferenceNorms.get(name) : undefined;
+    if (w) return rmsNormJs(x, w, this.config.rms_norm_eps); // rows of hd: one per head
+    const hd = headDim(this.config);
+    const shape = x.shape;
+    return tf.reshape(rmsNorm(tf.reshape(x, [...shape.slice(0, -1), -1, hd]), this.param(name), this.config.rms_norm_eps), shape);
+  }
+
+  /** q_norm / k_norm weights as plain arrays for `ropeAppendJs` (Qwen3 under inference weights); undefined otherwise. */
+  private qkNormWeightsJs(p: string): { q: Float32Array; k: Float32Array; eps: number } | undefined {
+    if (!this.qkNorm) return undefined;
+    const q = this.inferenceNorms.get(`${p}.self_attn.q_norm.weight`);
+    const k = this.inferenceNorms.get(`${p}.self_attn.k_norm.weight`);
+    if (!q || !k) throw new Error(`LlamaModel: no inference copy of ${p}.self_attn.q_norm/k_norm`);
+    return { q, k, eps: this.config.rms_norm_eps };
   }
 
   /** Attention of queries q [B, nh, T, hd] over keys/values [B, nkv, S, hd], then o_proj. */

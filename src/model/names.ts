@@ -1,5 +1,6 @@
 /** Hugging Face tensor names and shapes of a Llama checkpoint ([out, in] for linear weights, as PyTorch stores them). */
 import { attentionBiases, headDim, type LlamaConfig } from './config.js';
+import { hasQkNorm, mlpBias } from './families.js';
 
 export const EMBED = 'model.embed_tokens.weight';
 export const FINAL_NORM = 'model.norm.weight';
@@ -32,6 +33,8 @@ export function llamaParamShapes(cfg: LlamaConfig, heads: HeadChoice): Map<strin
   const kv = cfg.num_key_value_heads * hd;
   const m = cfg.intermediate_size;
   const bias = attentionBiases(cfg);
+  const mb = mlpBias(cfg);
+  const qkNorm = hasQkNorm(cfg);
   const shapes = new Map<string, number[]>();
   shapes.set(EMBED, [cfg.vocab_size, h]);
   for (let i = 0; i < cfg.num_hidden_layers; i++) {
@@ -44,9 +47,14 @@ export function llamaParamShapes(cfg: LlamaConfig, heads: HeadChoice): Map<strin
     lin(`${p}.self_attn.k_proj`, kv, h, bias.qkv);
     lin(`${p}.self_attn.v_proj`, kv, h, bias.qkv);
     lin(`${p}.self_attn.o_proj`, h, q, bias.o);
-    lin(`${p}.mlp.gate_proj`, m, h, cfg.mlp_bias);
-    lin(`${p}.mlp.up_proj`, m, h, cfg.mlp_bias);
-    lin(`${p}.mlp.down_proj`, h, m, cfg.mlp_bias);
+    if (qkNorm) {
+      // Qwen3: one RMSNorm weight [head_dim] shared by every query head, one by every key head.
+      shapes.set(`${p}.self_attn.q_norm.weight`, [hd]);
+      shapes.set(`${p}.self_attn.k_norm.weight`, [hd]);
+    }
+    lin(`${p}.mlp.gate_proj`, m, h, mb);
+    lin(`${p}.mlp.up_proj`, m, h, mb);
+    lin(`${p}.mlp.down_proj`, h, m, mb);
     shapes.set(`${p}.input_layernorm.weight`, [h]);
     shapes.set(`${p}.post_attention_layernorm.weight`, [h]);
   }

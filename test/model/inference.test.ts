@@ -149,14 +149,19 @@ describe.each(['cpu', 'wasm'] as const)('inference paths on %s', (backend) => {
   describe.each([
     ['GQA, untied', GQA],
     ['biases, tied embeddings', { ...GQA, attention_bias: true, mlp_bias: true, tie_word_embeddings: true }],
+    ['qwen2: q/k/v biases', { ...GQA, model_type: 'qwen2' }],
+    ['qwen3: per-head q/k RMSNorm, head_dim 8 ≠ 24/4, biases', { ...GQA, model_type: 'qwen3', head_dim: 8, attention_bias: true }],
+    ['mistral: sliding window 3 over 8 positions', { ...GQA, model_type: 'mistral', sliding_window: 3 }],
+    ['llama3 RoPE scaling', { ...GQA, rope_theta: 500000, rope_scaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 4 } }],
   ] as [string, LlamaConfig][])('%s', (_name, config) => {
     let model: LlamaModel;
     beforeAll(() => {
       model = initLlama(config, new Rng(11));
-      // Non-zero biases, so the fused bias is exercised.
+      // Non-zero biases, so the fused bias is exercised; q/k norm weights away from 1.
       const rng = new Rng(12);
       for (const [name, v] of model.params) {
         if (name.endsWith('.bias')) tf.tidy(() => v.assign(tf.tensor(rng.fillNormal(new Float32Array(v.size), 0.3), v.shape)));
+        if (/self_attn\.[qk]_norm\.weight$/.test(name)) tf.tidy(() => v.assign(tf.tensor(rng.fillNormal(new Float32Array(v.size), 0.5).map((x) => 1 + x), v.shape)));
       }
     });
     afterAll(() => model.dispose());
