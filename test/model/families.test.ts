@@ -11,6 +11,10 @@ import { initEngine } from '../../src/engine/index.js';
 import { loadHfModel, parseLlamaConfig } from '../../src/model/index.js';
 import { describeModel } from '../../src/model/describe.js';
 import { llamaParamShapes } from '../../src/model/names.js';
+import { saveHfModel } from '../../src/model/index.js';
+import { Rng } from '../../src/engine/rng.js';
+import { ALL_LINEAR, injectLora, saveAdapter } from '../../src/lora/index.js';
+import { mergeAdapterFolder } from '../../src/lora/merge.js';
 
 const FIX = join('test', 'fixtures', 'transformers5');
 const sizes = { vocab_size: 8, hidden_size: 8, intermediate_size: 8, num_hidden_layers: 2, num_attention_heads: 2 };
@@ -90,5 +94,50 @@ describe('a deliberately wrong variant fails transformers reference', () => {
     };
     expect(maxDiff(join(FIX, 'mistral_window'))).toBeLessThan(1e-4);
     expect(maxDiff(wrong)).toBeGreaterThan(1e-2);
+  });
+});
+
+describe('save, LoRA and merge-lora per family', () => {
+  let dir: string;
+  beforeAll(async () => {
+    await initEngine({ backend: 'wasm' });
+    dir = mkdtempSync(join(tmpdir(), 'families-save-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const ids = [[5, 9, 13, 2, 7, 31, 44, 3, 12, 60, 8]];
+  const logitsOf = (model: ReturnType<typeof loadHfModel>) =>
+    tf.tidy(() => model.forward({ inputIds: tf.tensor2d(ids, undefined, 'int32') }).logits.dataSync() as Float32Array);
+  const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
+
+  it.each(['qwen2', 'qwen3', 'mistral_window', 'llama_llama3'])('%s: saved folder keeps the family keys and loads to the same logits; a merged all-linear adapter equals the adapter', (name) => {
+    const model = loadHfModel(join(FIX, name));
+    const saved = join(dir, `${name}-saved`);
+    const adapter = join(dir, `${name}-lora`);
+    const merged = join(dir, `${name}-merged`);
+    try {
+      const base = logitsOf(model);
+      saveHfModel(model, saved);
+      const cfg = JSON.parse(readFileSync(join(saved, 'config.json'), 'utf8'));
+      const original = fixtureConfig(name);
+      for (const key of ['model_type', 'architectures', 'sliding_window', 'rope_parameters', 'use_sliding_window', 'layer_types']) expect(cfg[key]).toEqual(original[key]);
+      expect(cfg.head_dim).toBe(original.head_dim ?? (original.hidden_size as number) / (original.num_attention_heads as number));
+      const again = loadHfModel(saved);
+      expect(maxDiff(logitsOf(again), base)).toBe(0);
+      again.dispose();
+
+      // LoRA on every linear layer with non-zero B (PEFT's zero init would make the merge trivially equal).
+      const adapters = injectLora(model, { targetModules: ALL_LINEAR, r: 2, alpha: 4, rng: new Rng(3) });
+      const rng = new Rng(4);
+      for (const a of adapters.values()) tf.tidy(() => a.B.assign(tf.tensor(rng.fillNormal(new Float32Array(a.B.size), 0.2), a.B.shape)));
+      const withAdapter = logitsOf(model);
+      expect(maxDiff(withAdapter, base)).toBeGreaterThan(1e-3);
+      saveAdapter(model, adapter, { baseModelNameOrPath: join(FIX, name) });
+      mergeAdapterFolder(join(FIX, name), adapter, merged);
+      const m = loadHfModel(merged);
+      expect(maxDiff(logitsOf(m), withAdapter)).toBeLessThan(1e-4);
+      m.dispose();
+    } finally {
+      model.dispose();
+    }
   });
 });
