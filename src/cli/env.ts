@@ -46,7 +46,7 @@ export const envCommand: CommandModule<object, EnvArgs> = {
       default: 'auto' as BackendName,
       describe: 'Backend to initialise (as engine.backend in a config)',
     })
-    .option('model', { type: 'string', describe: 'An HF model folder: also print its parameter count and a memory estimate' })
+    .option('model', { type: 'string', describe: 'An HF model folder, or a hub id in the local HF cache: also print its family, RoPE, parameter count and a memory estimate' })
     .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object' }) as Argv<EnvArgs>,
   handler: async (args) => {
     // Read the model's config first: a bad folder fails before the engine starts.

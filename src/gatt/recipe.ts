@@ -19,7 +19,7 @@ import { initEngine } from '../engine/index.js';
 import { Rng } from '../engine/rng.js';
 import { UserError } from '../errors.js';
 import { mergeAdapterFolder } from '../lora/merge.js';
-import { loadHfModel } from '../model/index.js';
+import { loadHfModel, resolveModelPath } from '../model/index.js';
 import type { SftConfig } from '../sft/config.js';
 import { pickTemplate, resolveDataPath } from '../sft/data.js';
 import { runSft, type SftHooks, type SftResult } from '../sft/recipe.js';
@@ -98,11 +98,11 @@ export async function runGatt(resolved: ResolvedConfig<GattConfig>, hooks: GattH
 
 /** The chat model folder to sample from and fine-tune: model.path, or model.path + adapter merged. */
 function prepareInputModel(cfg: GattConfig, log: (m: string) => void): { modelDir: string; tokenizerDir: string } {
-  const base = resolve(resolveDataPath(cfg.model.path));
+  const base = resolve(resolveModelPath(resolveDataPath(cfg.model.path)));
   if (!existsSync(join(base, 'config.json'))) {
     throw new UserError(`model.path: ${cfg.model.path} has no config.json (an HF model folder is needed, e.g. the SFT stage's final/merged)`);
   }
-  const tokenizerDir = resolve(resolveDataPath(cfg.tokenizer.path ?? cfg.model.path));
+  const tokenizerDir = resolve(resolveModelPath(resolveDataPath(cfg.tokenizer.path ?? cfg.model.path)));
   if (cfg.model.adapter === null) return { modelDir: base, tokenizerDir };
   const adapter = resolve(resolveDataPath(cfg.model.adapter));
   const merged = resolve(cfg.output_dir, 'input_model');

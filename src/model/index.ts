@@ -7,3 +7,4 @@ export * from './names.js';
 export * from './describe.js';
 export { loadHfModel, loadHfConfig, saveHfModel, type SaveOptions } from './io/hf.js';
 export { readSafetensors, readSafetensorsHeader, writeSafetensors } from './io/safetensors.js';
+export { resolveModelPath, hubCacheDir } from './hub.js';

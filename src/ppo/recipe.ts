@@ -16,6 +16,7 @@ import { injectLora, mergeLora, trainableVariables, unloadLora, unmergeLora, wit
 import { loadAdapter, saveAdapter } from '../lora/peft-io.js';
 import { ScalarHead } from '../model/heads.js';
 import { loadHfConfig, loadHfModel, saveHfModel } from '../model/io/hf.js';
+import { resolveModelPath } from '../model/hub.js';
 import { estimatePeakMemory, loraShortModules } from '../training/memory.js';
 import { checkMemoryFits, memoryLimits } from '../training/memory-check.js';
 import type { LlamaModel } from '../model/llama.js';
@@ -258,7 +259,7 @@ export async function runPpo(
   // ── setup ──
   const engine = await initEngine({ backend: cfg.engine.backend, threads: cfg.engine.threads, seed: cfg.engine.seed });
   checkPpoMemory(cfg, engine.backend, log);
-  const tokenizerDir = cfg.tokenizer.path ?? cfg.model.path;
+  const tokenizerDir = resolveModelPath(cfg.tokenizer.path ?? cfg.model.path);
   const tokenizer = await loadTokenizer(tokenizerDir);
   const template: TemplateName = cfg.tokenizer.template !== 'auto' ? cfg.tokenizer.template : tokenizer.chatTemplate ? 'tokenizer' : 'llama2';
   const stopTokenIds = turnEndIds(tokenizer, template);

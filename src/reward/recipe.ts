@@ -19,7 +19,7 @@ import { initEngine } from '../engine/index.js';
 import { Rng } from '../engine/rng.js';
 import { UserError } from '../errors.js';
 import { injectLora, trainableVariables, unloadLora } from '../lora/index.js';
-import { loadHfConfig, type LlamaModel } from '../model/index.js';
+import { loadHfConfig, resolveModelPath, type LlamaModel } from '../model/index.js';
 import { estimatePeakMemory, loraShortModules } from '../training/memory.js';
 import { checkMemoryFits, memoryLimits, trainingKnobs } from '../training/memory-check.js';
 import { packagePath } from '../paths.js';
@@ -78,7 +78,7 @@ export async function runReward(resolved: ResolvedConfig<RewardConfig>, opts: Re
   const engine = await initEngine({ backend: cfg.engine.backend, threads: cfg.engine.threads, seed: cfg.engine.seed });
   const rng = new Rng(cfg.engine.seed);
   // model.path may be a LoRA SFT output (an adapter folder): its base model is loaded and it is merged in.
-  const { modelDir, adapterDir } = resolveBackbone(resolvePath(cfg.model.path), cfg.model.adapter === null ? null : resolvePath(cfg.model.adapter));
+  const { modelDir, adapterDir } = resolveBackbone(resolveModelPath(resolvePath(cfg.model.path)), cfg.model.adapter === null ? null : resolvePath(cfg.model.adapter));
   // Fail before, not during: a micro-batch is batch_size pairs, chosen and rejected side by side.
   const backbone = loadHfConfig(modelDir);
   checkMemoryFits('reward', estimatePeakMemory({
@@ -96,7 +96,7 @@ export async function runReward(resolved: ResolvedConfig<RewardConfig>, opts: Re
     maxLength: cfg.data.max_length,
     gradientCheckpointing: cfg.train.gradient_checkpointing,
   }), log);
-  const tokenizerDir = resolvePath(cfg.tokenizer.path ?? cfg.model.path);
+  const tokenizerDir = resolveModelPath(resolvePath(cfg.tokenizer.path ?? cfg.model.path));
   const tokenizer = await loadTokenizer(tokenizerDir);
   const template = pickTemplate(cfg.tokenizer.template, tokenizer);
 

@@ -14,7 +14,7 @@ export const sftModelSection = z
       .string()
       .min(1)
       .default('runs/${run.name}/pretrain/final')
-      .describe('HF model folder to fine-tune (config.json + model.safetensors), e.g. the pretrain stage\'s final/.'),
+      .describe('HF model folder to fine-tune (config.json + model.safetensors), e.g. the pretrain stage\'s final/, or a hub id (org/name[@revision]) already in the local Hugging Face cache (never downloaded).'),
     frozen_dtype: z
       .enum(['float32', 'bfloat16'])
       .default('float32')

@@ -16,7 +16,7 @@ import { initEngine } from '../engine/index.js';
 import { Rng } from '../engine/rng.js';
 import { UserError } from '../errors.js';
 import { injectLora, mergeLora, numLoraParameters, saveAdapter, trainableVariables, unloadLora } from '../lora/index.js';
-import { configToJson, loadHfConfig, loadHfModel, saveHfModel, type LlamaModel } from '../model/index.js';
+import { configToJson, loadHfConfig, loadHfModel, resolveModelPath, saveHfModel, type LlamaModel } from '../model/index.js';
 import { estimatePeakMemory, loraShortModules } from '../training/memory.js';
 import { checkMemoryFits, memoryLimits, trainingKnobs } from '../training/memory-check.js';
 import { loadTokenizer, type Tokenizer } from '../tokenizer/index.js';
@@ -81,8 +81,8 @@ export async function runSft(resolved: ResolvedConfig<SftConfig>, hooks: SftHook
   // ── setup ──────────────────────────────────────────────────────────────────────────────────
   const engine = await initEngine({ backend: cfg.engine.backend, threads: cfg.engine.threads });
   const rng = new Rng(cfg.engine.seed); // LoRA init, then LoRA dropout: saved in every checkpoint
-  const modelDir = resolve(resolveDataPath(cfg.model.path));
-  const tokenizerDir = resolve(resolveDataPath(cfg.tokenizer.path ?? cfg.model.path));
+  const modelDir = resolve(resolveModelPath(resolveDataPath(cfg.model.path)));
+  const tokenizerDir = resolve(resolveModelPath(resolveDataPath(cfg.tokenizer.path ?? cfg.model.path)));
   if (!existsSync(join(modelDir, 'config.json'))) {
     throw new UserError(`model.path: ${cfg.model.path} has no config.json (an HF model folder is needed; run the pretrain stage first?)`);
   }

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Tokenizer as HfLibTokenizer } from '@huggingface/tokenizers';
 import { UserError } from '../errors.js';
+import { resolveModelPath } from '../model/hub.js';
 import type { Tokenizer } from './types.js';
 
 /** The parts of tokenizer_config.json we read (transformers writes many more). */
@@ -148,7 +149,8 @@ function pickChatTemplate(field: TokenizerConfigJson['chat_template']): string |
 }
 
 /** Read `dir/tokenizer.json` and `dir/tokenizer_config.json` (the latter may be absent). */
-export async function loadTokenizer(dir: string): Promise<HfTokenizer> {
+export async function loadTokenizer(dirOrHubId: string): Promise<HfTokenizer> {
+  const dir = resolveModelPath(dirOrHubId); // a hub id: its snapshot in the local HF cache
   const tokenizerJson = await readJson(join(dir, 'tokenizer.json'), true);
   const config = (await readJson(join(dir, 'tokenizer_config.json'), false)) ?? {};
   return new HfTokenizer(tokenizerJson as object, config as TokenizerConfigJson, dir);

@@ -55,6 +55,15 @@ describe.each(['cpu', 'wasm'] as const)('gradient checkpointing (%s)', (backend)
     model.dispose();
   });
 
+  test.each([
+    ['qwen3 (q/k norm, biases)', { model_type: 'qwen3', head_dim: 8, attention_bias: true }],
+    ['mistral (window 5 over 24 positions)', { model_type: 'mistral', sliding_window: 5 }],
+  ] as const)('full fine-tuning of %s: same loss and gradients, lower peak', async (_name, family) => {
+    const model = initLlama(llamaConfig({ ...cfg, ...family }), new Rng(4));
+    await compare(model, [...model.params.values()], new Rng(0));
+    model.dispose();
+  });
+
   test('LoRA with dropout: same gradients for every adapter (masks replayed), lower peak', async () => {
     const model = initLlama(cfg, new Rng(2));
     const rng = new Rng(0);

@@ -12,7 +12,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initEngine } from '../../src/engine/index.js';
 import { loadHfModel } from '../../src/model/index.js';
 import { generate } from '../../src/generation/generate.js';
-import { loadAdapter, resolveTargetModules, ALL_LINEAR } from '../../src/lora/index.js';
+import { adapterStateDict, injectLora, loadAdapter, resolveTargetModules, ALL_LINEAR } from '../../src/lora/index.js';
+import { readSafetensorsHeader } from '../../src/model/index.js';
+import { Rng } from '../../src/engine/rng.js';
 
 const DIR = join('test', 'fixtures', 'transformers5');
 
@@ -96,6 +98,18 @@ describe('transformers 5 sequence classification and PEFT folders', () => {
     const model = loadHfModel(join(DIR, name));
     try {
       expect([...resolveTargetModules(model, ALL_LINEAR)].sort()).toEqual(reference(name).peft_all_linear_targets);
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it.each(variants.filter((v) => hasFolder(`${v}_lora`)))('%s_lora: our all-linear adapter writes the tensor names and shapes PEFT 0.21 wrote', (name) => {
+    const model = loadHfModel(join(DIR, name));
+    try {
+      injectLora(model, { targetModules: ALL_LINEAR, r: 4, alpha: 8, rng: new Rng(1) });
+      const ours = [...adapterStateDict(model)].map(([k, t]) => `${k} [${t.shape}]`).sort();
+      const peft = readSafetensorsHeader(join(DIR, `${name}_lora`, 'adapter_model.safetensors')).entries.map((e) => `${e.name} [${e.shape}]`).sort();
+      expect(ours).toEqual(peft);
     } finally {
       model.dispose();
     }

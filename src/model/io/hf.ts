@@ -13,6 +13,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { UserError } from '../../errors.js';
 import { isSequenceClassification, configToJson, eosTokenIds, parseLlamaConfig, type LlamaConfig } from '../config.js';
 import { LlamaModel } from '../llama.js';
+import { resolveModelPath } from '../hub.js';
 import { newVariable } from '../variables.js';
 import { FrozenWeight } from '../frozen.js';
 import { EMBED, LM_HEAD, SCORE, llamaParamShapes } from '../names.js';
@@ -23,9 +24,9 @@ export const WEIGHTS_FILE = 'model.safetensors';
 export const INDEX_FILE = 'model.safetensors.index.json';
 export const GENERATION_CONFIG_FILE = 'generation_config.json';
 
-/** Read and validate `config.json` of a model folder. */
+/** Read and validate `config.json` of a model folder (or of a hub id's snapshot in the local HF cache). */
 export function loadHfConfig(dir: string): LlamaConfig {
-  const path = join(dir, CONFIG_FILE);
+  const path = join(resolveModelPath(dir), CONFIG_FILE);
   return parseLlamaConfig(readJson(path), path);
 }
 
@@ -48,8 +49,9 @@ function copiesOnCreate(): boolean {
   return tf.getBackend() === 'wasm';
 }
 
-/** Load a Llama model (causal LM, or a backbone with a `score` head) from an HF folder. */
-export function loadHfModel(dir: string, opts: LoadOptions = {}): LlamaModel {
+/** Load a Llama-family model (causal LM, or a backbone with a `score` head) from an HF folder or a cached hub id. */
+export function loadHfModel(dirOrHubId: string, opts: LoadOptions = {}): LlamaModel {
+  const dir = resolveModelPath(dirOrHubId);
   const config = loadHfConfig(dir);
   const files = weightFiles(dir);
 
