@@ -20,7 +20,7 @@ import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Rng } from '../src/engine/rng.js';
-import { CAUSAL_LM, SEQUENCE_CLASSIFICATION, configToJson, llamaConfig, type LlamaConfig } from '../src/model/config.js';
+import { causalLmArchitecture, configToJson, sequenceClassificationArchitecture, llamaConfig, type LlamaConfig } from '../src/model/config.js';
 import { writeSafetensors, type NamedTensor, type WriteDtype } from '../src/model/io/safetensors.js';
 import { EMBED, llamaParamShapes } from '../src/model/names.js';
 
@@ -83,7 +83,7 @@ export function writeShapeFolder(shape: ModelShape, dir: string, opts: { seed?: 
   const cfg = {
     ...shape.config,
     torch_dtype: (opts.dtype ?? shape.dtype) === 'BF16' ? 'bfloat16' : 'float32',
-    architectures: [opts.reward ? SEQUENCE_CLASSIFICATION : CAUSAL_LM],
+    architectures: [opts.reward ? sequenceClassificationArchitecture(shape.config) : causalLmArchitecture(shape.config)],
     ...(opts.reward ? { num_labels: 1 } : {}),
   } as LlamaConfig;
   const rng = new Rng(opts.seed ?? 0);

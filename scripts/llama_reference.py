@@ -101,48 +101,9 @@ def rotate_half(x):
     return np.concatenate([-x[..., half:], x[..., :half]], axis=-1)
 
 
-def forward(cfg, w, ids, mask):
-    ids = np.asarray(ids)
-    mask = np.asarray(mask, dtype=np.float64)
-    b, t = ids.shape
-    d = cfg["head_dim"]
-    nh, nkv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
-    groups = nh // nkv
-    eps = cfg["rms_norm_eps"]
-    W = {k: a.astype(np.float64) for k, a in w.items()}
-
-    pos = np.maximum(np.cumsum(mask, axis=1) - 1, 0)  # [B, T]
-    inv_freq = cfg["rope_theta"] ** (-np.arange(0, d, 2) / d)  # [d/2]
-    ang = pos[:, :, None] * inv_freq[None, None, :]
-    ang = np.concatenate([ang, ang], axis=-1)  # [B, T, d]
-    cos, sin = np.cos(ang)[:, None], np.sin(ang)[:, None]  # [B, 1, T, d]
-
-    allowed = np.tril(np.ones((t, t)))[None] * mask[:, None, :]  # [B, T(query), T(key)]
-    bias = np.where(allowed > 0, 0.0, -1e30)[:, None]  # [B, 1, T, T]
-
-    x = W["model.embed_tokens.weight"][ids]  # [B, T, H]
-    for i in range(cfg["num_hidden_layers"]):
-        p = f"model.layers.{i}."
-        hn = rms_norm(x, W[p + "input_layernorm.weight"], eps)
-        q = (hn @ W[p + "self_attn.q_proj.weight"].T).reshape(b, t, nh, d).transpose(0, 2, 1, 3)
-        k = (hn @ W[p + "self_attn.k_proj.weight"].T).reshape(b, t, nkv, d).transpose(0, 2, 1, 3)
-        v = (hn @ W[p + "self_attn.v_proj.weight"].T).reshape(b, t, nkv, d).transpose(0, 2, 1, 3)
-        q = q * cos + rotate_half(q) * sin
-        k = k * cos + rotate_half(k) * sin
-        k = np.repeat(k, groups, axis=1)  # HF repeat_kv: KV head j serves query heads j*g .. j*g+g-1
-        v = np.repeat(v, groups, axis=1)
-        s = q @ k.transpose(0, 1, 3, 2) / np.sqrt(d) + bias
-        s = s - s.max(axis=-1, keepdims=True)
-        pr = np.exp(s)
-        pr = pr / pr.sum(axis=-1, keepdims=True)
-        ctx = (pr @ v).transpose(0, 2, 1, 3).reshape(b, t, nh * d)
-        x = x + ctx @ W[p + "self_attn.o_proj.weight"].T
-        hn = rms_norm(x, W[p + "post_attention_layernorm.weight"], eps)
-        g = hn @ W[p + "mlp.gate_proj.weight"].T
-        u = hn @ W[p + "mlp.up_proj.weight"].T
-        x = x + ((g / (1 + np.exp(-g))) * u) @ W[p + "mlp.down_proj.weight"].T
-    x = rms_norm(x, W["model.norm.weight"], eps)
-    return x @ W["lm_head.weight"].T  # [B, T, V]
+def left_pad_mask(rows):
+    """1 for tokens, 0 for the leading pad (id 0) of each left-padded row."""
+    return [[0 if tok == 0 and all(x == 0 for x in row[: j + 1]) else 1 for j, tok in enumerate(row)] for row in rows]
 
 
 def write_safetensors(path, tensors):
@@ -320,7 +281,7 @@ def greedy(cfg, w, prompt):
 
 def write_families(out_root):
     rng = np.random.default_rng(20261204)
-    mask = [[0 if tok == 0 and all(x == 0 for x in row[: j + 1]) else 1 for j, tok in enumerate(row)] for row in INPUT_IDS]
+    mask = left_pad_mask(INPUT_IDS)
     for name, extra in VARIANTS.items():
         cfg = {**FAMILY_BASE, **extra}
         w = family_weights(cfg, rng)
@@ -352,8 +313,8 @@ def main():
     os.makedirs(out, exist_ok=True)
     rng = np.random.default_rng(20240611)
     w = random_weights(CONFIG, rng)
-    mask = [[0 if tok == 0 and all(x == 0 for x in row[: j + 1]) else 1 for j, tok in enumerate(row)] for row in INPUT_IDS]
-    logits = forward(CONFIG, w, INPUT_IDS, mask)
+    mask = left_pad_mask(INPUT_IDS)
+    logits = family_forward(CONFIG, w, INPUT_IDS, mask)
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump(CONFIG, f, indent=2)
     write_safetensors(os.path.join(out, "model.safetensors"), w)

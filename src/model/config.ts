@@ -6,10 +6,10 @@
  * `rope_parameters`): see ./rope.ts.
  */
 import { UserError } from '../errors.js';
-import { ARCH_PREFIX, SUPPORTED_FAMILIES, attentionBiases as familyAttentionBiases, familyProblems, isSupportedFamily, type ModelFamily } from './families.js';
+import { ARCH_PREFIX, SUPPORTED_FAMILIES, familyProblems, isSupportedFamily, type ModelFamily } from './families.js';
 import { readRopeSettings, type RopeSettings } from './rope.js';
 
-export { SUPPORTED_FAMILIES, type ModelFamily } from './families.js';
+export { SUPPORTED_FAMILIES, attentionBiases, type ModelFamily } from './families.js';
 
 export interface LlamaConfig {
   vocab_size: number;
@@ -136,11 +136,6 @@ export function ropeSettings(cfg: LlamaConfig): RopeSettings {
   const rope = readRopeSettings(cfg, problems);
   if (rope === null) throw new UserError(`invalid RoPE settings: ${problems.join('; ')}`);
   return rope;
-}
-
-/** Biases of the attention projections, per family (./families.ts). */
-export function attentionBiases(cfg: LlamaConfig): { qkv: boolean; o: boolean } {
-  return familyAttentionBiases(cfg);
 }
 
 /** `LlamaForCausalLM`, `Qwen2ForCausalLM`, … for this config's family. */

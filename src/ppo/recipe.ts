@@ -12,7 +12,7 @@ import { initEngine } from '../engine/index.js';
 import { Rng } from '../engine/rng.js';
 import { UserError } from '../errors.js';
 import { readRewardStats } from '../model/io/reward-stats.js';
-import { injectLora, mergeLora, trainableVariables, unloadLora, unmergeLora, withAdaptersDisabled } from '../lora/inject.js';
+import { injectLora, mergeLora, trainableVariables, unloadLora, unmergeLora } from '../lora/inject.js';
 import { loadAdapter, saveAdapter } from '../lora/peft-io.js';
 import { ScalarHead } from '../model/heads.js';
 import { loadHfConfig, loadHfModel, saveHfModel } from '../model/io/hf.js';
@@ -353,7 +353,7 @@ export async function runPpo(
       saveAdapter(policy, tmp, { baseModelNameOrPath: adapterBase });
       copyTokenizerFiles(tokenizerDir, tmp);
       if (cfg.model.adapter !== null) {
-        withAdaptersDisabled(policy, () => saveHfModel(policy, join(tmp, ADAPTER_BASE_DIR)));
+        saveHfModel(policy, join(tmp, ADAPTER_BASE_DIR)); // base weights only: adapters are not params
         copyTokenizerFiles(tokenizerDir, join(tmp, ADAPTER_BASE_DIR));
       }
       if (cfg.save_merged) {

@@ -15,8 +15,9 @@ import { saveHfModel } from '../../src/model/index.js';
 import { Rng } from '../../src/engine/rng.js';
 import { ALL_LINEAR, injectLora, saveAdapter } from '../../src/lora/index.js';
 import { mergeAdapterFolder } from '../../src/lora/merge.js';
+import { maxLogitDiff, transformers5Logits, TRANSFORMERS5_DIR } from '../helpers/transformers5.js';
 
-const FIX = join('test', 'fixtures', 'transformers5');
+const FIX = TRANSFORMERS5_DIR;
 const sizes = { vocab_size: 8, hidden_size: 8, intermediate_size: 8, num_hidden_layers: 2, num_attention_heads: 2 };
 const fixtureConfig = (name: string): Record<string, unknown> => JSON.parse(readFileSync(join(FIX, name, 'config.json'), 'utf8'));
 
@@ -78,20 +79,11 @@ describe('a deliberately wrong variant fails transformers reference', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('mistral with its sliding window ignored (12 positions, window 5) misses the logits', () => {
-    const ref = JSON.parse(readFileSync(join(FIX, 'reference.json'), 'utf8')).results.mistral_window as { input_ids: number[][]; logits: number[][][] };
+    const ref = transformers5Logits('mistral_window');
     const wrong = join(dir, 'nowindow');
     cpSync(join(FIX, 'mistral_window'), wrong, { recursive: true });
     writeFileSync(join(wrong, 'config.json'), JSON.stringify({ ...fixtureConfig('mistral_window'), sliding_window: null }));
-    const maxDiff = (folder: string) => {
-      const model = loadHfModel(folder);
-      try {
-        const got = tf.tidy(() => model.forward({ inputIds: tf.tensor2d(ref.input_ids, undefined, 'int32') }).logits.arraySync());
-        const want = ref.logits.flat(2);
-        return Math.max(...got.flat(2).map((v, i) => Math.abs(v - want[i]!)));
-      } finally {
-        model.dispose();
-      }
-    };
+    const maxDiff = (folder: string) => maxLogitDiff(folder, ref);
     expect(maxDiff(join(FIX, 'mistral_window'))).toBeLessThan(1e-4);
     expect(maxDiff(wrong)).toBeGreaterThan(1e-2);
   });

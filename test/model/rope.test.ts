@@ -1,13 +1,13 @@
 import { join } from 'node:path';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, cpSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import * as tf from '@tensorflow/tfjs-core';
 import { initEngine } from '../../src/engine/index.js';
 import { loadHfModel, parseLlamaConfig, saveHfModel } from '../../src/model/index.js';
 import { readRopeSettings, ropeInvFreqFor } from '../../src/model/rope.js';
 import { ropeInvFreq } from '../../src/model/layers.js';
+import { maxLogitDiff, transformers5Logits, TRANSFORMERS5_DIR } from '../helpers/transformers5.js';
 
-const FIX = join('test', 'fixtures', 'transformers5');
+const FIX = TRANSFORMERS5_DIR;
 const sizes = { vocab_size: 8, hidden_size: 8, intermediate_size: 8, num_hidden_layers: 1, num_attention_heads: 2 };
 const llama3 = { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 16 };
 
@@ -60,16 +60,8 @@ describe('RoPE against transformers 5 checkpoints', () => {
     dir = mkdtempSync(join(tmpdir(), 'rope-'));
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
-  const ref = JSON.parse(readFileSync(join(FIX, 'reference.json'), 'utf8')).results.llama_llama3 as { input_ids: number[][]; logits: number[][][] };
-  const maxDiff = (folder: string): number => {
-    const model = loadHfModel(folder);
-    try {
-      const got = tf.tidy(() => model.forward({ inputIds: tf.tensor2d(ref.input_ids, undefined, 'int32') }).logits.arraySync());
-      return Math.max(...got.flat(2).map((v, i) => Math.abs(v - ref.logits.flat(2)[i]!)));
-    } finally {
-      model.dispose();
-    }
-  };
+  const ref = transformers5Logits('llama_llama3');
+  const maxDiff = (folder: string): number => maxLogitDiff(folder, ref);
 
   it('the llama3 checkpoint rewritten in the 4.x spelling gives the same logits', () => {
     const v4 = join(dir, 'v4');
