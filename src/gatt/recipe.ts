@@ -24,6 +24,7 @@ import type { SftConfig } from '../sft/config.js';
 import { pickTemplate, resolveDataPath } from '../sft/data.js';
 import { runSft, type SftHooks, type SftResult } from '../sft/recipe.js';
 import { loadTokenizer, tokenizeDialogue, type ChatMessage } from '../tokenizer/index.js';
+import { acquireRunLock } from '../training/lock.js';
 import { applyInstructions } from '../world/instructions.js';
 import type { GattConfig } from './config.js';
 import { formatAdherenceTable, type AdherenceTable } from './evaluate.js';
@@ -61,15 +62,31 @@ export interface GattResult {
 export async function runGattSynthesis(resolved: ResolvedConfig<GattConfig>, hooks: GattHooks = {}): Promise<SynthResult> {
   const cfg = resolved.config;
   const log = hooks.log ?? defaultLog;
-  await initEngine({ backend: cfg.engine.backend, threads: cfg.engine.threads });
-  const inputModel = prepareInputModel(cfg, log);
-  return synthesize(resolved, inputModel, log);
+  const lock = acquireRunLock(cfg.output_dir, 'gatt'); // before input_model/ or synth/ is read or replaced
+  try {
+    await initEngine({ backend: cfg.engine.backend, threads: cfg.engine.threads });
+    const inputModel = prepareInputModel(cfg, log);
+    return await synthesize(resolved, inputModel, log);
+  } finally {
+    lock.release();
+  }
 }
 
 /** `rlhf gatt`: synthesise, fine-tune with the SFT recipe, measure adherence before and after. */
 export async function runGatt(resolved: ResolvedConfig<GattConfig>, hooks: GattHooks = {}): Promise<GattResult> {
   const cfg = resolved.config;
   const log = hooks.log ?? defaultLog;
+  // One run per folder, held across synthesis, the SFT recipe (which re-enters it) and evaluation.
+  const lock = acquireRunLock(cfg.output_dir, 'gatt');
+  try {
+    return await gattLocked(resolved, hooks, log);
+  } finally {
+    lock.release();
+  }
+}
+
+async function gattLocked(resolved: ResolvedConfig<GattConfig>, hooks: GattHooks, log: (m: string) => void): Promise<GattResult> {
+  const cfg = resolved.config;
 
   // ── setup ──────────────────────────────────────────────────────────────────────────────────
   await initEngine({ backend: cfg.engine.backend, threads: cfg.engine.threads });
