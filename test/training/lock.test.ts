@@ -13,6 +13,7 @@ import { run as rlhf, type CliIo } from '../../src/cli/main.js';
 import { initEngine } from '../../src/engine/index.js';
 import type { GattConfig } from '../../src/gatt/config.js';
 import { runGattSynthesis } from '../../src/gatt/recipe.js';
+import { gattWiring } from '../../src/pipeline/stage-deps.js';
 import { packagePath } from '../../src/paths.js';
 import { LOCK_FILE, acquireRunLock, isStale, readRunLock } from '../../src/training/lock.js';
 import { openStageRun } from '../../src/training/run.js';
@@ -134,7 +135,7 @@ describe('stage folder lock', () => {
       const before = listing(out);
       // Only output_dir is read before the lock: the rest of the config is never reached.
       const resolved = { stage: 'gatt', config: { output_dir: out } as unknown as GattConfig, file: 'x.yaml', overrides: [] };
-      await expect(runGattSynthesis(resolved, { log: () => undefined })).rejects.toThrow(`pid ${child.pid}`);
+      await expect(runGattSynthesis(resolved, { ...gattWiring, log: () => undefined })).rejects.toThrow(`pid ${child.pid}`);
       expect(listing(out)).toEqual(before);
     } finally {
       await killHard(child);
