@@ -15,6 +15,7 @@ import { modelAdherence } from '../gatt/model-eval.js';
 import { runGatt, runGattSynthesis, summary } from '../gatt/recipe.js';
 import { readDialogueSeeds, splitSeeds } from '../gatt/seeds.js';
 import { packagePath } from '../paths.js';
+import { gattWiring } from '../pipeline/stage-deps.js';
 import type { TemplateName } from '../tokenizer/index.js';
 
 interface ConfigArgs {
@@ -36,7 +37,7 @@ const synthCommand: CommandModule<object, ConfigArgs> = {
   describe: 'Synthesise the GAtt dataset (multi-turn dialogues, instruction in the first turn, loss on the last)',
   builder: configOptions,
   handler: async (args) => {
-    const result = await runGattSynthesis(load(args));
+    const result = await runGattSynthesis(load(args), gattWiring);
     const s = result.stats;
     console.log(
       `gatt synth: ${s.rows} rows from ${s.dialogues} dialogues (${s.answers} answers; followed ${(100 * s.followRate).toFixed(1)}%, ` +
@@ -104,7 +105,7 @@ const evalCommand: CommandModule<object, EvalArgs> = {
       tokenizerDir: args.tokenizer ?? null,
       template: args.template,
       seeds: args['held-out'] > 0 ? splitSeeds(seeds, args['held-out']).eval : seeds,
-      instructions: loadInstructionSet(args.instructions),
+      instructions: loadInstructionSet(args.instructions, gattWiring.checkers),
       cases: args.cases,
       turns: Math.max(...show),
       maxNewTokens: args['max-new-tokens'],
@@ -122,7 +123,7 @@ export const gattCommand: CommandModule<object, ConfigArgs> = {
   builder: (y: Argv) => configOptions(y.command(synthCommand).command(evalCommand as unknown as CommandModule<object, ConfigArgs>), false),
   handler: async (args) => {
     if (args.config === undefined) throw new UserError('rlhf gatt: --config is required (e.g. --config gatt/world); see rlhf gatt --help');
-    const result = await runGatt(load(args));
+    const result = await runGatt(load(args), gattWiring);
     const last = result.sft.losses[result.sft.losses.length - 1];
     console.log(`gatt done: ${result.synth.stats.rows} synthesised rows, ${result.sft.steps} steps` + (last ? `, final loss ${last.loss.toFixed(4)}` : '') + `\noutput: ${result.sft.finalDir}`);
   },

@@ -3,6 +3,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { findConfig, loadConfig, schemaHelpText } from '../config/index.js';
 import { ppoConfigSchema } from '../ppo/config.js';
 import { runPpo } from '../ppo/recipe.js';
+import { ppoWiring } from '../pipeline/stage-deps.js';
 
 interface PpoArgs {
   config: string;
@@ -23,7 +24,7 @@ export const ppoCommand: CommandModule<object, PpoArgs> = {
       .epilogue(schemaHelpText(ppoConfigSchema)) as unknown as Argv<PpoArgs>,
   handler: async (args) => {
     const resolved = loadConfig(findConfig(args.config), args.overrides.map(String), { stage: 'ppo', schema: ppoConfigSchema });
-    const result = await runPpo(resolved);
+    const result = await runPpo(resolved, ppoWiring);
     const judge = result.lastEval?.['eval/judge_score'];
     const reward = result.lastEval?.['eval/reward_mean'];
     console.log(

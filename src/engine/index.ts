@@ -10,11 +10,13 @@ import { installLeanBackprop, uninstallLeanBackprop } from './backprop.js';
 import { configureBlas, describeMatMulPath, type BlasMode, type MatMulPathInfo } from './blas/index.js';
 import { GRADIENT_PATCHES, installGradientPatches } from './gradients.js';
 import { importNativeBackend, nativeInstallHint } from './native.js';
+import { checkTfjsVersions } from './tfjs-version.js';
 import { installWasmPatches, WASM_PATCHES } from './wasm/patches.js';
 
 export { Rng, type RngState } from './rng.js';
 export type { BlasMode, MatMulPathInfo } from './blas/index.js';
 export { describeMatMulPath } from './blas/index.js';
+export { PATCHED_TFJS_VERSION, checkTfjsVersions } from './tfjs-version.js';
 
 export type BackendName = 'auto' | 'wasm' | 'cpu' | 'tensorflow';
 
@@ -66,6 +68,8 @@ export async function initEngine(opts: EngineOptions = {}): Promise<EngineInfo> 
   if (!Number.isInteger(threads) || threads < 1) {
     throw new UserError(`engine.threads: expected a positive integer, got ${opts.threads}`);
   }
+  // Before any patch is installed: they reach into TF.js internals of one exact release.
+  checkTfjsVersions();
   const versions: Record<string, string> = {
     node: process.versions.node,
     'tfjs-core': tf.version_core,

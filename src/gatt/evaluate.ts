@@ -7,8 +7,7 @@
  */
 import type { Rng } from '../engine/rng.js';
 import type { ChatMessage } from '../tokenizer/index.js';
-import { check } from '../world/checkers.js';
-import { findInstruction, instructionText, sampleInstruction, type InstructionSet } from './instructions.js';
+import { findInstruction, follows, instructionText, sampleInstruction, type InstructionSet } from './instructions.js';
 import type { DialogueSeed, ReplySampler } from './synthesize.js';
 
 export interface EvalCase {
@@ -85,9 +84,8 @@ export async function evaluateAdherence(sampler: ReplySampler, cases: readonly E
       histories[i]!.push({ role: 'assistant', content: answer });
       let followsEvery = true;
       for (const id of c.instructionIds) {
-        const ins = findInstruction(set, id);
-        const ok = check(ins.checker, answer);
-        tally(byFamily[ins.family]![t]!, ok);
+        const ok = follows(set, id, answer);
+        tally(byFamily[findInstruction(set, id).family]![t]!, ok);
         followsEvery &&= ok;
       }
       tally(all[t]!, followsEvery);

@@ -2,26 +2,35 @@
  * The instruction set Ghost Attention keeps alive: read from a `gatt_instructions.json` file
  * (`{families, instructions: [{id, family, long, short, checker}]}`, as the world ships it), and
  * sampled the way Llama 2 §3.3 does it — a random combination of families, one instruction each,
- * written in its long or its short form ("Persona: robot").
+ * written in its long or its short form ("Persona: robot"). Whether a reply follows an instruction
+ * is decided by checkers handed in with the file (the bundled world's: src/world/checkers.ts,
+ * wired by the pipeline and the CLI), so this stage knows no world.
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import type { Rng } from '../engine/rng.js';
 import { UserError } from '../errors.js';
-import { CHECKER_IDS } from '../world/checkers.js';
 
 export interface GattInstruction {
   id: string;
   family: string;
   long: string;
   short: string;
-  /** Checker id in `src/world/checkers.ts`: decides whether a reply follows the instruction. */
+  /** Checker id (one of the set's `checkers.ids`): decides whether a reply follows the instruction. */
   checker: string;
+}
+
+/** Replies judged against instructions, by checker id. */
+export interface InstructionCheckers {
+  readonly ids: readonly string[];
+  /** True when `reply` follows the instruction whose checker is `checkerId`. */
+  check(checkerId: string, reply: string): boolean;
 }
 
 export interface InstructionSet {
   families: string[];
   instructions: GattInstruction[];
+  checkers: InstructionCheckers;
 }
 
 /** One drawn instruction: which ones (at most one per family), the form, and the system text. */
@@ -46,8 +55,8 @@ const fileSchema = z.looseObject({
     .min(1),
 });
 
-/** Read and check an instructions file; every problem names the file and the key. */
-export function loadInstructionSet(path: string): InstructionSet {
+/** Read and check an instructions file against the checkers that will judge it; every problem names the file and the key. */
+export function loadInstructionSet(path: string, checkers: InstructionCheckers): InstructionSet {
   let raw: unknown;
   try {
     raw = JSON.parse(readFileSync(path, 'utf8'));
@@ -66,11 +75,16 @@ export function loadInstructionSet(path: string): InstructionSet {
     if (seen.has(ins.id)) problems.push(`instructions[${i}].id: duplicate id "${ins.id}"`);
     seen.add(ins.id);
     if (!families.includes(ins.family)) problems.push(`instructions[${i}].family: "${ins.family}" is not in families (${families.join(', ')})`);
-    if (!CHECKER_IDS.includes(ins.checker)) problems.push(`instructions[${i}].checker: unknown checker "${ins.checker}" (known: ${CHECKER_IDS.join(', ')})`);
+    if (!checkers.ids.includes(ins.checker)) problems.push(`instructions[${i}].checker: unknown checker "${ins.checker}" (known: ${checkers.ids.join(', ')})`);
   });
   if (problems.length > 0) throw new UserError(`${path}:\n  ${problems.join('\n  ')}`);
   const used = families.filter((f) => instructions.some((ins) => ins.family === f));
-  return { families: used, instructions: instructions.map(({ id, family, long, short, checker }) => ({ id, family, long, short, checker })) };
+  return { families: used, instructions: instructions.map(({ id, family, long, short, checker }) => ({ id, family, long, short, checker })), checkers };
+}
+
+/** Does `reply` follow the instruction `id` of `set`? */
+export function follows(set: InstructionSet, id: string, reply: string): boolean {
+  return set.checkers.check(findInstruction(set, id).checker, reply);
 }
 
 export function findInstruction(set: InstructionSet, id: string): GattInstruction {

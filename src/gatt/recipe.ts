@@ -20,27 +20,58 @@ import { Rng } from '../engine/rng.js';
 import { UserError } from '../errors.js';
 import { mergeAdapterFolder } from '../lora/merge.js';
 import { loadHfModel, resolveModelPath } from '../model/index.js';
-import type { SftConfig } from '../sft/config.js';
-import { pickTemplate, resolveDataPath } from '../sft/data.js';
-import { runSft, type SftHooks, type SftResult } from '../sft/recipe.js';
-import { loadTokenizer, tokenizeDialogue, type ChatMessage } from '../tokenizer/index.js';
-import { applyInstructions } from '../world/instructions.js';
+import { resolveDataPath } from '../paths.js';
+import { loadTokenizer, pickTemplate, tokenizeDialogue, type ChatMessage } from '../tokenizer/index.js';
+import type { RunContext } from '../tracking/index.js';
+import { acquireRunLock } from '../training/lock.js';
+import type { StopSignal } from '../training/stop-signal.js';
 import type { GattConfig } from './config.js';
 import { formatAdherenceTable, type AdherenceTable } from './evaluate.js';
-import { loadInstructionSet, type InstructionSet } from './instructions.js';
+import { loadInstructionSet, type InstructionCheckers, type InstructionSet } from './instructions.js';
 import { modelAdherence } from './model-eval.js';
 import { modelReplySampler } from './sampler.js';
 import { rewardModelScorer } from './reward-scorer.js';
 import { readDialogueSeeds, splitSeeds } from './seeds.js';
-import { synthesizeGatt, type DialogueSeed, type SynthesisStats } from './synthesize.js';
+import { synthesizeGatt, type DialogueSeed, type ReplyRepair, type SynthesisStats } from './synthesize.js';
 
 export const SYNTH_DIR = 'synth';
 export const SYNTH_FILE = 'gatt_train.jsonl';
 export const STATS_FILE = 'stats.json';
 export const ADHERENCE_FILE = 'adherence.json';
 
-export interface GattHooks extends Pick<SftHooks, 'onStep' | 'stopSignal' | 'progress' | 'context' | 'parentRunId'> {
+/** Passed on to the fine-tuning recipe. */
+export interface GattHooks {
+  /** Nest the stage's MLflow run under this run (the pipeline's). */
+  parentRunId?: string;
+  /** After every optimizer step of the fine-tuning, with that step's metrics. */
+  onStep?: (step: number, metrics: Record<string, number>) => void;
+  stopSignal?: StopSignal;
+  /** Show progress on stdout (default true). */
+  progress?: boolean;
+  context?: Partial<RunContext>;
   log?: (message: string) => void;
+}
+
+/** What GAtt needs of its fine-tuning step's result (the SFT recipe's result has this and more). */
+export interface FineTuneResult {
+  outputDir: string;
+  finalDir: string;
+}
+
+/** The fine-tuning step: the SFT recipe, handed in by the pipeline or the CLI (a stage never imports another). */
+export type FineTune<R extends FineTuneResult = FineTuneResult> = (config: ResolvedConfig<GattSftConfig>, hooks: GattHooks) => Promise<R>;
+
+/**
+ * What the pipeline or the CLI hands the stage: the instruction checkers (the world's) and, for
+ * gatt.repair_with_world_rules, the rewrite rules with the instruction ids they know.
+ */
+export interface GattRules {
+  checkers: InstructionCheckers;
+  repair?: { readonly ids: readonly string[]; apply: ReplyRepair };
+}
+
+export interface GattOptions<R extends FineTuneResult = FineTuneResult> extends GattHooks, GattRules {
+  fineTune: FineTune<R>;
 }
 
 export interface SynthResult {
@@ -50,42 +81,59 @@ export interface SynthResult {
   fresh: boolean;
 }
 
-export interface GattResult {
+export interface GattResult<R extends FineTuneResult = FineTuneResult> {
   synth: SynthResult;
-  sft: SftResult;
+  sft: R;
   /** Adherence before (the input model) and after GAtt; null when gatt.evaluate is false. */
   adherence: { before: AdherenceTable; after: AdherenceTable } | null;
 }
 
 /** `rlhf gatt synth`: setup and synthesis only. */
-export async function runGattSynthesis(resolved: ResolvedConfig<GattConfig>, hooks: GattHooks = {}): Promise<SynthResult> {
+export async function runGattSynthesis(resolved: ResolvedConfig<GattConfig>, opts: GattRules & Pick<GattHooks, 'log'>): Promise<SynthResult> {
   const cfg = resolved.config;
-  const log = hooks.log ?? defaultLog;
-  await initEngine({ backend: cfg.engine.backend, threads: cfg.engine.threads });
-  const inputModel = prepareInputModel(cfg, log);
-  return synthesize(resolved, inputModel, log);
+  const log = opts.log ?? defaultLog;
+  const lock = acquireRunLock(cfg.output_dir, 'gatt'); // before input_model/ or synth/ is read or replaced
+  try {
+    await initEngine({ backend: cfg.engine.backend, threads: cfg.engine.threads });
+    const inputModel = prepareInputModel(cfg, log);
+    return await synthesize(resolved, inputModel, opts, log);
+  } finally {
+    lock.release();
+  }
 }
 
 /** `rlhf gatt`: synthesise, fine-tune with the SFT recipe, measure adherence before and after. */
-export async function runGatt(resolved: ResolvedConfig<GattConfig>, hooks: GattHooks = {}): Promise<GattResult> {
+export async function runGatt<R extends FineTuneResult>(resolved: ResolvedConfig<GattConfig>, opts: GattOptions<R>): Promise<GattResult<R>> {
   const cfg = resolved.config;
-  const log = hooks.log ?? defaultLog;
+  const log = opts.log ?? defaultLog;
+  // One run per folder, held across synthesis, the SFT recipe (which re-enters it) and evaluation.
+  const lock = acquireRunLock(cfg.output_dir, 'gatt');
+  try {
+    return await gattLocked(resolved, opts, log);
+  } finally {
+    lock.release();
+  }
+}
+
+async function gattLocked<R extends FineTuneResult>(resolved: ResolvedConfig<GattConfig>, opts: GattOptions<R>, log: (m: string) => void): Promise<GattResult<R>> {
+  const cfg = resolved.config;
+  const { fineTune, checkers, repair: _repair, ...hooks } = opts;
 
   // ── setup ──────────────────────────────────────────────────────────────────────────────────
   await initEngine({ backend: cfg.engine.backend, threads: cfg.engine.threads });
   const inputModel = prepareInputModel(cfg, log);
 
   // ── synthesise ─────────────────────────────────────────────────────────────────────────────
-  const synth = await synthesize(resolved, inputModel, log);
+  const synth = await synthesize(resolved, inputModel, opts, log);
 
   // ── fine-tune: the SFT recipe on the synthesised rows, loss on the last turn only ──────────
-  const sft = await runSft(sftConfigFor(resolved, inputModel, synth.path), { ...hooks, log });
+  const sft = await fineTune(sftConfigFor(resolved, inputModel, synth.path), { ...hooks, log });
 
   // ── measure ────────────────────────────────────────────────────────────────────────────────
   let adherence: GattResult['adherence'] = null;
   if (cfg.gatt.evaluate) {
-    const before = await adherenceOf(cfg, inputModel, null);
-    const after = await adherenceOf(cfg, inputModel, cfg.lora.enabled ? sft.finalDir : null, cfg.lora.enabled ? null : sft.finalDir);
+    const before = await adherenceOf(cfg, checkers, inputModel, null);
+    const after = await adherenceOf(cfg, checkers, inputModel, cfg.lora.enabled ? sft.finalDir : null, cfg.lora.enabled ? null : sft.finalDir);
     adherence = { before, after };
     writeFileAtomic(join(sft.outputDir, ADHERENCE_FILE), JSON.stringify({ before: summary(before), after: summary(after) }, null, 2) + '\n');
     log(formatAdherenceTable(before, cfg.gatt.eval_show_turns, 'without GAtt: instruction adherence (%) by turn'));
@@ -115,6 +163,7 @@ function prepareInputModel(cfg: GattConfig, log: (m: string) => void): { modelDi
 async function synthesize(
   resolved: ResolvedConfig<GattConfig>,
   input: { modelDir: string; tokenizerDir: string },
+  rules: GattRules,
   log: (m: string) => void,
 ): Promise<SynthResult> {
   const cfg = resolved.config;
@@ -127,8 +176,8 @@ async function synthesize(
     return { path, stats: previous.stats, fresh: false };
   }
 
-  const set = loadInstructionSet(resolveDataPath(cfg.data.instructions));
-  if (cfg.gatt.repair_with_world_rules) checkWorldInstructions(set, cfg.data.instructions);
+  const set = loadInstructionSet(resolveDataPath(cfg.data.instructions), rules.checkers);
+  const repair = cfg.gatt.repair_with_world_rules ? repairFor(set, rules, cfg.data.instructions) : null;
   const seeds = trainingSeeds(cfg);
   const tokenizer = await loadTokenizer(input.tokenizerDir);
   const template = pickTemplate(cfg.tokenizer.template, tokenizer);
@@ -168,7 +217,7 @@ async function synthesize(
       maxTurns: cfg.gatt.max_turns,
       rowsPerDialogue: cfg.gatt.rows_per_dialogue,
       // The world's stand-in for a stronger teacher: see gatt.repair_with_world_rules.
-      ...(cfg.gatt.repair_with_world_rules ? { repair: applyInstructions } : {}),
+      ...(repair ? { repair } : {}),
       countTokens: (m: readonly ChatMessage[]) => tokenizeDialogue(tokenizer, m, { template, strategy: 'train_on_last' }).inputIds.length,
       maxTokens: cfg.data.max_length,
     });
@@ -217,15 +266,19 @@ function trainingSeeds(cfg: GattConfig): DialogueSeed[] {
 }
 
 /** Repair rewrites with the world's rules, which know only the world's instruction ids. */
-function checkWorldInstructions(set: InstructionSet, file: string): void {
-  const worldIds = ['zib', 'robot', 'pirate', 'uppercase', 'thanks', 'cats', 'music'];
-  const unknown = set.instructions.filter((i) => !worldIds.includes(i.id)).map((i) => i.id);
+function repairFor(set: InstructionSet, rules: GattRules, file: string): ReplyRepair {
+  if (!rules.repair) {
+    throw new UserError("gatt.repair_with_world_rules: no rewrite rules were handed to this run (the pipeline and `rlhf gatt` pass the world's); set gatt.repair_with_world_rules=false");
+  }
+  const known = rules.repair.ids;
+  const unknown = set.instructions.filter((i) => !known.includes(i.id)).map((i) => i.id);
   if (unknown.length > 0) {
     throw new UserError(
       `gatt.repair_with_world_rules: the world's rules cannot rewrite answers for instructions ${unknown.join(', ')} of ${file}; ` +
         'set gatt.repair_with_world_rules=false',
     );
   }
+  return rules.repair.apply;
 }
 
 /** The SFT stage's config for the fine-tuning step: this config's shared sections, the synthesised data, train_on_last. */
@@ -233,29 +286,45 @@ export function sftConfigFor(
   resolved: ResolvedConfig<GattConfig>,
   input: { modelDir: string; tokenizerDir: string },
   trainFile: string,
-): ResolvedConfig<SftConfig> {
-  const { gatt: _gatt, model: _model, data, tokenizer, ...shared } = resolved.config;
-  const config: SftConfig = {
+): ResolvedConfig<GattSftConfig> {
+  return { stage: 'sft', config: sftConfigOf(resolved.config, input, trainFile), file: resolved.file, overrides: resolved.overrides };
+}
+
+/**
+ * The config object itself; its type is what the fine-tuning step receives. The wiring hands in the
+ * SFT recipe, so the typecheck there proves this object is a complete SFT config.
+ */
+function sftConfigOf(cfg: GattConfig, input: { modelDir: string; tokenizerDir: string }, trainFile: string) {
+  const { gatt: _gatt, model: _model, data, tokenizer, ...shared } = cfg;
+  return {
     ...shared,
-    model: { path: input.modelDir, frozen_dtype: 'float32' },
+    model: { path: input.modelDir, frozen_dtype: 'float32' as const },
     tokenizer: { path: input.tokenizerDir, template: tokenizer.template },
     data: {
       train: trainFile,
       eval: null,
       eval_split: data.eval_split,
       eval_max_rows: data.eval_max_rows,
-      strategy: 'train_on_last',
+      strategy: 'train_on_last' as const,
       max_length: data.max_length,
       // Rows were trimmed to max_length at synthesis; should one still be longer, keep its trained end.
-      truncation: 'keep_end',
+      truncation: 'keep_end' as const,
       packing: data.packing,
-      on_bad_row: 'error',
+      on_bad_row: 'error' as const,
     },
   };
-  return { stage: 'sft', config, file: resolved.file, overrides: resolved.overrides };
 }
 
-async function adherenceOf(cfg: GattConfig, input: { modelDir: string; tokenizerDir: string }, adapterDir: string | null, fullModelDir: string | null = null): Promise<AdherenceTable> {
+/** The SFT config GAtt fine-tunes with. */
+export type GattSftConfig = ReturnType<typeof sftConfigOf>;
+
+async function adherenceOf(
+  cfg: GattConfig,
+  checkers: InstructionCheckers,
+  input: { modelDir: string; tokenizerDir: string },
+  adapterDir: string | null,
+  fullModelDir: string | null = null,
+): Promise<AdherenceTable> {
   const all = readDialogueSeeds(resolveDataPath(cfg.data.dialogues));
   // With no held-out seeds the evaluation reuses training seeds (the instruction is still only in turn 1).
   const held = cfg.data.held_out > 0 ? splitSeeds(all, cfg.data.held_out).eval : all;
@@ -265,7 +334,7 @@ async function adherenceOf(cfg: GattConfig, input: { modelDir: string; tokenizer
     tokenizerDir: input.tokenizerDir,
     template: cfg.tokenizer.template,
     seeds: held,
-    instructions: loadInstructionSet(resolveDataPath(cfg.data.instructions)),
+    instructions: loadInstructionSet(resolveDataPath(cfg.data.instructions), checkers),
     cases: cfg.gatt.eval_cases,
     turns: cfg.gatt.eval_turns,
     maxNewTokens: cfg.gatt.max_new_tokens,

@@ -18,9 +18,8 @@
  */
 import type { Rng } from '../engine/rng.js';
 import type { ChatMessage } from '../tokenizer/index.js';
-import { check } from '../world/checkers.js';
 import { trimHistory } from './history.js';
-import { findInstruction, sampleInstruction, type InstructionSet, type SampledInstruction } from './instructions.js';
+import { follows, sampleInstruction, type InstructionSet, type SampledInstruction } from './instructions.js';
 
 /** Replies to a batch of generation prompts (each a dialogue ending on a user turn), in order. */
 export type ReplySampler = (prompts: ChatMessage[][]) => Promise<string[]>;
@@ -98,7 +97,7 @@ export function withInstruction(instruction: string, userMessage: string): strin
 
 /** Does `reply` follow every instruction in `ids`? */
 export function followsAll(set: InstructionSet, ids: readonly string[], reply: string): boolean {
-  return ids.every((id) => check(findInstruction(set, id).checker, reply));
+  return ids.every((id) => follows(set, id, reply));
 }
 
 /**
@@ -107,7 +106,7 @@ export function followsAll(set: InstructionSet, ids: readonly string[], reply: s
  * another), rewrite the original for all of them.
  */
 export function repairReply(set: InstructionSet, ids: readonly string[], reply: string, repair: ReplyRepair): string {
-  const broken = ids.filter((id) => !check(findInstruction(set, id).checker, reply));
+  const broken = ids.filter((id) => !follows(set, id, reply));
   if (broken.length === 0) return reply;
   const partial = repair(broken, reply);
   return followsAll(set, ids, partial) ? partial : repair(ids, reply);

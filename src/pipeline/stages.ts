@@ -14,6 +14,7 @@ import { runReward } from '../reward/recipe.js';
 import { sftConfigSchema, type SftConfig } from '../sft/config.js';
 import { runSft } from '../sft/recipe.js';
 import type { StageDefinitions, StageRunContext } from './runner.js';
+import { gattWiring, ppoWiring } from './stage-deps.js';
 
 /**
  * The options every recipe gets. `parentRunId` nests the stage's MLflow run under the pipeline's;
@@ -28,7 +29,7 @@ export function realStages(): StageDefinitions {
     pretrain: { schema: pretrainConfigSchema, run: async (r, ctx) => void (await runPretrain(r as ResolvedConfig<PretrainConfig>, recipeOptions(ctx))) },
     sft: { schema: sftConfigSchema, run: async (r, ctx) => void (await runSft(r as ResolvedConfig<SftConfig>, recipeOptions(ctx))) },
     reward: { schema: rewardConfigSchema, run: async (r, ctx) => void (await runReward(r as ResolvedConfig<RewardConfig>, recipeOptions(ctx))) },
-    ppo: { schema: ppoConfigSchema, run: async (r, ctx) => void (await runPpo(r as ResolvedConfig<PpoConfig>, recipeOptions(ctx))) },
-    gatt: { schema: gattConfigSchema, run: async (r, ctx) => void (await runGatt(r as ResolvedConfig<GattConfig>, recipeOptions(ctx))) },
+    ppo: { schema: ppoConfigSchema, run: async (r, ctx) => void (await runPpo(r as ResolvedConfig<PpoConfig>, { ...recipeOptions(ctx), ...ppoWiring })) },
+    gatt: { schema: gattConfigSchema, run: async (r, ctx) => void (await runGatt(r as ResolvedConfig<GattConfig>, { ...recipeOptions(ctx), ...gattWiring })) },
   };
 }

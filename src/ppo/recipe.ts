@@ -20,7 +20,7 @@ import { resolveModelPath } from '../model/hub.js';
 import { estimatePeakMemory, loraShortModules } from '../training/memory.js';
 import { checkMemoryFits, memoryLimits } from '../training/memory-check.js';
 import type { LlamaModel } from '../model/llama.js';
-import { loadTokenizer, renderChatPrompt, turnEndIds, type TemplateName, type Tokenizer } from '../tokenizer/index.js';
+import { loadTokenizer, renderChatPrompt, turnEndIds, type ChatMessage, type TemplateName, type Tokenizer } from '../tokenizer/index.js';
 import type { ResolvedConfig } from '../config/index.js';
 import type { Tracker } from '../tracking/index.js';
 import { AdamW } from '../training/adamw.js';
@@ -28,7 +28,7 @@ import { NonFiniteGuard } from '../training/nan-guard.js';
 import { learningRateAt, type ScheduleKind } from '../training/schedule.js';
 import { closeStatusFor, FINAL_DIR, openStageRun, writeFolderAtomic } from '../training/run.js';
 import type { StopSignal } from '../training/stop-signal.js';
-import { judgeResponses, readPromptsFile, type ChatMessage } from '../world/index.js';
+import { readPromptsFile } from '../world/index.js';
 import { gae, whitenAdvantages } from './advantages.js';
 import { resumeCheckpointPath, restorePpoCheckpoint, savePpoCheckpoint } from './checkpoint.js';
 import type { PpoConfig } from './config.js';
@@ -245,15 +245,25 @@ export interface PpoStageResult {
   lastEval: Record<string, number> | null;
 }
 
+/**
+ * A gold judge of held-out answers: the mean score in [0, 1] of `responses` to `prompts`. The
+ * bundled world's judge is handed in by the pipeline and `rlhf ppo`; the stage knows no world.
+ */
+export type ResponseJudge = (prompts: readonly ChatMessage[][], responses: readonly string[]) => number;
+
 /** Run the `ppo` stage from a resolved config: setup → trainPpo → save → cleanup. */
 export async function runPpo(
   resolved: ResolvedConfig<PpoConfig>,
-  opts: { log?: (m: string) => void; stopSignal?: StopSignal; parentRunId?: string } = {},
+  opts: { log?: (m: string) => void; stopSignal?: StopSignal; parentRunId?: string; judge?: ResponseJudge } = {},
 ): Promise<PpoStageResult> {
   const cfg = resolved.config;
   const log = opts.log ?? ((m: string) => process.stderr.write(m + '\n'));
   if (cfg.train.rollout_batch_size % cfg.ppo.mini_batch_size !== 0) {
     throw new UserError(`ppo.mini_batch_size (${cfg.ppo.mini_batch_size}) must divide train.rollout_batch_size (${cfg.train.rollout_batch_size})`);
+  }
+  const judge = cfg.eval.judge && cfg.data.eval_prompts ? opts.judge : undefined;
+  if (cfg.eval.judge && cfg.data.eval_prompts && !judge) {
+    throw new UserError('eval.judge: no judge was handed to this run (the pipeline and `rlhf ppo` pass the world\'s gold judge); set eval.judge=false');
   }
 
   // ── setup ──
@@ -304,7 +314,7 @@ export async function runPpo(
         maxNewTokens: cfg.generation.max_new_tokens, batchSize: cfg.generation.eval_batch_size, stopTokenIds, padTokenId: tokenizer.padId,
       });
       const out: Record<string, number> = { 'eval/reward_mean': answers.scores.reduce((s, x) => s + x, 0) / answers.scores.length };
-      if (cfg.eval.judge) out['eval/judge_score'] = judgeResponses(evalMessages, answers.responses.map(decode)).mean;
+      if (judge) out['eval/judge_score'] = judge(evalMessages, answers.responses.map(decode));
       log(`ppo eval: ${Object.entries(out).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ')}`);
       return out;
     };

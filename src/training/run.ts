@@ -52,6 +52,7 @@ import {
   saveCheckpoint,
   type TrainerState,
 } from './checkpoint.js';
+import { acquireRunLock, type RunLock } from './lock.js';
 import { StopSignal } from './stop-signal.js';
 
 export const RESOLVED_CONFIG_FILE = 'config.resolved.yaml';
@@ -230,7 +231,8 @@ export function closeStatusFor(e: unknown): EndStatus {
 }
 
 /**
- * Everything before the first step, in an order that fails early: resolve the resume point (a bad
+ * Everything before the first step, in an order that fails early: take the folder's lock (a second
+ * run into a folder in use is refused before it touches anything), resolve the resume point (a bad
  * path fails before anything is written), check the folder, clear a previous run's leftovers (fresh
  * start) or trim its metrics (resume), write config.resolved.yaml, start tracking and log params,
  * install the SIGINT/SIGTERM handlers.
@@ -238,8 +240,17 @@ export function closeStatusFor(e: unknown): EndStatus {
 export async function openStageRun(opts: StageRunOptions): Promise<StageRun> {
   const log = opts.log ?? ((msg: string) => process.stderr.write(msg + '\n'));
   const dir = resolve(opts.outputDir);
-  // No mkdir here: prepareRunDir creates the folder inside its checks, so an output path under a
-  // regular file is a clear UserError rather than a raw ENOTDIR.
+  // First of all, before the folder is read, cleared or trimmed: one run per folder.
+  const lock = acquireRunLock(dir, opts.stage);
+  try {
+    return await openLocked(opts, dir, lock, log);
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
+}
+
+async function openLocked(opts: StageRunOptions, dir: string, lock: RunLock, log: (msg: string) => void): Promise<StageRun> {
   const resumeFrom = resolveResume(opts.resume, dir);
   prepareRunDir(dir, opts.minFreeBytes === undefined ? {} : { minFreeBytes: opts.minFreeBytes });
 
@@ -281,7 +292,11 @@ export async function openStageRun(opts: StageRunOptions): Promise<StageRun> {
       if (closed) return;
       closed = true;
       stop.dispose();
-      await tracker.end(status);
+      try {
+        await tracker.end(status);
+      } finally {
+        lock.release();
+      }
     },
   };
 }

@@ -28,3 +28,6 @@ export function check(checkerId: string, reply: string): boolean {
   if (checker === undefined) throw new Error(`unknown checker "${checkerId}" (known: ${CHECKER_IDS.join(', ')})`);
   return checker(reply);
 }
+
+/** The world's checkers as a stage takes them (GAtt's instruction set): passed in by the pipeline and the CLI. */
+export const worldCheckers: { readonly ids: readonly string[]; check(checkerId: string, reply: string): boolean } = { ids: CHECKER_IDS, check };

@@ -1,10 +1,11 @@
 /** The bundled assistant world: generator, gold judge, instruction checkers, evaluation. */
 export { judge, combine, conciseness, extractClaims, type Judgement, type JudgeParts, type PromptMessage } from './judge.js';
-export { check, CHECKER_IDS } from './checkers.js';
+export { check, CHECKER_IDS, worldCheckers } from './checkers.js';
 export {
   INSTRUCTIONS,
   INSTRUCTION_FAMILIES,
   applyInstructions,
+  worldRepair,
   instructionById,
   instructionText,
   type Instruction,

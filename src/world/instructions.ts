@@ -89,6 +89,15 @@ export function applyInstructions(ids: readonly string[], reply: string): string
   return chosen.reduce((text, ins) => applyOne(ins.id, text), reply);
 }
 
+/**
+ * The world's rewrite rules as GAtt takes them (a repair for the instruction ids they know), passed
+ * in by the pipeline and the CLI: the world's stand-in for a teacher that follows instructions.
+ */
+export const worldRepair: { readonly ids: readonly string[]; apply(ids: readonly string[], reply: string): string } = {
+  ids: INSTRUCTIONS.map((i) => i.id),
+  apply: applyInstructions,
+};
+
 function applyOne(id: string, text: string): string {
   switch (id) {
     case 'zib':

@@ -9,9 +9,10 @@ import type { ReplySampler } from '../../src/gatt/synthesize.js';
 import { UserError } from '../../src/errors.js';
 import { packagePath } from '../../src/paths.js';
 import type { ChatMessage } from '../../src/tokenizer/index.js';
+import { worldCheckers } from '../../src/world/checkers.js';
 import { applyInstructions } from '../../src/world/instructions.js';
 
-const WORLD = loadInstructionSet(packagePath('data', 'world', 'gatt_instructions.json'));
+const WORLD = loadInstructionSet(packagePath('data', 'world', 'gatt_instructions.json'), worldCheckers);
 const SEEDS = [{ userTurns: ['a', 'b', 'c'] }, { userTurns: ['d'] }, { userTurns: ['e', 'f'] }];
 
 test('the bundled instruction set: five families, seven instructions', () => {
@@ -122,6 +123,9 @@ describe('dialogue seeds', () => {
   test('an instructions file with an unknown checker is refused, naming the key', async () => {
     const path = join(dir, 'ins.json');
     await writeFile(path, JSON.stringify({ families: ['f'], instructions: [{ id: 'x', family: 'f', long: 'L', short: 'S', checker: 'nope' }] }));
-    expect(() => loadInstructionSet(path)).toThrow(/instructions\[0\]\.checker: unknown checker "nope"/);
+    expect(() => loadInstructionSet(path, worldCheckers)).toThrow(/instructions\[0\]\.checker: unknown checker "nope"/);
+    // The checkers handed in decide what is known: with one that knows "nope" the file loads and judges with it.
+    const own = loadInstructionSet(path, { ids: ['nope'], check: (id, reply) => id === 'nope' && reply.startsWith('L') });
+    expect(own.checkers.check('nope', 'Like so')).toBe(true);
   });
 });

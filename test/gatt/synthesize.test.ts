@@ -10,6 +10,7 @@ import { repairReply, synthesizeGatt, type ReplySampler, type SynthesisOptions }
 import { initLlama, llamaConfig } from '../../src/model/index.js';
 import { packagePath } from '../../src/paths.js';
 import { IGNORE_INDEX, loadTokenizer, MIN_VOCAB_SIZE, tokenizeDialogue, trainTokenizer, type ChatMessage, type Tokenizer } from '../../src/tokenizer/index.js';
+import { worldCheckers } from '../../src/world/checkers.js';
 import { applyInstructions } from '../../src/world/instructions.js';
 
 // A byte-level tokenizer with no merges: special tokens 0..4, then byte b is token 5 + b, so the
@@ -19,9 +20,9 @@ let workDir: string;
 const [BOS, EOS] = [1, 2];
 const chars = (s: string) => [...Buffer.from(s, 'utf8')].map((b) => 5 + b);
 
-const WORLD: InstructionSet = loadInstructionSet(packagePath('data', 'world', 'gatt_instructions.json'));
+const WORLD: InstructionSet = loadInstructionSet(packagePath('data', 'world', 'gatt_instructions.json'), worldCheckers);
 /** Only the robot persona, always in its long form: the instruction drawn is known in advance. */
-const ROBOT_ONLY: InstructionSet = { families: ['persona'], instructions: WORLD.instructions.filter((i) => i.id === 'robot') };
+const ROBOT_ONLY: InstructionSet = { ...WORLD, families: ['persona'], instructions: WORLD.instructions.filter((i) => i.id === 'robot') };
 const ROBOT_LONG = "Answer like a robot. Begin every answer with 'BEEP.'";
 
 const baseOptions = (set: InstructionSet): SynthesisOptions => ({

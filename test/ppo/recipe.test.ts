@@ -108,3 +108,83 @@ describe('trainPpo', () => {
     expect(table.data).toHaveLength(2);
   });
 });
+
+
+/**
+ * The recipe's first two iterations (the 4-iteration run above), pinned before the loop moves into
+ * the shared harness (issue 23): a regression pin, recorded at 4539804 on the cpu backend — the
+ * math of each piece is pinned against the independent numpy reference in reference.test.ts, these
+ * figures pin how the loop strings the pieces together (sampling, prompt order, LR schedule, β
+ * update, minibatch order). Iteration 1 runs at LR 0 (warm-up), iteration 2 moves the policy.
+ * policy/sampler_logprob_diff is float32 noise, checked below 1e-5 above.
+ */
+const FIRST_TWO_ITERATIONS: Array<Record<string, number>> = [
+  {
+    'objective/kl': 2.5815887912341067,
+    'objective/entropy': 5.796617355197668,
+    'objective/non_score_reward': -0.2581588791234107,
+    'objective/rlhf_reward': -0.6307392017466635,
+    'objective/scores': -0.3725803226232529,
+    'objective/scores_raw': -0.39516064524650574,
+    'policy/approxkl_avg': 0,
+    'policy/clipfrac_avg': 0,
+    'policy/entropy_avg': 1.438107430934906,
+    'loss/policy_avg': -0.09142909944057465,
+    'loss/value_avg': 0.5137783139944077,
+    'val/clipfrac_avg': 0,
+    'val/ratio': 1,
+    'val/explained_variance': -4.017679901384346,
+    'val/num_eos_tokens': 3,
+    'response/length_mean': 3.75,
+    'response/eos_rate': 0.75,
+    'policy/grad_norm_avg': 21.323692619800568,
+    'policy/minibatches': 4,
+    'policy/skipped_ratio': 0,
+    'policy/skipped_nonfinite': 0,
+    'policy/early_stopped': 0,
+    'kl_coef': 0.1,
+    'lr': 0,
+    'episode': 4,
+  },
+  {
+    'objective/kl': 2.4789313105944,
+    'objective/entropy': 6.5845386907458305,
+    'objective/non_score_reward': -0.2528509936806288,
+    'objective/rlhf_reward': -0.9130400254901972,
+    'objective/scores': -0.6601890318095684,
+    'objective/scores_raw': -0.9703780636191368,
+    'policy/approxkl_avg': 0.003472174081252888,
+    'policy/clipfrac_avg': 0.04700854793190956,
+    'policy/entropy_avg': 1.6187643110752106,
+    'loss/policy_avg': -0.042317381128668785,
+    'loss/value_avg': 0.4621763229370117,
+    'val/clipfrac_avg': 0.3094017170369625,
+    'val/ratio': 0.9853588491678238,
+    'val/explained_variance': -6.554895771494736,
+    'val/num_eos_tokens': 3,
+    'response/length_mean': 5.5,
+    'response/eos_rate': 0.75,
+    'policy/grad_norm_avg': 5.538670152425766,
+    'policy/minibatches': 4,
+    'policy/skipped_ratio': 0,
+    'policy/skipped_nonfinite': 0,
+    'policy/early_stopped': 0,
+    'kl_coef': 0.10200000000000001,
+    'lr': 0.005,
+    'episode': 8,
+  },
+];
+
+test('the first two iterations log the pinned metrics', async () => {
+  const result = await run(tmp());
+  expect(result.history).toHaveLength(4);
+  result.history.slice(0, 2).forEach((metrics, i) => {
+    const { 'policy/sampler_logprob_diff': _noise, ...pinned } = metrics;
+    const want = FIRST_TWO_ITERATIONS[i]!;
+    expect(Object.keys(pinned).sort()).toEqual(Object.keys(want).sort());
+    for (const [key, value] of Object.entries(want)) {
+      const tol = 1e-5 * Math.max(1, Math.abs(value));
+      expect({ iteration: i + 1, key, off: Math.abs(pinned[key]! - value) <= tol ? 0 : pinned[key] }).toEqual({ iteration: i + 1, key, off: 0 });
+    }
+  });
+});

@@ -299,7 +299,7 @@ describe('SFT crash tests (child processes)', () => {
     expectSameAdapter(finalAdapter(dir), reference.adapter);
   }, 180_000);
 
-  // openStageRun leaves creating the folder to prepareRunDir's checks, so ENOTDIR becomes a UserError.
+  // openStageRun makes the folder inside its checks (the folder lock first), so ENOTDIR becomes a UserError.
   test('an output_dir under a regular file: a clear error before training, nothing written', async () => {
     // Tests run as root, where chmod 0500 does not stop writes; a path below a file fails for anyone.
     const blocker = join(world, 'a-file');
