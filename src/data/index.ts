@@ -13,3 +13,4 @@ export * from './mask.js';
 export * from './split.js';
 export * from './cursor.js';
 export * from './convert.js';
+export * from './preferences.js';
