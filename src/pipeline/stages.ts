@@ -3,6 +3,8 @@
  * The only place the pipeline imports the stages.
  */
 import type { ResolvedConfig } from '../config/index.js';
+import { dpoConfigSchema, type DpoConfig } from '../dpo/config.js';
+import { runDpo } from '../dpo/recipe.js';
 import { gattConfigSchema, type GattConfig } from '../gatt/config.js';
 import { runGatt } from '../gatt/recipe.js';
 import { ppoConfigSchema, type PpoConfig } from '../ppo/config.js';
@@ -13,6 +15,7 @@ import { rewardConfigSchema, type RewardConfig } from '../reward/config.js';
 import { runReward } from '../reward/recipe.js';
 import { sftConfigSchema, type SftConfig } from '../sft/config.js';
 import { runSft } from '../sft/recipe.js';
+import { judgeResponses } from '../world/index.js';
 import type { StageDefinitions, StageRunContext } from './runner.js';
 
 /**
@@ -29,6 +32,8 @@ export function realStages(): StageDefinitions {
     sft: { schema: sftConfigSchema, run: async (r, ctx) => void (await runSft(r as ResolvedConfig<SftConfig>, recipeOptions(ctx))) },
     reward: { schema: rewardConfigSchema, run: async (r, ctx) => void (await runReward(r as ResolvedConfig<RewardConfig>, recipeOptions(ctx))) },
     ppo: { schema: ppoConfigSchema, run: async (r, ctx) => void (await runPpo(r as ResolvedConfig<PpoConfig>, recipeOptions(ctx))) },
+    // DPO scores its held-out answers with the world's gold judge (eval.judge); the stage never imports the world.
+    dpo: { schema: dpoConfigSchema, run: async (r, ctx) => void (await runDpo(r as ResolvedConfig<DpoConfig>, { ...recipeOptions(ctx), judge: judgeResponses })) },
     gatt: { schema: gattConfigSchema, run: async (r, ctx) => void (await runGatt(r as ResolvedConfig<GattConfig>, recipeOptions(ctx))) },
   };
 }
