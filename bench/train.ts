@@ -2,7 +2,10 @@
  * Training and generation throughput of the two bench models (issue 11), the numbers a user compares
  * with PyTorch (`bench/reference_torch.py`, side by side in `npm run bench:compare`):
  *   train_full_tok_s  — forward + backward + AdamW step over every weight, batch 8 × the model's seq
- *   train_lora8_tok_s — the same with LoRA r = 8 (alpha 16, no dropout) on every linear, base frozen
+ *   train_lora8_tok_s — the same with LoRA r = 8 (alpha 16, no dropout) on every linear, base frozen (an SFT step)
+ *   dpo_lora8_tok_s   — a DPO step on the same 8 × seq tokens (4 pairs, chosen and rejected rows; reply = the
+ *                       second half): reference forward with adapters off, policy forward + backward of the
+ *                       sigmoid loss on summed reply log-probs, AdamW — the `rlhf dpo` LoRA step
  *   generate_tok_s    — batch 16, 16-token prompts, 64 new tokens, KV cache, temperature 1
  *   peak_rss_mb       — peak resident memory of a process doing the LoRA step (target: < 1 GiB on small)
  *   peak_tfjs_mb      — peak bytes TF.js counted during one such step (tf.profile's peakBytes). TF.js
@@ -12,7 +15,7 @@
  * never shrinks, and a process's peak RSS never goes down).
  *
  * Per-kernel profile of one step (which kernels dominate), printed as a table:
- *   node dist/bench/train.js --profile small train_full|train_lora8|generate
+ *   node dist/bench/train.js --profile small train_full|train_lora8|dpo_lora8|generate
  */
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -20,7 +23,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initEngine } from '../src/engine/index.js';
 import { Rng } from '../src/engine/rng.js';
 import { generate } from '../src/generation/generate.js';
-import { injectLora, trainableVariables } from '../src/lora/inject.js';
+import { dpoLossSum, sequenceLogps } from '../src/dpo/loss.js';
+import { injectLora, trainableVariables, withAdaptersDisabled } from '../src/lora/inject.js';
 import { initLlama, type LlamaModel } from '../src/model/llama.js';
 import { AdamW } from '../src/training/adamw.js';
 import { microBatchGrads } from '../src/training/accumulation.js';
@@ -28,7 +32,7 @@ import { maskedCrossEntropySum, shiftLabels } from '../src/training/loss.js';
 import { timePerCall, type Bench, type BenchContext } from './harness.js';
 import { BENCH_MODELS } from './model.js';
 
-type JobKind = 'train_full' | 'train_lora8' | 'generate';
+type JobKind = 'train_full' | 'train_lora8' | 'dpo_lora8' | 'generate';
 
 interface Job {
   model: 'tiny' | 'small';
@@ -73,6 +77,41 @@ function trainer(model: LlamaModel, kind: 'train_full' | 'train_lora8', seq: num
   return { step, dispose: () => { optimizer.dispose(); tf.dispose([inputIds, labels]); } };
 }
 
+/**
+ * One DPO step (as `rlhf dpo` with LoRA): rows 0..3 are the chosen sides, 4..7 the rejected ones, the
+ * reply is each row's second half; the reference is the same model with adapters off.
+ */
+function dpoTrainer(model: LlamaModel, seq: number, rng: Rng): { step: () => void; dispose: () => void } {
+  const vocab = model.config.vocab_size;
+  injectLora(model, { ...LORA, rng });
+  const variables = trainableVariables(model);
+  const optimizer = new AdamW(variables);
+  const ids = randomIds(rng, TRAIN_BATCH, seq, vocab);
+  const inputIds = tf.tensor2d(ids, undefined, 'int32');
+  const labels = shiftLabels(ids.map((row) => row.map((y, t) => (t < seq / 2 ? -100 : y))));
+  const pairs = TRAIN_BATCH / 2;
+  const replyLen = labels[0]!.filter((y) => y !== -100).length;
+  const settings = { beta: 0.1, labelSmoothing: 0, lossTypes: ['sigmoid'] as const, lossWeights: [1] };
+  const step = (): void => {
+    const refT = tf.tidy(() => withAdaptersDisabled(model, () => sequenceLogps(model.forward({ inputIds }).logits as tf.Tensor3D, labels).logps));
+    const ref = Array.from(refT.dataSync());
+    refT.dispose();
+    const { grads } = microBatchGrads(variables, () => {
+      const { logps } = sequenceLogps(model.forward({ inputIds, training: true }).logits as tf.Tensor3D, labels); // [8]
+      const [chosen, rejected] = tf.split(logps, [pairs, pairs]) as [tf.Tensor1D, tf.Tensor1D];
+      const lengths = new Array<number>(pairs).fill(replyLen);
+      return dpoLossSum(
+        { chosen, rejected, refChosen: tf.tensor1d(ref.slice(0, pairs)), refRejected: tf.tensor1d(ref.slice(pairs)), chosenLengths: lengths, rejectedLengths: lengths },
+        settings,
+        { pairs, chosenTokens: pairs * replyLen },
+      );
+    }, 1);
+    optimizer.step(grads, LR);
+    tf.dispose([...grads.values()]);
+  };
+  return { step, dispose: () => { optimizer.dispose(); inputIds.dispose(); } };
+}
+
 /** Runs in the child process: one job, measured. */
 async function runJob(job: Job): Promise<JobResult> {
   await initEngine({ backend: job.backend });
@@ -89,7 +128,7 @@ async function runJob(job: Job): Promise<JobResult> {
     tokS = (GEN.batch * newTokens) / (ms / 1000);
     peakTfjs = (await tf.profile(() => { run(); })).peakBytes;
   } else {
-    const t = trainer(model, job.kind, spec.seq, rng);
+    const t = job.kind === 'dpo_lora8' ? dpoTrainer(model, spec.seq, rng) : trainer(model, job.kind, spec.seq, rng);
     const ms = await timePerCall(t.step, { warmup: 1, minMs: job.quick ? 0 : 4000, minIters: job.quick ? 1 : 3 });
     tokS = (TRAIN_BATCH * spec.seq) / (ms / 1000);
     peakTfjs = (await tf.profile(t.step)).peakBytes;
@@ -110,7 +149,7 @@ async function profileJob(job: Job): Promise<void> {
     const prompts = randomIds(rng, GEN.batch, GEN.promptLen, spec.config.vocab_size);
     work = () => generate(model, prompts, { maxNewTokens: GEN.newTokens, temperature: GEN.temperature, stopTokenIds: [], rng });
   } else {
-    work = trainer(model, job.kind, spec.seq, rng).step;
+    work = (job.kind === 'dpo_lora8' ? dpoTrainer(model, spec.seq, rng) : trainer(model, job.kind, spec.seq, rng)).step;
   }
   work();
   const start = performance.now();
@@ -160,11 +199,11 @@ async function runAll(ctx: BenchContext): Promise<void> {
   const blas = info.matmul?.path === 'blas' ? `${info.matmul.vendor}x${info.matmul.threads ?? '?'}` : 'off';
   for (const spec of BENCH_MODELS) {
     const seq = spec.seq;
-    for (const kind of ['train_full', 'train_lora8', 'generate'] as const) {
+    for (const kind of ['train_full', 'train_lora8', 'dpo_lora8', 'generate'] as const) {
       const r = await runChild({ model: spec.name, kind, backend, quick: ctx.quick });
       const shape = kind === 'generate'
         ? { batch: GEN.batch, prompt: GEN.promptLen, new_tokens: ctx.quick ? 8 : GEN.newTokens }
-        : { batch: TRAIN_BATCH, seq };
+        : kind === 'dpo_lora8' ? { batch: TRAIN_BATCH, seq, pairs: TRAIN_BATCH / 2 } : { batch: TRAIN_BATCH, seq };
       ctx.emit({ model: spec.name, metric: `${kind}_tok_s`, value: r.tokS, unit: 'tok/s', backend, blas, ...shape,
         rss_mb: Math.round(r.peakRssMb), tfjs_mb: Math.round(r.peakTfjsMb) });
       if (kind === 'train_lora8') {
@@ -177,7 +216,7 @@ async function runAll(ctx: BenchContext): Promise<void> {
 
 export const bench: Bench = {
   name: 'train',
-  description: 'training (full, LoRA r=8) and generation tokens/s, peak RSS and TF.js bytes, tiny and small models',
+  description: 'training (full, LoRA r=8, DPO LoRA r=8) and generation tokens/s, peak RSS and TF.js bytes, tiny and small models',
   run: runAll,
 };
 
@@ -191,7 +230,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     const [model = 'small', kind = 'train_full'] = rest;
     await profileJob({ model: model as Job['model'], kind: kind as JobKind, backend: 'wasm', quick: false });
   } else {
-    console.error('usage: node dist/bench/train.js --profile tiny|small train_full|train_lora8|generate (the bench itself: npm run bench -- --filter train)');
+    console.error('usage: node dist/bench/train.js --profile tiny|small train_full|train_lora8|dpo_lora8|generate (the bench itself: npm run bench -- --filter train)');
     process.exit(2);
   }
 }

@@ -1,5 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { dataCommand } from './data.js';
+import { dpoCommand } from './dpo.js';
 import { envCommand } from './env.js';
 import { gattCommand } from './gatt.js';
 import { generateCommand } from './generate.js';
@@ -17,4 +18,4 @@ import { worldCommand } from './world.js';
  * its stage or tool exists — never a "not implemented" placeholder.
  */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [dataCommand, envCommand, gattCommand, generateCommand, mergeLoraCommand, pipelineCommand, ppoCommand, pretrainCommand, rewardCommand, sftCommand, tokenizerCommand, worldCommand];
+export const commands: CommandModule<any, any>[] = [dataCommand, dpoCommand, envCommand, gattCommand, generateCommand, mergeLoraCommand, pipelineCommand, ppoCommand, pretrainCommand, rewardCommand, sftCommand, tokenizerCommand, worldCommand];

@@ -14,3 +14,4 @@ export * from './mask.js';
 export * from './split.js';
 export * from './cursor.js';
 export * from './convert.js';
+export * from './preferences.js';

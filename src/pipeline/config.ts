@@ -12,7 +12,7 @@
 import { z } from 'zod';
 import { registerStageSchema, runSection, trackingSection } from '../config/index.js';
 
-export const PIPELINE_STAGES = ['pretrain', 'sft', 'reward', 'ppo', 'gatt'] as const;
+export const PIPELINE_STAGES = ['pretrain', 'sft', 'reward', 'ppo', 'dpo', 'gatt'] as const;
 export type PipelineStage = (typeof PIPELINE_STAGES)[number];
 
 function stageEntry(stage: PipelineStage, enabledByDefault: boolean) {
@@ -57,13 +57,14 @@ export const pipelineConfigSchema = z
         sft: stageEntry('sft', true),
         reward: stageEntry('reward', true),
         ppo: stageEntry('ppo', true),
+        dpo: stageEntry('dpo', false),
         gatt: stageEntry('gatt', true),
       })
       .prefault({})
       .describe('The stages, run in this order.'),
     eval: z
       .strictObject({
-        enabled: z.boolean().default(true).describe('Judge the base, SFT, PPO and GAtt models on the same held-out prompts at the end.'),
+        enabled: z.boolean().default(true).describe('Judge the base, SFT, PPO, DPO and GAtt models on the same held-out prompts at the end.'),
         prompts: z.string().min(1).default('data/world/prompts_eval.jsonl').describe('Held-out prompts (JSONL, `prompt` as messages or text).'),
         limit: z.number().int().min(1).nullable().default(64).describe('Judge only the first this many prompts; null = all.'),
         max_new_tokens: z.number().int().min(1).default(48).describe('Longest answer in tokens (greedy decoding).'),
@@ -83,7 +84,7 @@ export const pipelineConfigSchema = z
       .prefault({})
       .describe('The run report.'),
   })
-  .describe('Run pretrain → SFT → reward → PPO → GAtt → evaluation, each stage reading the previous one\'s output.');
+  .describe('Run pretrain → SFT → reward → PPO (and/or DPO) → GAtt → evaluation, each stage reading the previous one\'s output.');
 
 export type PipelineConfig = z.output<typeof pipelineConfigSchema>;
 

@@ -4,6 +4,7 @@
  */
 import type { z } from 'zod';
 import { schemaMarkdownTable } from '../config/index.js';
+import { dpoConfigSchema } from '../dpo/config.js';
 import { gattConfigSchema } from '../gatt/config.js';
 import { ppoConfigSchema } from '../ppo/config.js';
 import { pretrainConfigSchema } from '../pretrain/config.js';
@@ -20,6 +21,7 @@ export function configReferenceMarkdown(): string {
     ['sft', sftConfigSchema],
     ['reward', rewardConfigSchema],
     ['ppo', ppoConfigSchema],
+    ['dpo', dpoConfigSchema],
     ['gatt', gattConfigSchema],
   ];
   return schemas

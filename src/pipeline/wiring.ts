@@ -63,7 +63,7 @@ const set = (key: string, value: string | null): string => `${key}=${JSON.string
 /**
  * The `key=value` overrides that point a stage at its inputs:
  * SFT ← base; reward ← SFT model; PPO ← base + SFT (policy and reference) and the reward model;
- * GAtt ← the PPO policy.
+ * DPO ← the SFT model (policy and reference; no reward model); GAtt ← the PPO policy, else the DPO one.
  */
 export function wiringOverrides(stage: PipelineStage, ctx: WiringContext): string[] {
   switch (stage) {
@@ -81,9 +81,14 @@ export function wiringOverrides(stage: PipelineStage, ctx: WiringContext): strin
       const reward = stageModel(need(ctx, stage, 'reward'), 'reward');
       return [set('model.path', sft.path), set('model.adapter', sft.adapter), set('model.reward_model', reward.path)];
     }
+    case 'dpo': {
+      const sft = stageModel(need(ctx, stage, 'sft'), 'sft');
+      return [set('model.path', sft.path), set('model.adapter', sft.adapter)];
+    }
     case 'gatt': {
-      const ppo = stageModel(need(ctx, stage, 'ppo'), 'ppo');
-      return [set('model.path', ppo.path), set('model.adapter', ppo.adapter)];
+      const from = ctx.outputs.ppo === undefined && ctx.outputs.dpo !== undefined ? 'dpo' : 'ppo';
+      const policy = stageModel(need(ctx, stage, from), from);
+      return [set('model.path', policy.path), set('model.adapter', policy.adapter)];
     }
   }
 }

@@ -4,7 +4,7 @@
  * says "not run"); a file that exists but does not parse is an error naming the file.
  *
  *   runs/<name>/<stage>/metrics.jsonl     {"step", "timestamp", ...metrics}   every stage (tracking)
- *   runs/<name>/<stage>/eval.json         JudgeEval                           pretrain | sft | ppo | gatt
+ *   runs/<name>/<stage>/eval.json         JudgeEval                           pretrain | sft | ppo | dpo | gatt
  *   runs/<name>/reward/eval.json          RewardEval                          reward
  *   runs/<name>/gatt/adherence.json       AdherenceResult                     gatt
  *   runs/<name>/eval/<model>.json         JudgeEval                           the pipeline's final evaluation
@@ -22,11 +22,11 @@ export const METRICS_JSONL = 'metrics.jsonl';
 export const FINAL_EVAL_DIR = 'eval';
 
 /** Stage folders in pipeline order. */
-export const STAGES = ['pretrain', 'sft', 'reward', 'ppo', 'gatt'] as const;
+export const STAGES = ['pretrain', 'sft', 'reward', 'ppo', 'dpo', 'gatt'] as const;
 export type StageName = (typeof STAGES)[number];
 
 /** The models the judge compares, in the order the summary table shows them. */
-export const JUDGED_MODELS = ['base', 'sft', 'ppo', 'gatt'] as const;
+export const JUDGED_MODELS = ['base', 'sft', 'ppo', 'dpo', 'gatt'] as const;
 export type JudgedModel = (typeof JUDGED_MODELS)[number];
 
 /** Llama 2's preference-strength levels, strongest first (the reward-accuracy plot's order). */

@@ -47,7 +47,7 @@ export interface SeriesPoint {
 }
 
 /** The stage whose final model each judged model is (base: pretrain's, or a shipped base). */
-const MODEL_STAGE: Record<JudgedModel, StageName> = { base: 'pretrain', sft: 'sft', ppo: 'ppo', gatt: 'gatt' };
+const MODEL_STAGE: Record<JudgedModel, StageName> = { base: 'pretrain', sft: 'sft', ppo: 'ppo', dpo: 'dpo', gatt: 'gatt' };
 
 /** Metric names per quantity, first match wins (recipes name them TRL-style or plainly). */
 export const LOSS_KEYS = ['train/loss', 'loss'];
@@ -101,8 +101,9 @@ export function summarizeRun(inputs: RunInputs): RunSummary {
     judgeByFamily[model] = result?.by_family ?? {};
     samples[model] = result?.samples ?? [];
   }
-  // PPO logs the judge on its held-out prompts as it trains: use the last one if nothing better.
+  // PPO and DPO log the judge on their held-out prompts as they train: use the last one if nothing better.
   judge.ppo ??= lastMetric(inputs.stages.ppo.metrics, PPO_KEYS.judge);
+  judge.dpo ??= lastMetric(inputs.stages.dpo.metrics, PPO_KEYS.judge);
 
   const reward = inputs.stages.reward;
   const rewardAccuracy = reward.reward?.accuracy ?? lastMetric(reward.metrics, ['eval/accuracy']);

@@ -33,7 +33,7 @@ export function terminalSummary(summary: RunSummary, inputs: RunInputs, opts: { 
     lines.push(`  with GAtt     ${a.with_gatt.all.map((x) => percent(x, '–').padStart(6)).join(' ')}`);
   }
   const charts = [
-    ...(['pretrain', 'sft', 'reward', 'gatt'] as const).map((st) =>
+    ...(['pretrain', 'sft', 'reward', 'dpo', 'gatt'] as const).map((st) =>
       miniChart(`${st} loss`, metricSeries(inputs.stages[st].metrics, LOSS_KEYS).map((p) => p.value)),
     ),
     miniChart('ppo reward', metricSeries(inputs.stages.ppo.metrics, PPO_KEYS.reward).map((p) => p.value)),

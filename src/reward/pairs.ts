@@ -4,10 +4,10 @@
  * so the reward is read at the answer's closing EOS.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { scanDataset, enforceBadRowPolicy, type BadRowPolicy, type Message, type PreferenceRow, type Strength } from '../data/index.js';
+import type { Message, NumberedPreference, Strength } from '../data/index.js';
 import { Rng } from '../engine/rng.js';
 import { UserError } from '../errors.js';
-import { tokenizePromptCompletion, type TemplateName, type Tokenizer } from '../tokenizer/index.js';
+import { tokenizePreferenceExample, type TemplateName, type Tokenizer } from '../tokenizer/index.js';
 import { pairMargin, type MarginKind } from './loss.js';
 import { padSequences, type PaddingSide } from '../data/pad.js';
 
@@ -22,22 +22,7 @@ export interface TokenizedPair {
   row: number;
 }
 
-/** A preference row with its row number in the file. */
-export interface NumberedPreference {
-  row: number;
-  value: PreferenceRow;
-}
-
-/** Read a preference file (JSONL / Arrow / Parquet), every bad row reported together or skipped. */
-export async function readPreferences(
-  file: string,
-  opts: { onBadRow?: BadRowPolicy; warn?: (message: string) => void } = {},
-): Promise<NumberedPreference[]> {
-  const scan = await scanDataset(file, 'preference');
-  enforceBadRowPolicy(file, scan.problems, scan.total, opts.onBadRow ?? 'error', opts.warn);
-  if (scan.rows.length === 0) throw new UserError(`${file}: no usable preference rows (${scan.total} read)`);
-  return scan.rows;
-}
+export { readPreferences, type NumberedPreference } from '../data/index.js';
 
 /** The ids of `prompt` + one answer. TRL's implicit-prompt rows (no `prompt`) hold the whole dialogue. */
 export function tokenizePreferenceSide(
@@ -47,13 +32,7 @@ export function tokenizePreferenceSide(
   template: TemplateName,
   onWarning?: (message: string) => void,
 ): number[] {
-  const before = prompt ?? (typeof answer === 'string' ? '' : []);
-  if (typeof before === 'string' && before === '' && typeof answer === 'string') {
-    // No prompt: BOS + answer + EOS (tokenizePromptCompletion needs a non-empty span to label).
-    const leading = tokenizer.encode('', { addSpecialTokens: true }).filter((id) => id !== tokenizer.eosId);
-    return [...leading, ...tokenizer.encode(answer, { addSpecialTokens: false }), tokenizer.eosId];
-  }
-  return tokenizePromptCompletion(tokenizer, before, answer, { template, ...(onWarning ? { onWarning } : {}) }).inputIds;
+  return tokenizePreferenceExample(tokenizer, prompt, answer, template, onWarning).inputIds;
 }
 
 /**

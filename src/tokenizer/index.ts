@@ -23,5 +23,6 @@ export {
   type BuiltinTemplateName,
 } from './templates.js';
 export { pickTemplate } from './choose-template.js';
+export { tokenizePreferenceExample } from './preference.js';
 export { trainTokenizer, MIN_VOCAB_SIZE, type TrainTokenizerResult } from './train.js';
 export { TRAINED_SPECIAL_TOKENS } from './trainedFiles.js';

@@ -33,7 +33,7 @@ function isNested(x: number[][] | ArrayLike<number>): x is number[][] {
  * ~5× a softmax of the same size): softmax's largest entry is exp(0) / Σ exp(x − max), so
  * logsumexp = max − log(max softmax) (≥ 1/V, so the log never underflows).
  */
-const logSumExpRows = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+export const logSumExpRows = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
   const [x, save] = args as [tf.Tensor, tf.GradSaveFunc];
   save([x]);
   const value = tf.tidy(() => tf.sub(tf.max(x, -1), tf.log(tf.max(softmaxLastAxis(x), -1)))); // [N]

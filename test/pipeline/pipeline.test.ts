@@ -48,7 +48,7 @@ beforeAll(async () => {
 
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-const STAGES = ['pretrain', 'sft', 'reward', 'ppo', 'gatt'] as const;
+const STAGES = ['pretrain', 'sft', 'reward', 'ppo', 'dpo', 'gatt'] as const;
 
 test('every stage ran and left final/, metrics.jsonl and its resolved config', () => {
   expect(result.stages.map((s) => `${s.stage}:${s.action}`)).toEqual(STAGES.map((s) => `${s}:ran`));
@@ -108,7 +108,7 @@ test('the PPO adapter records the model it was trained on: recorded base + adapt
 });
 
 test('checkpoints hold their trainer state', () => {
-  for (const stage of ['pretrain', 'sft', 'reward', 'ppo'] as const) {
+  for (const stage of ['pretrain', 'sft', 'reward', 'ppo', 'dpo'] as const) {
     const dir = join(runDir, stage, 'checkpoints');
     const steps = readdirSync(dir).filter((d) => /^step_\d+$/.test(d));
     expect(steps.length).toBeGreaterThan(0);
@@ -118,7 +118,7 @@ test('checkpoints hold their trainer state', () => {
 });
 
 test('result files parse: judge scores of every model, reward accuracy, GAtt adherence', () => {
-  for (const model of ['base', 'sft', 'ppo', 'gatt']) {
+  for (const model of ['base', 'sft', 'ppo', 'dpo', 'gatt']) {
     const judged = readResultFile(join(runDir, 'eval', `${model}.json`), judgeEvalSchema);
     expect(judged?.count).toBe(8);
     expect(judged?.samples).toHaveLength(2);
@@ -144,9 +144,9 @@ test('the report: every link resolves, every PNG decodes, the summary shows ever
     expect(info.width).toBeGreaterThan(100);
     expect(info.height).toBeGreaterThan(100);
   }
-  expect(result.report!.summary.status).toEqual({ pretrain: 'finished', sft: 'finished', reward: 'finished', ppo: 'finished', gatt: 'finished' });
-  expect(md).toMatch(/\| judge score \| \d\.\d{3} \| \d\.\d{3} \| \d\.\d{3} \| \d\.\d{3} \|/);
-  expect(printed).toContain('run micro: pretrain finished, sft finished, reward finished, ppo finished, gatt finished');
+  expect(result.report!.summary.status).toEqual({ pretrain: 'finished', sft: 'finished', reward: 'finished', ppo: 'finished', dpo: 'finished', gatt: 'finished' });
+  expect(md).toMatch(/\| judge score \| \d\.\d{3} \| \d\.\d{3} \| \d\.\d{3} \| \d\.\d{3} \| \d\.\d{3} \|/);
+  expect(printed).toContain('run micro: pretrain finished, sft finished, reward finished, ppo finished, dpo finished, gatt finished');
 });
 
 test('MLflow: one parent run for the pipeline, every stage run nested under it', () => {
@@ -168,7 +168,7 @@ test('MLflow: one parent run for the pipeline, every stage run nested under it',
   const parents = runs.filter((r) => r.parent === null);
   expect(parents).toHaveLength(1);
   const children = runs.filter((r) => r.parent !== null);
-  // pretrain, sft, reward, ppo and gatt (whose fine-tuning is its own SFT run) all hang off the parent.
+  // pretrain, sft, reward, ppo, dpo and gatt (whose fine-tuning is its own SFT run) all hang off the parent.
   expect(children.length).toBeGreaterThanOrEqual(STAGES.length);
   for (const c of children) expect(c.parent).toBe(parents[0]!.id);
 });
@@ -179,6 +179,6 @@ test('a second run skips every finished stage and the evaluation', async () => {
     schema: pipelineConfigSchema,
   });
   const again = await runPipeline(resolved, { stages: realStages(), evaluate: judgeModels, log: () => {}, print: () => {} });
-  expect(again.stages.map((s) => s.action)).toEqual(['skipped', 'skipped', 'skipped', 'skipped', 'skipped']);
+  expect(again.stages.map((s) => s.action)).toEqual(['skipped', 'skipped', 'skipped', 'skipped', 'skipped', 'skipped']);
   expect(again.evaluated).toBe(false);
 });

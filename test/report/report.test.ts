@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -8,6 +8,7 @@ import {
   readResultFile,
   readRunInputs,
   summarizeRun,
+  summaryBlocks,
   terminalSummary,
   toMarkdown,
   writeRunReport,
@@ -45,9 +46,9 @@ describe('summary', () => {
   test('final evaluation first, then the stage eval.json, then metrics.jsonl', () => {
     writeFakeRun(dir);
     const s = summarizeRun(readRunInputs(dir, 'demo'));
-    expect(s.status).toEqual({ pretrain: 'not run', sft: 'finished', reward: 'finished', ppo: 'finished', gatt: 'finished' });
+    expect(s.status).toEqual({ pretrain: 'not run', sft: 'finished', reward: 'finished', ppo: 'finished', dpo: 'not run', gatt: 'finished' });
     // base and ppo from eval/, sft from sft/eval.json, gatt nowhere.
-    expect(s.judge).toEqual({ base: 0.1, sft: 0.4, ppo: 0.55, gatt: null });
+    expect(s.judge).toEqual({ base: 0.1, sft: 0.4, ppo: 0.55, dpo: null, gatt: null });
     expect(s.rewardAccuracy).toBe(0.75);
     expect(s.rewardAccuracyByStrength.significantly_better).toBe(0.95);
     expect(s.finalKl).toBe(0.05);
@@ -116,14 +117,33 @@ describe('writeRunReport', () => {
   });
 });
 
+test('DPO: its judge comes from eval/dpo.json, else its last eval/judge_score, and sits next to PPO in the table', () => {
+  writeFakeRun(dir);
+  mkdirSync(join(dir, 'dpo'), { recursive: true });
+  writeFileSync(join(dir, 'dpo', 'metrics.jsonl'), [
+    { step: 0, timestamp: 1, 'eval/judge_score': 0.4 },
+    { step: 1, timestamp: 2, loss: 0.69 },
+    { step: 2, timestamp: 3, loss: 0.6, 'eval/judge_score': 0.58 },
+  ].map((r) => JSON.stringify(r)).join('\n') + '\n');
+  let s = summarizeRun(readRunInputs(dir, 'demo'));
+  expect(s.status.dpo).toBe('incomplete');
+  expect(s.judge.dpo).toBe(0.58);
+  writeJson(join(dir, 'eval', 'dpo.json'), { judge_score: 0.6, by_family: {}, samples: [] });
+  s = summarizeRun(readRunInputs(dir, 'demo'));
+  expect(s.judge.dpo).toBe(0.6);
+  const table = toMarkdown(summaryBlocks(s)).split('\n').slice(0, 3);
+  expect(table[0]).toBe('|  | base | SFT | PPO | DPO | GAtt |');
+  expect(table[2]).toBe('| judge score | 0.100 | 0.400 | 0.550 | 0.600 | not run |');
+});
+
 describe('terminal summary', () => {
   test('numbers and small curves', () => {
     writeFakeRun(dir);
     const inputs = readRunInputs(dir, 'demo');
     const text = terminalSummary(summarizeRun(inputs), inputs, { reportPath: 'runs/demo/report.md' });
     expect(text.split('\n').slice(0, 6)).toEqual([
-      'run demo: pretrain not run, sft finished, reward finished, ppo finished, gatt finished',
-      'judge score   base 0.100   sft 0.400   ppo 0.550   gatt not run',
+      'run demo: pretrain not run, sft finished, reward finished, ppo finished, dpo not run, gatt finished',
+      'judge score   base 0.100   sft 0.400   ppo 0.550   dpo not run   gatt not run',
       'reward model  accuracy 75.0%   PPO final KL 0.0500',
       'GAtt adherence by turn 1/2/3:',
       '  without GAtt   95.0%  50.0%  20.0%',
