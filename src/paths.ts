@@ -1,4 +1,4 @@
-import { dirname, join } from 'node:path';
+import { dirname, isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { existsSync } from 'node:fs';
 
@@ -15,4 +15,11 @@ export function packageRoot(): string {
 /** A path inside the package (configs/, data/, assets/). */
 export function packagePath(...parts: string[]): string {
   return join(packageRoot(), ...parts);
+}
+
+/** A relative path that does not exist from the working directory is looked up inside the package (shipped data). */
+export function resolveDataPath(path: string): string {
+  if (isAbsolute(path) || existsSync(path)) return path;
+  const shipped = packagePath(path);
+  return existsSync(shipped) ? shipped : path;
 }

@@ -8,6 +8,7 @@ export * from './schemas.js';
 export * from './dataset.js';
 export * from './validate.js';
 export * from './collate.js';
+export * from './pad.js';
 export * from './packing.js';
 export * from './mask.js';
 export * from './split.js';

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { registerStageSchema } from '../config/index.js';
-import { sftCommonSections, sftLoraSection, sftSection, sftTokenizerSection } from '../sft/config.js';
+import { sftCommonSections, sftLoraSection, sftSection, sftTokenizerSection } from '../config/fine-tune-sections.js';
 
 const positiveInt = () => z.number().int().min(1);
 

@@ -7,7 +7,7 @@
  */
 import { UserError } from '../errors.js';
 import { loadHfModel } from '../model/index.js';
-import { scoreSequences } from '../reward/score.js';
+import { scoreSequences } from '../model/score.js';
 import { loadTokenizer, tokenizeDialogue, type ChatMessage, type TemplateName } from '../tokenizer/index.js';
 import { trimHistory } from './history.js';
 import type { ReplyScorer } from './sampler.js';

@@ -14,32 +14,15 @@ import { UserError } from '../errors.js';
 import { ADAPTER_CONFIG_FILE, loadAdapter, readAdapterConfig, unloadLora } from '../lora/index.js';
 import { sequenceClassificationArchitecture, attachScoreHead, loadHfModel, saveHfModel, type LlamaModel } from '../model/index.js';
 import { writeFolderAtomic } from '../training/run.js';
+import { sequenceRewards } from '../model/score.js';
 
 import { REWARD_STATS_FILE, type RewardStats } from '../model/io/reward-stats.js';
 
 export { REWARD_STATS_FILE, readRewardStats, type RewardStats } from '../model/io/reward-stats.js';
+export { sequenceRewards } from '../model/score.js';
 /** Tokenizer files a model folder may hold; copied next to the saved reward model. */
 export const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'tokenizer.model'];
 
-
-/**
- * One reward per sequence: the head applied to the final hidden state at the last position whose
- * mask is 1. inputIds, attentionMask: [N, T] → [N].
- */
-export function sequenceRewards(
-  model: LlamaModel,
-  inputIds: tf.Tensor2D /* [N, T] */,
-  attentionMask: tf.Tensor2D /* [N, T] */,
-  opts: { training?: boolean } = {},
-): tf.Tensor1D {
-  const head = model.scoreHead;
-  if (!head) throw new Error('sequenceRewards: the model has no score head (attachScoreHead first)');
-  return tf.tidy(() => {
-    // Position ids default to cumsum(mask) − 1, so a left-padded row starts at position 0 too.
-    const { hidden } = model.hiddenStates({ inputIds, attentionMask, training: opts.training ?? false }); // [N, T, H]
-    return head.scoreAtLastToken(hidden, attentionMask); // [N]
-  });
-}
 
 /**
  * Chosen and rejected rewards from one forward pass: the two [B, T] batches (same T) are stacked

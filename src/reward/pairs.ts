@@ -9,6 +9,9 @@ import { Rng } from '../engine/rng.js';
 import { UserError } from '../errors.js';
 import { tokenizePromptCompletion, type TemplateName, type Tokenizer } from '../tokenizer/index.js';
 import { pairMargin, type MarginKind } from './loss.js';
+import { padSequences, type PaddingSide } from '../data/pad.js';
+
+export { padSequences, type PaddingSide } from '../data/pad.js';
 
 /** One tokenized preference pair. `row` is where it came from in its file (for messages). */
 export interface TokenizedPair {
@@ -88,8 +91,6 @@ export function tokenizePairs(
   return { pairs, dropped };
 }
 
-export type PaddingSide = 'left' | 'right';
-
 /** Tokens a pair pads to: its longer side. */
 export function pairLength(p: TokenizedPair): number {
   return Math.max(p.chosen.length, p.rejected.length);
@@ -110,26 +111,6 @@ export function lengthGroupedBatches(pairs: readonly TokenizedPair[], opts: { ba
     for (let i = 0; i < group.length; i += opts.batchSize) batches.push(group.slice(i, i + opts.batchSize));
   }
   return batches;
-}
-
-/** Pad id lists to one length: ids [N][T] and mask [N][T] (1 = token). */
-export function padSequences(
-  seqs: readonly (readonly number[])[],
-  opts: { padId: number; side: PaddingSide; length?: number; padToMultipleOf?: number },
-): { ids: number[][]; mask: number[][] } {
-  const longest = Math.max(0, opts.length ?? 0, ...seqs.map((s) => s.length));
-  const multiple = opts.padToMultipleOf ?? 1;
-  const t = Math.ceil(longest / multiple) * multiple;
-  const ids: number[][] = [];
-  const mask: number[][] = [];
-  for (const s of seqs) {
-    const padIds = new Array<number>(t - s.length).fill(opts.padId);
-    const zeros = new Array<number>(t - s.length).fill(0);
-    const ones = new Array<number>(s.length).fill(1);
-    ids.push(opts.side === 'right' ? [...s, ...padIds] : [...padIds, ...s]);
-    mask.push(opts.side === 'right' ? [...ones, ...zeros] : [...zeros, ...ones]);
-  }
-  return { ids, mask };
 }
 
 /** A batch of pairs as tensors; chosen and rejected share one length T so they stack into [2B, T]. */

@@ -4,13 +4,15 @@
  * every other form (`messages`, `prompt` + `completion`, `text`) gains `reward`. JSONL, Arrow or
  * Parquet in and out, by extension.
  */
-import * as tf from '@tensorflow/tfjs-core';
 import { readAllRecords, writeRows, checkRow, type Message } from '../data/index.js';
 import { UserError } from '../errors.js';
-import { loadHfModel, type LlamaModel } from '../model/index.js';
+import { loadHfModel } from '../model/index.js';
 import { loadTokenizer, tokenizeDialogue, type TemplateName, type Tokenizer } from '../tokenizer/index.js';
-import { readRewardStats, sequenceRewards } from './model.js';
-import { padSequences, tokenizePreferenceSide } from './pairs.js';
+import { scoreSequences } from '../model/score.js';
+import { readRewardStats } from './model.js';
+import { tokenizePreferenceSide } from './pairs.js';
+
+export { scoreSequences } from '../model/score.js';
 
 export interface ScoreOptions {
   template?: TemplateName | 'auto';
@@ -51,18 +53,6 @@ export function rowTexts(tokenizer: Tokenizer, value: unknown, template: Templat
   throw new UserError(
     `${where}: nothing to score: expected "prompt"/"chosen"/"rejected", "messages", "prompt" + "completion", or "text" (found: ${Object.keys(obj).join(', ') || 'none'})`,
   );
-}
-
-/** Rewards of many id sequences, `batchSize` at a time (right-padded, read at the last real token). */
-export function scoreSequences(model: LlamaModel, seqs: readonly number[][], opts: { padId: number; batchSize: number }): number[] {
-  const out: number[] = [];
-  for (let i = 0; i < seqs.length; i += opts.batchSize) {
-    const { ids, mask } = padSequences(seqs.slice(i, i + opts.batchSize), { padId: opts.padId, side: 'right', padToMultipleOf: 8 });
-    const rewards = tf.tidy(() => sequenceRewards(model, tf.tensor2d(ids, undefined, 'int32'), tf.tensor2d(mask, undefined, 'int32')));
-    out.push(...rewards.dataSync());
-    rewards.dispose();
-  }
-  return out;
 }
 
 /** Read `dataFile`, score every row with the reward model in `modelDir`, write `outFile`. Returns the row count. */

@@ -2,8 +2,6 @@
  * SFT rows → token examples → training units (one example per row, or packed rows) → micro-batches.
  * Everything here is deterministic and tensor-free; the recipe turns batches into tensors.
  */
-import { existsSync } from 'node:fs';
-import { isAbsolute } from 'node:path';
 import {
   collatePacked,
   collateTrain,
@@ -14,21 +12,11 @@ import {
   type TokenBatch,
   type Truncation,
 } from '../data/index.js';
-import { packagePath } from '../paths.js';
 import { IGNORE_INDEX, tokenizeDialogue, tokenizePromptCompletion, type LabelStrategy, type TemplateName, type Tokenizer } from '../tokenizer/index.js';
 
-/** A relative path that does not exist from the working directory is looked up inside the package (shipped data). */
-export function resolveDataPath(path: string): string {
-  if (isAbsolute(path) || existsSync(path)) return path;
-  const shipped = packagePath(path);
-  return existsSync(shipped) ? shipped : path;
-}
-
-/** `auto` → the tokenizer's own chat template when it has one, else llama2. */
-export function pickTemplate(choice: TemplateName | 'auto', tokenizer: Tokenizer): TemplateName {
-  if (choice !== 'auto') return choice;
-  return tokenizer.chatTemplate !== undefined ? 'tokenizer' : 'llama2';
-}
+// Shared with every stage that reads shipped data or picks a chat template (they live in shared blocks).
+export { resolveDataPath } from '../paths.js';
+export { pickTemplate } from '../tokenizer/index.js';
 
 /** One SFT row as labelled tokens (labels aligned with inputIds, −100 = no loss). */
 export function tokenizeSftRow(tokenizer: Tokenizer, row: SftRow, opts: { template: TemplateName; strategy: LabelStrategy }): Example {

@@ -22,5 +22,6 @@ export {
   type TemplateName,
   type BuiltinTemplateName,
 } from './templates.js';
+export { pickTemplate } from './choose-template.js';
 export { trainTokenizer, MIN_VOCAB_SIZE, type TrainTokenizerResult } from './train.js';
 export { TRAINED_SPECIAL_TOKENS } from './trainedFiles.js';
