@@ -44,7 +44,7 @@ import {
 import type { SftConfig } from './config.js';
 import { buildUnits, collateUnits, keepTrainable, pickTemplate, resolveDataPath, tokenizeSftRow, type TrainUnits } from './data.js';
 import { updateEarlyStopping, type EarlyStoppingState } from './early-stopping.js';
-import { batchLossSum, lossChunkRows, batchTargets, evaluateLoss } from './loss.js';
+import { batchLossSum, lossChunkRows, batchTargets, evaluateLoss } from '../training/sft-loss.js';
 
 /** Test and embedding hooks; the CLI passes none. */
 export interface SftHooks {
