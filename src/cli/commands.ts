@@ -8,6 +8,7 @@ import { pipelineCommand } from './pipeline.js';
 import { pretrainCommand } from './pretrain.js';
 import { ppoCommand } from './ppo.js';
 import { rewardCommand } from './reward.js';
+import { rsCommand } from './rs.js';
 import { sftCommand } from './sft.js';
 import { tokenizerCommand } from './tokenizer.js';
 import { worldCommand } from './world.js';
@@ -17,4 +18,4 @@ import { worldCommand } from './world.js';
  * its stage or tool exists — never a "not implemented" placeholder.
  */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [dataCommand, envCommand, gattCommand, generateCommand, mergeLoraCommand, pipelineCommand, ppoCommand, pretrainCommand, rewardCommand, sftCommand, tokenizerCommand, worldCommand];
+export const commands: CommandModule<any, any>[] = [dataCommand, envCommand, gattCommand, generateCommand, mergeLoraCommand, pipelineCommand, ppoCommand, pretrainCommand, rewardCommand, rsCommand, sftCommand, tokenizerCommand, worldCommand];

@@ -8,6 +8,7 @@ import { gattConfigSchema } from '../gatt/config.js';
 import { ppoConfigSchema } from '../ppo/config.js';
 import { pretrainConfigSchema } from '../pretrain/config.js';
 import { rewardConfigSchema } from '../reward/config.js';
+import { rsConfigSchema } from '../rs/config.js';
 import { sftConfigSchema } from '../sft/config.js';
 import { pipelineConfigSchema } from './config.js';
 
@@ -21,6 +22,7 @@ export function configReferenceMarkdown(): string {
     ['reward', rewardConfigSchema],
     ['ppo', ppoConfigSchema],
     ['gatt', gattConfigSchema],
+    ['rs', rsConfigSchema],
   ];
   return schemas
     .map(([stage, schema]) => `<details><summary><code>stage: ${stage}</code></summary>\n\n${schemaMarkdownTable(schema)}\n\n</details>`)
