@@ -4,6 +4,7 @@ import { envCommand } from './env.js';
 import { gattCommand } from './gatt.js';
 import { generateCommand } from './generate.js';
 import { mergeLoraCommand } from './merge-lora.js';
+import { pairsCommand } from './pairs.js';
 import { pipelineCommand } from './pipeline.js';
 import { pretrainCommand } from './pretrain.js';
 import { ppoCommand } from './ppo.js';
@@ -18,4 +19,4 @@ import { worldCommand } from './world.js';
  * its stage or tool exists — never a "not implemented" placeholder.
  */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [dataCommand, envCommand, gattCommand, generateCommand, mergeLoraCommand, pipelineCommand, ppoCommand, pretrainCommand, rewardCommand, rsCommand, sftCommand, tokenizerCommand, worldCommand];
+export const commands: CommandModule<any, any>[] = [dataCommand, envCommand, gattCommand, generateCommand, mergeLoraCommand, pairsCommand, pipelineCommand, ppoCommand, pretrainCommand, rewardCommand, rsCommand, sftCommand, tokenizerCommand, worldCommand];

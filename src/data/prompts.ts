@@ -58,3 +58,19 @@ export function withoutExcluded<T>(
   const kept = items.filter((item) => !excluded.has(promptKey(promptOf(item))));
   return { kept, dropped: items.length - kept.length };
 }
+
+/**
+ * The prompts a sampler may use: the file's distinct prompts (a repeat would only count twice),
+ * minus every prompt of the exclude files, in file order, each with its key.
+ */
+export async function samplingPrompts(
+  file: string,
+  excludeFiles: readonly string[],
+  log: (message: string) => void = () => undefined,
+): Promise<Array<{ key: string; prompt: PromptMessages }>> {
+  const all = (await readPrompts(file, { warn: log })).map((prompt) => ({ key: promptKey(prompt), prompt }));
+  const { kept, dropped } = withoutExcluded(all, (p) => p.prompt, await readExcludedPrompts(excludeFiles));
+  if (dropped > 0) log(`${dropped} of ${all.length} prompts of ${file} are in the exclude files (${excludeFiles.join(', ')}); never sampled`);
+  const seen = new Set<string>();
+  return kept.filter((p) => !seen.has(p.key) && (seen.add(p.key), true));
+}

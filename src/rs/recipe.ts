@@ -10,14 +10,15 @@
  * tracking. Output: final/ (a LoRA adapter on input model, or the full model), pool.jsonl,
  * rs_train.jsonl, best_of_k.json.
  */
-import { copyFileSync, existsSync, renameSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { ResolvedConfig } from '../config/index.js';
 import { writeFileAtomic } from '../config/write.js';
-import { DataCursor, collateTrain, readJsonl, trainEvalSplit, writeJsonl, type CursorState, type Example, type TokenBatch } from '../data/index.js';
-import { promptKey, readExcludedPrompts, readPrompts, withoutExcluded } from '../data/prompts.js';
+import { DataCursor, collateTrain, readJsonl, trainEvalSplit, type CursorState, type Example, type TokenBatch } from '../data/index.js';
+import { promptKey, readExcludedPrompts, samplingPrompts, withoutExcluded } from '../data/prompts.js';
 import type { Message } from '../data/schemas.js';
+import { writeRowsAtomic } from '../data/write-atomic.js';
 import { initEngine } from '../engine/index.js';
 import { Rng } from '../engine/rng.js';
 import { UserError } from '../errors.js';
@@ -136,7 +137,7 @@ export async function runRs(resolved: ResolvedConfig<RsConfig>, hooks: RsHooks =
   }), log);
   const tokenizer = await loadTokenizer(input.tokenizerDir);
   const template = pickTemplate(cfg.tokenizer.template, tokenizer);
-  const prompts = await samplingPrompts(cfg, tokenizer, template, log);
+  const prompts = await promptsToSample(cfg, tokenizer, template, log);
 
   const model = loadHfModel(input.modelDir);
   model.gradientCheckpointing = cfg.train.gradient_checkpointing;
@@ -184,8 +185,8 @@ export async function runRs(resolved: ResolvedConfig<RsConfig>, hooks: RsHooks =
       const selection = selectBest(samples, run.dir, pool);
       const bestOfK = bestOfKReport(cfg, samples, hooks.judge);
       const poolPath = join(run.dir, POOL_FILE);
-      await writeJsonlAtomic(poolPath, selection.kept);
-      await writeJsonlAtomic(join(run.dir, TRAIN_FILE), selection.kept.map((e) => ({ messages: [...e.prompt, { role: 'assistant', content: e.reply }], reward: e.reward })));
+      await writeRowsAtomic(poolPath, selection.kept as unknown as Record<string, unknown>[]);
+      await writeRowsAtomic(join(run.dir, TRAIN_FILE), selection.kept.map((e) => ({ messages: [...e.prompt, { role: 'assistant', content: e.reply }], reward: e.reward })));
       writeFileAtomic(join(run.dir, BEST_OF_K_FILE), JSON.stringify(bestOfK, null, 2) + '\n');
       logSelection(bestOfK, selection, log);
       if (!run.resumeFrom) await run.tracker.logMetrics(stageZeroMetrics(bestOfK, selection), 0);
@@ -387,20 +388,13 @@ function prepareInputModel(cfg: RsConfig, log: (m: string) => void): { modelDir:
 }
 
 /** The prompts to sample: the file's, minus excluded ones, minus too-long ones, the first max_prompts. */
-async function samplingPrompts(
+async function promptsToSample(
   cfg: RsConfig,
   tokenizer: Tokenizer,
   template: TemplateName,
   log: (m: string) => void,
 ): Promise<Array<{ key: string; prompt: Message[] }>> {
-  const file = resolveDataPath(cfg.data.prompts);
-  const all = (await readPrompts(file, { warn: log })).map((prompt) => ({ key: promptKey(prompt), prompt }));
-  const excluded = await readExcludedPrompts(cfg.data.exclude.map(resolveDataPath));
-  const { kept, dropped } = withoutExcluded(all, (p) => p.prompt, excluded);
-  if (dropped > 0) log(`rs: ${dropped} of ${all.length} prompts of ${cfg.data.prompts} are in data.exclude (${cfg.data.exclude.join(', ')}); never sampled`);
-  // One sample set per distinct prompt: a repeated prompt would only count twice in the pool and the curve.
-  const seen = new Set<string>();
-  const distinct = kept.filter((p) => !seen.has(p.key) && (seen.add(p.key), true));
+  const distinct = await samplingPrompts(resolveDataPath(cfg.data.prompts), cfg.data.exclude.map(resolveDataPath), (m) => log(`rs: ${m}`));
   const fitting = distinct.filter((p) => renderChatPrompt(tokenizer, p.prompt, template).length <= cfg.data.max_prompt_tokens);
   if (fitting.length < distinct.length) {
     log(`rs: ${distinct.length - fitting.length} prompts are longer than data.max_prompt_tokens=${cfg.data.max_prompt_tokens}; skipped`);
@@ -580,12 +574,6 @@ function trainingData(
     evalBatches.push(collateTrain(evalRows.slice(i, i + cfg.train.batch_size), { padId: tokenizer.padId, maxLength: cfg.data.max_length, truncation: 'keep_end', padToMultipleOf: 8 }));
   }
   return { train: examples, evalBatches, evalCount: evalSet.length };
-}
-
-async function writeJsonlAtomic(path: string, rows: readonly unknown[]): Promise<void> {
-  const tmp = `${path}.${process.pid}.tmp`;
-  await writeJsonl(tmp, rows);
-  renameSync(tmp, path);
 }
 
 /** Run a constructor inside `tf.tidy`: LoraLinear and AdamW leave behind the tensors their variables were made from. */
