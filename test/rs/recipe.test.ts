@@ -211,6 +211,18 @@ describe('rs recipe on a tiny model', () => {
     expect(fromPool).toBeLessThan(6);
   });
 
+  test('full fine-tuning (lora.enabled=false) writes a loadable model in which every weight moved', async () => {
+    const r = await runRs(config('full', ['lora.enabled=false', 'train.steps=2']), quiet);
+    expect(existsSync(join(r.finalDir, 'config.json')) && existsSync(join(r.finalDir, 'tokenizer.json'))).toBe(true);
+    const tuned = loadHfModel(r.finalDir);
+    const base = loadHfModel(world.modelDir);
+    for (const [name, v] of base.params) {
+      expect({ name, moved: maxAbsDiff(v.dataSync(), tuned.params.get(name)!.dataSync()) > 0 }).toEqual({ name, moved: true });
+    }
+    tuned.dispose();
+    base.dispose();
+  });
+
   test('a checkpoint trained on other samples is refused, naming the fix', async () => {
     const err = await runRs(config('resumed', ['rs.temperature=0.5']), quiet).catch((e: unknown) => e);
     expect((err as Error).message).toMatch(/trained on samples drawn under other settings.*train\.resume=never/);
