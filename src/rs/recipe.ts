@@ -116,6 +116,10 @@ export async function runRs(resolved: ResolvedConfig<RsConfig>, hooks: RsHooks =
   if (!existsSync(join(rewardDir, 'config.json'))) {
     throw new UserError(`model.reward_model: ${cfg.model.reward_model} has no config.json (run the reward stage first)`);
   }
+  if (cfg.rs.keep_best_across_rounds && cfg.rs.pool !== null && !existsSync(resolveDataPath(cfg.rs.pool))) {
+    // Before any sampling: a missing pool found after minutes of sampling would waste them.
+    throw new UserError(`rs.pool: ${cfg.rs.pool} does not exist (the previous round's rs folder has pool.jsonl)`);
+  }
   const input = prepareInputModel(cfg, log);
   const modelConfig = loadHfConfig(input.modelDir);
   checkMemoryFits('rs', estimatePeakMemory({
@@ -481,7 +485,6 @@ async function readPool(
   cfg: RsConfig,
   log: (m: string) => void,
 ): Promise<Map<string, PoolEntry>> {
-  if (!existsSync(file)) throw new UserError(`rs.pool: ${file} does not exist (the previous round's rs folder has pool.jsonl)`);
   const rows: PoolEntry[] = [];
   for await (const r of readJsonl(file)) {
     if (r.error !== undefined) throw new UserError(`rs.pool: ${file} line ${r.row}: ${r.error}`);
