@@ -5,10 +5,12 @@ import { envCommand } from './env.js';
 import { gattCommand } from './gatt.js';
 import { generateCommand } from './generate.js';
 import { mergeLoraCommand } from './merge-lora.js';
+import { pairsCommand } from './pairs.js';
 import { pipelineCommand } from './pipeline.js';
 import { pretrainCommand } from './pretrain.js';
 import { ppoCommand } from './ppo.js';
 import { rewardCommand } from './reward.js';
+import { rsCommand } from './rs.js';
 import { sftCommand } from './sft.js';
 import { tokenizerCommand } from './tokenizer.js';
 import { worldCommand } from './world.js';
@@ -18,4 +20,4 @@ import { worldCommand } from './world.js';
  * its stage or tool exists — never a "not implemented" placeholder.
  */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [dataCommand, dpoCommand, envCommand, gattCommand, generateCommand, mergeLoraCommand, pipelineCommand, ppoCommand, pretrainCommand, rewardCommand, sftCommand, tokenizerCommand, worldCommand];
+export const commands: CommandModule<any, any>[] = [dataCommand, dpoCommand, envCommand, gattCommand, generateCommand, mergeLoraCommand, pairsCommand, pipelineCommand, ppoCommand, pretrainCommand, rewardCommand, rsCommand, sftCommand, tokenizerCommand, worldCommand];

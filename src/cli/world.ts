@@ -1,10 +1,18 @@
-/** `rlhf world eval --model DIR [--adapter DIR] --prompts FILE`: the judge's score of greedy answers. */
+/**
+ * `rlhf world eval --model DIR [--adapter DIR] --prompts FILE`: the judge's score of greedy answers.
+ * `rlhf world annotate --pairs FILE --out FILE [--noise P]`: label unlabelled pairs with the gold judge.
+ */
 import type { Argv, CommandModule } from 'yargs';
 import { initEngine, type BackendName } from '../engine/index.js';
 import { loadAdapter } from '../lora/index.js';
 import { loadHfModel } from '../model/index.js';
+import { readAllRecords } from '../data/index.js';
+import { writeRowsAtomic } from '../data/write-atomic.js';
+import { Rng } from '../engine/rng.js';
+import { UserError } from '../errors.js';
 import { packagePath } from '../paths.js';
 import { loadTokenizer, type TemplateName } from '../tokenizer/index.js';
+import { annotatePairs } from '../world/annotate.js';
 import { evaluateWithGenerator, formatWorldScore } from '../world/evaluate.js';
 import { greedyChatGenerator } from '../world/greedy.js';
 
@@ -52,9 +60,43 @@ const evalCommand: CommandModule<object, WorldEvalArgs> = {
   },
 };
 
+interface AnnotateArgs {
+  pairs: string;
+  out: string;
+  noise: number;
+  seed: number;
+}
+
+const annotateCommand: CommandModule<object, AnnotateArgs> = {
+  command: 'annotate',
+  describe: "Label unlabelled pairs (rlhf pairs sample) with the world's gold judge: the preferred reply, the Llama 2 strength level from the score gap",
+  builder: (y: Argv) =>
+    y
+      .option('pairs', { type: 'string', demandOption: true, describe: 'unlabelled pairs (prompt, chosen = reply A, rejected = reply B, label: null)' })
+      .option('out', { type: 'string', demandOption: true, describe: 'where to write the labelled pairs (.jsonl, .arrow or .parquet)' })
+      .option('noise', { type: 'number', default: 0, describe: 'probability that the annotator prefers the worse reply (seeded), in [0, 0.5]' })
+      .option('seed', { type: 'number', default: 0, describe: "seed of the annotator's noise" }) as unknown as Argv<AnnotateArgs>,
+  handler: async (args) => {
+    const { rows, errors } = await readAllRecords(args.pairs);
+    if (errors.length > 0) throw new UserError(`${args.pairs}: row ${errors[0]!.row}: ${errors[0]!.error}`);
+    const objects = rows.map((r) => {
+      if (r.value === null || typeof r.value !== 'object' || Array.isArray(r.value)) throw new UserError(`${args.pairs}: row ${r.row}: not an object`);
+      return { row: r.row, value: r.value as Record<string, unknown> };
+    });
+    const { rows: labelled, stats } = annotatePairs(objects, { noise: args.noise, rng: new Rng(args.seed), where: args.pairs });
+    if (labelled.length === 0) throw new UserError(`${args.pairs}: no pair left to write (${stats.ties} of ${stats.pairs} are ties under the judge)`);
+    await writeRowsAtomic(args.out, labelled);
+    const levels = Object.entries(stats.byStrength).map(([k, n]) => `${k} ${n}`).join(', ');
+    console.log(
+      `world annotate: ${stats.labelled} of ${stats.pairs} pairs labelled (${levels}); ${stats.ties} ties dropped; ` +
+        `${stats.flipped} labelled against the judge (noise ${args.noise})\noutput: ${args.out}`,
+    );
+  },
+};
+
 export const worldCommand: CommandModule = {
   command: 'world <command>',
-  describe: 'The bundled assistant world: evaluate a model with the gold judge',
-  builder: (y: Argv) => y.command(evalCommand).demandCommand(1),
+  describe: 'The bundled assistant world: evaluate a model or label pairs with the gold judge',
+  builder: (y: Argv) => y.command(evalCommand).command(annotateCommand).demandCommand(1),
   handler: () => {},
 };

@@ -94,6 +94,10 @@ export function checkRow<K extends DatasetKind>(kind: K, value: unknown): RowChe
       if (has('text')) return parse(sftTextSchema, row) as RowCheck<RowOf<K>>;
       return fail('', `no SFT columns: expected "messages", "prompt" + "completion", or "text" (found: ${found})`) as RowCheck<RowOf<K>>;
     case 'preference':
+      // `label: null` marks a pair nobody has labelled yet (rlhf pairs sample): its chosen/rejected are sampling order, not a preference.
+      if ((value as Record<string, unknown>).label === null) {
+        return fail('label', 'null: an unlabelled pair (rlhf pairs sample writes these); label it first (rlhf world annotate, or an annotation tool)') as RowCheck<RowOf<K>>;
+      }
       if (!has('chosen') && !has('rejected')) {
         return fail('', `no preference columns: expected "chosen" and "rejected" (found: ${found})`) as RowCheck<RowOf<K>>;
       }

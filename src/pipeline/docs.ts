@@ -9,6 +9,7 @@ import { gattConfigSchema } from '../gatt/config.js';
 import { ppoConfigSchema } from '../ppo/config.js';
 import { pretrainConfigSchema } from '../pretrain/config.js';
 import { rewardConfigSchema } from '../reward/config.js';
+import { rsConfigSchema } from '../rs/config.js';
 import { sftConfigSchema } from '../sft/config.js';
 import { pipelineConfigSchema } from './config.js';
 
@@ -23,6 +24,7 @@ export function configReferenceMarkdown(): string {
     ['ppo', ppoConfigSchema],
     ['dpo', dpoConfigSchema],
     ['gatt', gattConfigSchema],
+    ['rs', rsConfigSchema],
   ];
   return schemas
     .map(([stage, schema]) => `<details><summary><code>stage: ${stage}</code></summary>\n\n${schemaMarkdownTable(schema)}\n\n</details>`)

@@ -43,8 +43,8 @@ import {
 } from '../training/run.js';
 import type { SftConfig } from './config.js';
 import { buildUnits, collateUnits, keepTrainable, pickTemplate, resolveDataPath, tokenizeSftRow, type TrainUnits } from './data.js';
-import { updateEarlyStopping, type EarlyStoppingState } from './early-stopping.js';
-import { batchLossSum, lossChunkRows, batchTargets, evaluateLoss } from './loss.js';
+import { updateEarlyStopping, type EarlyStoppingState } from '../training/early-stopping.js';
+import { batchLossSum, lossChunkRows, batchTargets, evaluateLoss } from '../training/sft-loss.js';
 
 /** Test and embedding hooks; the CLI passes none. */
 export interface SftHooks {

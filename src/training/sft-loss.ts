@@ -1,12 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { TokenBatch } from '../data/index.js';
 import type { LlamaModel } from '../model/index.js';
-import { countTargets, maskedCrossEntropySum, shiftLabels } from '../training/index.js';
-import { chunkedCrossEntropySum } from '../training/chunked-loss.js';
+import { chunkedCrossEntropySum } from './chunked-loss.js';
+import { countTargets, maskedCrossEntropySum, shiftLabels } from './loss.js';
 
 /**
  * The SFT objective on one collated batch: cross-entropy of next-token prediction, summed over the
- * scored tokens (labels ≠ −100), so micro-batches combine exactly (see accumulation.ts).
+ * scored tokens (labels ≠ −100), so micro-batches combine exactly (see accumulation.ts). Shared by
+ * the stages that fine-tune on dialogues (SFT, rejection sampling).
  */
 
 /** Scored tokens of a batch once its labels are shifted for next-token prediction. */
@@ -29,7 +30,7 @@ export function batchLossSum(model: LlamaModel, batch: TokenBatch, training: boo
 }
 
 /** Rows of logits per loss chunk for a vocabulary (what the memory estimate assumes). */
-export { lossChunkRows } from '../training/chunked-loss.js';
+export { lossChunkRows } from './chunked-loss.js';
 
 /** Mean loss over every scored token of `batches` (no gradient), and the token count. */
 export function evaluateLoss(model: LlamaModel, batches: readonly TokenBatch[]): { loss: number; tokens: number } {

@@ -1,0 +1,230 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { EventEmitter } from 'node:events';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadConfig } from '../../src/config/index.js';
+import { initEngine } from '../../src/engine/index.js';
+import { Rng } from '../../src/engine/rng.js';
+import { attachScoreHead, loadHfModel } from '../../src/model/index.js';
+import { readSafetensors } from '../../src/model/io/safetensors.js';
+import { saveRewardModel } from '../../src/reward/model.js';
+import { scoreFile } from '../../src/reward/score.js';
+import { rsConfigSchema } from '../../src/rs/config.js';
+import { BEST_OF_K_FILE, POOL_FILE, TRAIN_FILE, runRs, type RsHooks } from '../../src/rs/recipe.js';
+import { SAMPLES_DIR, SAMPLES_FILE } from '../../src/rs/sampling.js';
+import { bestOfKCurve } from '../../src/rs/select.js';
+import { loadTokenizer } from '../../src/tokenizer/index.js';
+import { readMetricsJsonl } from '../../src/tracking/index.js';
+import { StageStopped, checkpointSteps } from '../../src/training/run.js';
+import { StopSignal } from '../../src/training/stop-signal.js';
+import { packagePath } from '../../src/paths.js';
+import { makeTinyWorld, type TinyWorld } from '../sft/fixture.js';
+
+/**
+ * The recipe end to end on a 1-layer Llama (hidden 16) and a reward model made from it (a fresh
+ * score head): 8 prompts, 2 of them excluded as "held out", K = 4 samples each, 6 LoRA steps.
+ */
+
+let world: TinyWorld;
+let rewardDir: string;
+let promptsFile: string;
+let excludeFile: string;
+const ANIMALS = ['cat', 'dog', 'cow', 'pig', 'owl', 'bee', 'hen', 'fox'];
+const HELD_OUT = ['What does a cow say?', 'What does a fox say?'];
+
+beforeAll(async () => {
+  await initEngine({ backend: 'wasm' });
+  world = await makeTinyWorld();
+  rewardDir = join(world.dir, 'reward');
+  const tokenizer = await loadTokenizer(world.modelDir);
+  const rm = loadHfModel(world.modelDir);
+  attachScoreHead(rm, new Rng(11), { dropLmHead: true });
+  saveRewardModel(rm, rewardDir, { stats: { mean: 0, std: 1 }, tokenizerDir: world.modelDir, padId: tokenizer.padId });
+  rm.dispose();
+  promptsFile = join(world.dir, 'prompts.jsonl');
+  writeFileSync(promptsFile, ANIMALS.map((a) => JSON.stringify({ prompt: [{ role: 'user', content: `What does a ${a} say?` }] })).join('\n') + '\n');
+  excludeFile = join(world.dir, 'held_out.jsonl');
+  // Written with other case and spacing than the prompts file: still the same prompts.
+  writeFileSync(excludeFile, JSON.stringify({ prompt: 'what does a  COW say?' }) + '\n' + JSON.stringify({ prompt: [{ role: 'user', content: HELD_OUT[1] }] }) + '\n');
+});
+afterAll(() => rmSync(world.dir, { recursive: true, force: true }));
+
+function config(outDir: string, overrides: string[] = []) {
+  return loadConfig(
+    packagePath('configs', 'rs', 'world_lora.yaml'),
+    [
+      `model.path=${world.modelDir}`,
+      `model.reward_model=${rewardDir}`,
+      `data.prompts=${promptsFile}`,
+      `data.exclude=[${excludeFile}]`,
+      'data.max_prompts=null',
+      'data.max_prompt_tokens=64',
+      'data.max_length=64',
+      'rs.k=4',
+      'rs.batch_size=8',
+      'rs.max_new_tokens=8',
+      'lora.r=4',
+      'lora.alpha=8',
+      'lora.dropout=0.1',
+      'sft.save_merged=false',
+      'train.steps=6',
+      'train.batch_size=2',
+      'schedule.warmup_steps=1',
+      'optim.lr=1e-2',
+      'checkpoint.every_steps=0',
+      'tracking.enabled=false',
+      `output_dir=${join(world.dir, outDir)}`,
+      ...overrides,
+    ],
+    { stage: 'rs', schema: rsConfigSchema },
+  );
+}
+
+const quiet: RsHooks = { progress: false, log: () => undefined };
+
+function fakeStop(): { proc: EventEmitter; stop: StopSignal } {
+  const proc = new EventEmitter();
+  return { proc, stop: new StopSignal(proc as unknown as ConstructorParameters<typeof StopSignal>[0], () => undefined, () => undefined) };
+}
+
+interface SampleRow {
+  key: string;
+  prompt: { role: string; content: string }[];
+  replies: string[];
+  rewards: number[];
+}
+const jsonl = <T>(path: string): T[] => readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as T);
+const samplesOf = (out: string) => jsonl<SampleRow>(join(world.dir, out, SAMPLES_DIR, SAMPLES_FILE));
+const adapter = (out: string) => readSafetensors(join(world.dir, out, 'final', 'adapter_model.safetensors')).tensors;
+const trainLosses = (out: string) =>
+  readMetricsJsonl(join(world.dir, out, 'metrics.jsonl')).filter((r) => r['train/loss'] !== undefined).map((r) => r['train/loss']!);
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
+
+describe('rs recipe on a tiny model', () => {
+  test('samples K per prompt, keeps the best by reward, logs the curve, fine-tunes; held-out prompts never sampled; no leak', async () => {
+    const before = tf.memory().numTensors;
+    // A stub judge: the reply's length in characters, so its means are computed here by hand.
+    const judge = (_p: readonly unknown[], replies: readonly string[]) => replies.map((r) => r.length);
+    const result = await runRs(config('first'), { ...quiet, judge });
+    expect(tf.memory().numTensors).toBe(before);
+
+    const samples = samplesOf('first');
+    expect(samples.map((s) => s.prompt[0]!.content)).toEqual(ANIMALS.map((a) => `What does a ${a} say?`).filter((p) => !HELD_OUT.includes(p)));
+    expect(samples.every((s) => s.replies.length === 4 && s.rewards.length === 4)).toBe(true);
+    const distinctRewards = new Set(samples.flatMap((s) => s.rewards));
+    expect(distinctRewards.size).toBeGreaterThan(4); // sampling at temperature 1 gives different replies
+
+    // The kept reply is each prompt's highest-reward sample (first on ties), in pool and training data.
+    const best = samples.map((s) => s.rewards.indexOf(Math.max(...s.rewards)));
+    expect(new Set(best).size).toBeGreaterThan(1); // not always the first sample
+    const pool = jsonl<{ prompt: SampleRow['prompt']; reply: string; reward: number }>(join(world.dir, 'first', POOL_FILE));
+    expect(pool.map((e) => [e.prompt, e.reply, e.reward])).toEqual(samples.map((s, i) => [s.prompt, s.replies[best[i]!], s.rewards[best[i]!]]));
+    const train = jsonl<{ messages: SampleRow['prompt']; reward: number }>(join(world.dir, 'first', TRAIN_FILE));
+    expect(train.map((r) => r.messages)).toEqual(pool.map((e) => [...e.prompt, { role: 'assistant', content: e.reply }]));
+
+    // The stage's rewards are the reward stage's own reading of the same dialogues (rlhf reward score).
+    const scored = join(world.dir, 'scored.jsonl');
+    await scoreFile(rewardDir, join(world.dir, 'first', TRAIN_FILE), scored);
+    const independent = jsonl<{ reward: number }>(scored).map((r) => r.reward);
+    independent.forEach((r, i) => expect(Math.abs(r - pool[i]!.reward)).toBeLessThan(1e-5));
+
+    // best_of_k.json: the curve from the samples, the judge of best / median / first by hand.
+    const report = JSON.parse(readFileSync(join(world.dir, 'first', BEST_OF_K_FILE), 'utf8')) as typeof result.bestOfK;
+    expect(report.curve).toEqual(bestOfKCurve(samples.map((s) => s.rewards), 4));
+    expect(report.curve.map((p) => p.k)).toEqual([1, 2, 4]);
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const lowerMedian = (rs: number[]) => rs.map((r, i) => [r, i] as const).sort((a, b) => a[0] - b[0] || a[1] - b[1])[1]![1];
+    expect(report.judge!.best).toBeCloseTo(mean(samples.map((s, i) => s.replies[best[i]!]!.length)), 12);
+    expect(report.judge!.median).toBeCloseTo(mean(samples.map((s) => s.replies[lowerMedian(s.rewards)]!.length)), 12);
+    expect(report.judge!.first).toBeCloseTo(mean(samples.map((s) => s.replies[0]!.length)), 12);
+    const zero = readMetricsJsonl(join(world.dir, 'first', 'metrics.jsonl')).find((r) => r.step === 0)!;
+    expect(zero['rs/reward_max_at_4']).toBeCloseTo(report.curve[2]!.reward_max, 6);
+    expect(zero['rs/reward_median_at_2']).toBeCloseTo(report.curve[1]!.reward_median, 6);
+    expect(zero['rs/kept']).toBe(6);
+
+    // Fine-tuned on them: 6 steps, the loss falls, an adapter on the input model.
+    expect(result.losses).toHaveLength(6);
+    expect(result.losses[5]!.loss).toBeLessThan(result.losses[0]!.loss);
+    expect(trainLosses('first')).toEqual(result.losses.map((l) => l.loss));
+    expect(existsSync(join(result.finalDir, 'adapter_config.json'))).toBe(true);
+    expect(checkpointSteps(result.outputDir)).toEqual([6]);
+  });
+
+  test('resume inside the fine-tuning: SIGINT after step 3, the rerun reproduces the uninterrupted losses and adapter', async () => {
+    const { proc, stop } = fakeStop();
+    const err = await runRs(config('resumed'), { ...quiet, stopSignal: stop, onStep: (s) => void (s === 3 && proc.emit('SIGINT')) }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StageStopped);
+    expect((err as StageStopped).exitCode).toBe(130);
+    expect(checkpointSteps(join(world.dir, 'resumed'))).toEqual([3]);
+    const drawn: number[] = [];
+    const rest = await runRs(config('resumed'), { ...quiet, onChunk: (d) => void drawn.push(d) });
+    expect(drawn).toEqual([]); // the samples were reused, not drawn again
+    expect(rest.losses.map((l) => l.step)).toEqual([4, 5, 6]);
+    const uninterrupted = trainLosses('first');
+    const resumed = trainLosses('resumed');
+    expect(resumed).toHaveLength(6);
+    resumed.forEach((l, i) => expect(Math.abs(l - uninterrupted[i]!)).toBeLessThan(1e-5));
+    const a = adapter('first');
+    for (const [name, t] of adapter('resumed')) expect({ name, close: maxAbsDiff(t.data, a.get(name)!.data) < 1e-5 }).toEqual({ name, close: true });
+  });
+
+  test('resume inside the sampling: SIGINT after chunk 1, the rerun draws only the rest and ends as the uninterrupted run', async () => {
+    const { proc, stop } = fakeStop();
+    const err = await runRs(config('mid-sampling'), { ...quiet, stopSignal: stop, onChunk: (d) => void (d === 1 && proc.emit('SIGINT')) }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StageStopped);
+    expect((err as Error).message).toMatch(/stopped after sampling chunk 1 of 3/);
+    expect(samplesOf('mid-sampling')).toHaveLength(2);
+    const drawn: number[] = [];
+    await runRs(config('mid-sampling'), { ...quiet, onChunk: (d) => void drawn.push(d) });
+    expect(drawn).toEqual([2, 3]);
+    expect(readFileSync(join(world.dir, 'mid-sampling', SAMPLES_DIR, SAMPLES_FILE), 'utf8')).toBe(
+      readFileSync(join(world.dir, 'first', SAMPLES_DIR, SAMPLES_FILE), 'utf8'),
+    );
+    const a = adapter('first');
+    for (const [name, t] of adapter('mid-sampling')) expect({ name, close: maxAbsDiff(t.data, a.get(name)!.data) < 1e-5 }).toEqual({ name, close: true });
+  });
+
+  test('keep_best_across_rounds: the previous pool competes, re-scored, with this round\'s best', async () => {
+    // Round 2 samples with another seed; the pool is round 1's. Same reward model, so re-scoring gives round 1's rewards.
+    const r2 = await runRs(config('round2', ['engine.seed=5', 'rs.keep_best_across_rounds=true', `rs.pool=${join(world.dir, 'first', POOL_FILE)}`]), quiet);
+    const old = jsonl<{ prompt: SampleRow['prompt']; reply: string; reward: number }>(join(world.dir, 'first', POOL_FILE));
+    const now = samplesOf('round2');
+    const merged = jsonl<{ reply: string; reward: number; origin: string }>(join(world.dir, 'round2', POOL_FILE));
+    expect(merged).toHaveLength(6);
+    let fromPool = 0;
+    merged.forEach((e, i) => {
+      const roundBest = Math.max(...now[i]!.rewards);
+      const expected = Math.max(roundBest, old[i]!.reward);
+      expect(e.reward).toBeCloseTo(expected, 5);
+      if (old[i]!.reward > roundBest) {
+        fromPool++;
+        expect([e.reply, e.origin]).toEqual([old[i]!.reply, join(world.dir, 'first')]);
+      } else expect(e.origin).toBe(join(world.dir, 'round2'));
+    });
+    expect(r2.fromPool).toBe(fromPool);
+    expect(fromPool).toBeGreaterThan(0); // both branches were taken
+    expect(fromPool).toBeLessThan(6);
+  });
+
+  test('full fine-tuning (lora.enabled=false) writes a loadable model in which every weight moved', async () => {
+    const r = await runRs(config('full', ['lora.enabled=false', 'train.steps=2']), quiet);
+    expect(existsSync(join(r.finalDir, 'config.json')) && existsSync(join(r.finalDir, 'tokenizer.json'))).toBe(true);
+    const tuned = loadHfModel(r.finalDir);
+    const base = loadHfModel(world.modelDir);
+    for (const [name, v] of base.params) {
+      expect({ name, moved: maxAbsDiff(v.dataSync(), tuned.params.get(name)!.dataSync()) > 0 }).toEqual({ name, moved: true });
+    }
+    tuned.dispose();
+    base.dispose();
+  });
+
+  test('a checkpoint trained on other samples is refused, naming the fix', async () => {
+    const err = await runRs(config('resumed', ['rs.temperature=0.5']), quiet).catch((e: unknown) => e);
+    expect((err as Error).message).toMatch(/trained on samples drawn under other settings.*train\.resume=never/);
+  });
+});
