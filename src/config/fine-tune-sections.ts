@@ -54,12 +54,9 @@ export const sftSection = z
       .min(0)
       .default(0)
       .describe('An eval loss must beat the best by more than this to count as an improvement.'),
-    max_nonfinite_steps: positiveInt()
-      .default(5)
-      .describe('Abort after this many steps in a row with a non-finite loss or gradient (each one is skipped and logged).'),
   })
   .prefault({})
-  .describe('SFT-specific behaviour: merged output, early stopping, divergence guard.');
+  .describe('SFT-specific behaviour: merged output, early stopping.');
 
 /** The shared sections with SFT's defaults (GAtt fine-tunes with the SFT recipe and reuses them). */
 export function sftCommonSections() {

@@ -6,6 +6,7 @@
 import type { z } from 'zod';
 import { ConfigError, dottedKey, type ConfigProblem } from './problems.js';
 import { readYamlSource, type YamlSource } from './yaml-source.js';
+import { renameDeprecatedKeys } from './deprecated.js';
 import { applyOverrides, overrideOrigin } from './overrides.js';
 import { fillDefaults } from './defaults.js';
 import { interpolate, type KeyProblem } from './interpolate.js';
@@ -68,6 +69,9 @@ function resolve(source: YamlSource, overrides: readonly string[], expect: Expec
     key: dottedKey(p.path),
     message: p.message,
   });
+
+  // Renamed keys: the old spelling still works, with a warning.
+  for (const w of renameDeprecatedKeys(applied.data, file ?? 'config')) process.stderr.write(`warning: ${w}\n`);
 
   // 1. Which stage, hence which schema.
   const { stage, ...body } = applied.data;

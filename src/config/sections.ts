@@ -183,6 +183,12 @@ export function trainSection(d: Partial<TrainDefaults> = {}) {
         .nullable()
         .default(null)
         .describe('Seed of the data order (shuffling); null = engine.seed.'),
+      max_nonfinite: z
+        .number()
+        .int()
+        .min(1)
+        .default(5)
+        .describe('Abort after this many optimizer steps in a row with a non-finite loss or gradient (each one is skipped and logged).'),
       gradient_checkpointing: z
         .boolean()
         .default(false)

@@ -142,9 +142,6 @@ const dpoSection = z
       .default(null)
       .describe('Weight each pair\'s loss by its Llama 2 strength level (needs a strength column); null = strength ignored.'),
     eval_batch_size: positiveInt().default(32).describe('Pairs per forward pass in evaluation and reference precomputation.'),
-    max_nonfinite_steps: positiveInt()
-      .default(5)
-      .describe('Abort after this many steps in a row with a non-finite loss or gradient (each one is skipped and logged).'),
   })
   .prefault({})
   .superRefine((d, ctx) => {

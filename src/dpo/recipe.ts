@@ -26,11 +26,12 @@ import { ADAPTER_CONFIG_FILE, injectLora, loadAdapter, mergeLora, saveAdapter, t
 import { loadHfConfig, loadHfModel, saveHfModel, type LlamaModel } from '../model/index.js';
 import { packagePath } from '../paths.js';
 import { loadTokenizer, renderChatPrompt, turnEndIds, type TemplateName, type Tokenizer } from '../tokenizer/index.js';
-import { ConsoleProgress, type RunContext } from '../tracking/index.js';
+import type { RunContext } from '../tracking/index.js';
 import type { ProgressStream } from '../tracking/progress.js';
-import { AdamW, GradientAccumulator, NonFiniteGuard, clipGradNormInPlace, disposeGrads, globalNorm, learningRateAt, microBatchGrads } from '../training/index.js';
+import { AdamW, GradientAccumulator, clipGradNormInPlace, disposeGrads, globalNorm, learningRateAt, microBatchGrads } from '../training/index.js';
 import { estimatePeakMemory, loraShortModules } from '../training/memory.js';
 import { checkMemoryFits, memoryLimits, trainingKnobs } from '../training/memory-check.js';
+import { trainLoop } from '../training/loop.js';
 import {
   FINAL_DIR,
   adapterWeights,
@@ -203,7 +204,7 @@ export async function runDpo(resolved: ResolvedConfig<DpoConfig>, opts: DpoRunOp
       return Array.from(referenceLogps(batch));
     };
 
-    let step = 0;
+    let startStep = 0;
     let cursorState: CursorState | undefined;
     if (run.resumeFrom) {
       const restored = restoreStageCheckpoint(run.resumeFrom, { weights, optimizer, rng });
@@ -213,20 +214,11 @@ export async function runDpo(resolved: ResolvedConfig<DpoConfig>, opts: DpoRunOp
             '(data or max_length changed); use train.resume=never to start over',
         );
       }
-      step = restored.step;
+      startStep = restored.step;
       cursorState = restored.dataCursor as CursorState | undefined;
-      log(`dpo: resumed from ${run.resumeFrom} at step ${step}`);
+      log(`dpo: resumed from ${run.resumeFrom} at step ${startStep}`);
     }
     const cursor = new DataCursor({ size: data.train.length, batchSize, seed: trainSeed, shuffle: true, ...(cursorState ? { state: cursorState } : {}) });
-    const guard = new NonFiniteGuard(cfg.dpo.max_nonfinite_steps);
-    const progress = new ConsoleProgress({
-      total: totalSteps,
-      label: 'dpo',
-      startStep: step,
-      keys: ['loss', 'rewards/accuracies', 'rewards/margins', 'eval/rewards/accuracies', 'eval/judge_score'],
-      ...(opts.progressStream ? { stream: opts.progressStream } : {}),
-    });
-
     // Held-out pairs (TRL's metrics with an eval/ prefix, and the loss) and, with a judge, prompts.
     const judged: { last: JudgedAnswers | null } = { last: null };
     const evaluate = (): Record<string, number> | null => {
@@ -249,109 +241,98 @@ export async function runDpo(resolved: ResolvedConfig<DpoConfig>, opts: DpoRunOp
       }
       return Object.keys(out).length > 0 ? out : null;
     };
-    let lastEval: Record<string, number> | null = null;
-    let lastCheckpointStep = run.resumeFrom ? step : -1;
-    const checkpoint = (): string => {
-      lastCheckpointStep = step;
-      return saveStageCheckpoint(run!.dir, {
-        weights,
-        optimizer: optimizer!,
-        step,
-        epoch: cursor.state.epoch + cursor.state.index / cursor.size,
-        maxSteps: totalSteps,
-        rng,
-        dataCursor: cursor.state,
-        extra: { data_units: data.train.length },
-        keepLast: cfg.checkpoint.keep_last,
-      });
-    };
-    if (step === 0 && cfg.train.eval_every > 0) {
+    const epoch = (): number => cursor.state.epoch + cursor.state.index / cursor.size;
+    if (startStep === 0 && cfg.train.eval_every > 0) {
       // The starting point: the reference's own score (rewards are 0 here by construction).
-      lastEval = evaluate();
-      if (lastEval) await run.tracker.logMetrics(lastEval, 0);
+      const start = evaluate();
+      if (start) await run.tracker.logMetrics(start, 0);
     }
 
-    // ── train ────────────────────────────────────────────────────────────────────────────────
-    while (step < totalSteps) {
-      const started = performance.now();
-      const lr = learningRateAt(cfg.schedule.type, cfg.optim.lr, step, { warmupSteps: cfg.schedule.warmup_steps, totalSteps });
-      const microBatches = Array.from({ length: accum }, () => cursor.next().indices.map((i) => data.train[i]!));
-      const stepPairs = microBatches.reduce((n, mb) => n + mb.length, 0);
-      const stepChosenTokens = microBatches.reduce((n, mb) => n + mb.reduce((m, p) => m + pairReplyTokens(p).chosen, 0), 0);
-      let tokens = 0;
+    // ── train (the harness's loop: NaN guard, eval/checkpoint cadence, stop, progress) ──────
+    const loop = await trainLoop({
+      label: 'dpo',
+      run,
+      startStep,
+      totalSteps,
+      maxNonfinite: cfg.train.max_nonfinite,
+      evalEvery: cfg.train.eval_every,
+      checkpointEvery: cfg.checkpoint.every_steps,
+      step: (done) => {
+          const lr = learningRateAt(cfg.schedule.type, cfg.optim.lr, done, { warmupSteps: cfg.schedule.warmup_steps, totalSteps });
+          const microBatches = Array.from({ length: accum }, () => cursor.next().indices.map((i) => data.train[i]!));
+          const stepPairs = microBatches.reduce((n, mb) => n + mb.length, 0);
+          const stepChosenTokens = microBatches.reduce((n, mb) => n + mb.reduce((m, p) => m + pairReplyTokens(p).chosen, 0), 0);
+          let tokens = 0;
 
-      let loss = 0;
-      const records: PairRecord[] = [];
-      for (const mb of microBatches) {
-        const batch = collateDpo(mb, { padId: tokenizer.padId });
-        tokens += batch.mask.reduce((n, row) => n + row.reduce((s, m) => s + m, 0), 0);
-        const ref = referenceOf(mb, batch); // [2B] constants: no gradient through the reference
-        const part = microBatchGrads(
-          trainable,
-          () => {
-            const out = forwardLogps(policy, batch, true); // [2B] each
-            const b = mb.length;
-            records.push(...pairRecords(mb, { logps: out.logps.dataSync() as Float32Array, logitSums: out.logitSums.dataSync() as Float32Array }, ref));
-            const [chosen, rejected] = tf.split(out.logps, [b, b]) as [tf.Tensor1D, tf.Tensor1D];
-            const lengths = mb.map(pairReplyTokens);
-            return dpoLossSum(
-              {
-                chosen,
-                rejected,
-                refChosen: tf.tensor1d(ref.slice(0, b)),
-                refRejected: tf.tensor1d(ref.slice(b)),
-                chosenLengths: lengths.map((l) => l.chosen),
-                rejectedLengths: lengths.map((l) => l.rejected),
+          let loss = 0;
+          const records: PairRecord[] = [];
+          for (const mb of microBatches) {
+            const batch = collateDpo(mb, { padId: tokenizer.padId });
+            tokens += batch.mask.reduce((n, row) => n + row.reduce((s, m) => s + m, 0), 0);
+            const ref = referenceOf(mb, batch); // [2B] constants: no gradient through the reference
+            const part = microBatchGrads(
+              trainable,
+              () => {
+                const out = forwardLogps(policy, batch, true); // [2B] each
+                const b = mb.length;
+                records.push(...pairRecords(mb, { logps: out.logps.dataSync() as Float32Array, logitSums: out.logitSums.dataSync() as Float32Array }, ref));
+                const [chosen, rejected] = tf.split(out.logps, [b, b]) as [tf.Tensor1D, tf.Tensor1D];
+                const lengths = mb.map(pairReplyTokens);
+                return dpoLossSum(
+                  {
+                    chosen,
+                    rejected,
+                    refChosen: tf.tensor1d(ref.slice(0, b)),
+                    refRejected: tf.tensor1d(ref.slice(b)),
+                    chosenLengths: lengths.map((l) => l.chosen),
+                    rejectedLengths: lengths.map((l) => l.rejected),
+                  },
+                  settings,
+                  { pairs: stepPairs, chosenTokens: stepChosenTokens },
+                  cfg.dpo.strength_weights === null ? undefined : mb.map((p) => p.weight),
+                );
               },
-              settings,
-              { pairs: stepPairs, chosenTokens: stepChosenTokens },
-              cfg.dpo.strength_weights === null ? undefined : mb.map((p) => p.weight),
+              1, // dpoLossSum already divides by the step's pair / token counts
             );
-          },
-          1, // dpoLossSum already divides by the step's pair / token counts
-        );
-        accumulator.add(part.grads);
-        disposeGrads(part.grads);
-        loss += part.loss;
-      }
-      const gradNorm = cfg.optim.grad_clip !== null ? clipGradNormInPlace(accumulator.grads, cfg.optim.grad_clip) : globalNorm(accumulator.grads.values());
-      const finite = guard.check(step + 1, loss, gradNorm); // throws after max_nonfinite_steps in a row
-      if (finite) optimizer.step(accumulator.grads, lr);
-      else log(`dpo: step ${step + 1}: non-finite loss ${loss} or grad norm ${gradNorm}; update skipped`);
-      accumulator.reset();
-      step++;
-
-      const metrics: Record<string, number> = {
-        loss,
-        ...pairStats(records, settings.beta),
-        grad_norm: gradNorm,
-        learning_rate: lr,
-        epoch: cursor.state.epoch + cursor.state.index / cursor.size,
-        tokens_per_sec: tokens / Math.max((performance.now() - started) / 1000, 1e-9),
-      };
-      if (!finite) metrics['skipped_nonfinite'] = guard.totalSkips;
-      if (cfg.train.eval_every > 0 && step % cfg.train.eval_every === 0 && step < totalSteps) {
-        lastEval = evaluate();
-        if (lastEval) Object.assign(metrics, lastEval);
-      }
-      await run.tracker.logMetrics(metrics, step);
-      progress.update(step, metrics);
-      opts.onStep?.(step, metrics);
-
-      if (cfg.checkpoint.every_steps > 0 && step % cfg.checkpoint.every_steps === 0 && step < totalSteps) checkpoint();
-      if (await run.stop.poll()) {
-        progress.stop();
-        const path = lastCheckpointStep === step ? join(run.dir, 'checkpoints', `step_${step}`) : checkpoint();
-        throw run.stoppedError(step, path);
-      }
-    }
-    progress.stop();
+            accumulator.add(part.grads);
+            disposeGrads(part.grads);
+            loss += part.loss;
+          }
+        const gradNorm = cfg.optim.grad_clip !== null ? clipGradNormInPlace(accumulator.grads, cfg.optim.grad_clip) : globalNorm(accumulator.grads.values());
+        return {
+          loss,
+          gradNorm,
+          tokens,
+          apply: () => optimizer!.step(accumulator.grads, lr),
+          release: () => accumulator.reset(),
+          metrics: { ...pairStats(records, settings.beta), 'train/lr': lr, 'train/epoch': epoch() },
+        };
+      },
+      evaluate,
+      checkpoint: (at) =>
+        saveStageCheckpoint(run!.dir, {
+          weights,
+          optimizer: optimizer!,
+          step: at,
+          epoch: epoch(),
+          maxSteps: totalSteps,
+          rng,
+          dataCursor: cursor.state,
+          extra: { data_units: data.train.length },
+          keepLast: cfg.checkpoint.keep_last,
+        }),
+      progress: {
+        keys: { loss: 'train/loss', 'rewards/accuracies': 'rewards/accuracies', 'rewards/margins': 'rewards/margins', 'eval/rewards/accuracies': 'eval/rewards/accuracies', 'eval/judge_score': 'eval/judge_score' },
+        ...(opts.progressStream ? { stream: opts.progressStream } : {}),
+      },
+      ...(opts.onStep ? { onStep: opts.onStep } : {}),
+      log,
+    });
+    const step = loop.step;
+    const lastEval = loop.lastEval;
 
     // ── save ─────────────────────────────────────────────────────────────────────────────────
-    if (lastCheckpointStep !== step) checkpoint(); // the final state is resumable too (train further with more steps)
-    lastEval = evaluate();
     if (lastEval) {
-      await run.tracker.logMetrics(lastEval, step);
       log(`dpo eval: ${Object.entries(lastEval).filter(([k]) => ['eval/loss', 'eval/rewards/accuracies', 'eval/rewards/margins', 'eval/judge_score'].includes(k)).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ')}`);
     }
     if (judged.last) writeFileAtomic(join(run.dir, EVAL_FILE), JSON.stringify(judgeEvalJson(judged.last), null, 2) + '\n');

@@ -22,12 +22,12 @@ import { estimatePeakMemory } from '../training/memory.js';
 import { checkMemoryFits, memoryLimits, trainingKnobs } from '../training/memory-check.js';
 import { llamaParamShapes } from '../model/names.js';
 import type { Tokenizer } from '../tokenizer/types.js';
-import { ConsoleProgress, type RunContext } from '../tracking/index.js';
+import type { RunContext } from '../tracking/index.js';
 import type { ProgressStream } from '../tracking/progress.js';
 import { accumulateGradients } from '../training/accumulation.js';
 import { AdamW, type AdamWOptions } from '../training/adamw.js';
 import { clipGradNormInPlace } from '../training/clip.js';
-import { NonFiniteGuard } from '../training/nan-guard.js';
+import { trainLoop } from '../training/loop.js';
 import {
   FINAL_DIR,
   closeStatusFor,
@@ -43,9 +43,6 @@ import type { PretrainConfig } from './config.js';
 import { documentRows, lmBatch, packedRows, readDocuments, resolveInputPath, tokenizeDocuments } from './corpus.js';
 import { evaluateLmLoss, lmLossSum } from './lm-loss.js';
 import { copyTokenizerFiles, prepareTokenizer } from './tokenizer.js';
-
-/** Non-finite steps in a row before the run gives up (each one skips its update). */
-const MAX_NON_FINITE_STEPS = 5;
 
 export interface PretrainRunOptions {
   /** Nest the stage's MLflow run under this run (the pipeline's). */
@@ -102,7 +99,6 @@ export async function runPretrain(resolved: ResolvedConfig<PretrainConfig>, opts
   });
   let model: LlamaModel | undefined;
   let optimizer: AdamW | undefined;
-  let progress: ConsoleProgress | undefined;
   try {
     const tokenizerDir = join(run.dir, 'tokenizer');
     const tokenizer = await prepareTokenizer({
@@ -182,82 +178,68 @@ export async function runPretrain(resolved: ResolvedConfig<PretrainConfig>, opts
         `${totalSteps} steps of ${batchSize * accum * seqLen} tokens`,
     );
 
-    // ── train loop ───────────────────────────────────────────────────────────────────────────
-    const guard = new NonFiniteGuard(MAX_NON_FINITE_STEPS);
+    // ── train loop (the harness's policies: NaN guard, eval/checkpoint cadence, stop, progress) ──
     const losses: PretrainResult['losses'] = [];
     const evalLosses: PretrainResult['evalLosses'] = [];
-    const evalEvery = cfg.train.eval_every;
-    const ckptEvery = cfg.checkpoint.every_steps;
-    const keepLast = cfg.checkpoint.keep_last;
     const epochOf = () => cursor.state.epoch + cursor.state.index / cursor.size;
-    const checkpoint = () =>
-      saveStageCheckpoint(run.dir, {
-        weights,
-        optimizer: optimizer!,
-        step,
-        epoch: epochOf(),
-        maxSteps: totalSteps,
-        rng,
-        dataCursor: cursor.state,
-        logHistory: history,
-        keepLast,
-      });
-    if (opts.progress !== null) {
-      progress = new ConsoleProgress({
-        total: totalSteps,
-        label: 'pretrain',
-        startStep,
-        keys: ['loss', 'eval_loss', 'lr', 'tokens_per_sec'],
-        ...(opts.progress ? { stream: opts.progress } : {}),
-      });
-    }
     let trainSeconds = 0;
     let trainedTargets = 0;
-    let lastCheckpointStep = -1;
-
-    while (step < totalSteps) {
-      const started = performance.now();
-      const microBatches = Array.from({ length: accum }, () =>
-        lmBatch(cursor.next().indices.map((i) => trainRows[i]!), seqLen, tokenizer.padId),
-      );
-      const targets = microBatches.reduce((n, mb) => n + mb.targets, 0);
-      const lr = learningRateAt(cfg.schedule.type, cfg.optim.lr, step, schedule);
-      const { loss, accumulator } = accumulateGradients(model.params, microBatches, (mb) => lmLossSum(model!, mb), targets);
-      const gradNorm = clipGradNormInPlace(accumulator.grads, cfg.optim.grad_clip ?? Infinity);
-      const apply = guard.check(step + 1, loss, gradNorm);
-      if (apply) optimizer.step(accumulator.grads, lr);
-      accumulator.reset();
-      step++;
-      const seconds = (performance.now() - started) / 1000;
-      trainSeconds += seconds;
-      trainedTargets += targets;
-
-      const metrics: Record<string, number> = { loss, lr, grad_norm: gradNorm, tokens_per_sec: targets / seconds, epoch: epochOf() };
-      if (!apply) metrics['skipped_non_finite'] = guard.totalSkips;
-      losses.push({ step, loss });
-      history.push({ step, loss, lr });
-      if (evalRows.length > 0 && ((evalEvery > 0 && step % evalEvery === 0) || step === totalSteps)) {
-        const ev = evaluateLmLoss(model, evalRows, { batchSize, seqLen, padId: tokenizer.padId });
-        metrics['eval_loss'] = ev.loss;
-        metrics['eval_perplexity'] = Math.exp(ev.loss);
-        evalLosses.push({ step, loss: ev.loss });
-        history.push({ step, eval_loss: ev.loss });
-      }
-      await run.tracker.logMetrics(metrics, step);
-      progress?.update(step, metrics);
-      opts.onStep?.(step, metrics);
-
-      if ((ckptEvery > 0 && step % ckptEvery === 0) || step === totalSteps) {
-        checkpoint();
-        lastCheckpointStep = step;
-      }
-      if (step < totalSteps && (await run.stop.poll())) {
-        const path = lastCheckpointStep === step ? join(run.dir, 'checkpoints', `step_${step}`) : checkpoint();
-        progress?.stop();
-        throw run.stoppedError(step, path);
-      }
-    }
-    progress?.stop();
+    const loop = await trainLoop({
+      label: 'pretrain',
+      run,
+      startStep,
+      totalSteps,
+      maxNonfinite: cfg.train.max_nonfinite,
+      evalEvery: cfg.train.eval_every,
+      checkpointEvery: cfg.checkpoint.every_steps,
+      step: (done) => {
+        const started = performance.now();
+        const microBatches = Array.from({ length: accum }, () =>
+          lmBatch(cursor.next().indices.map((i) => trainRows[i]!), seqLen, tokenizer.padId),
+        );
+        const targets = microBatches.reduce((n, mb) => n + mb.targets, 0);
+        const lr = learningRateAt(cfg.schedule.type, cfg.optim.lr, done, schedule);
+        const { loss, accumulator } = accumulateGradients(model!.params, microBatches, (mb) => lmLossSum(model!, mb), targets);
+        const gradNorm = clipGradNormInPlace(accumulator.grads, cfg.optim.grad_clip ?? Infinity);
+        trainSeconds += (performance.now() - started) / 1000;
+        trainedTargets += targets;
+        losses.push({ step: done + 1, loss });
+        history.push({ step: done + 1, loss, lr });
+        return {
+          loss,
+          gradNorm,
+          tokens: targets,
+          apply: () => optimizer!.step(accumulator.grads, lr),
+          release: () => accumulator.reset(),
+          metrics: { 'train/lr': lr, 'train/epoch': epochOf() },
+        };
+      },
+      evaluate: (at) => {
+        if (evalRows.length === 0) return null;
+        const ev = evaluateLmLoss(model!, evalRows, { batchSize, seqLen, padId: tokenizer.padId });
+        evalLosses.push({ step: at, loss: ev.loss });
+        history.push({ step: at, eval_loss: ev.loss });
+        return { 'eval/loss': ev.loss, 'eval/perplexity': Math.exp(ev.loss) };
+      },
+      checkpoint: (at) =>
+        saveStageCheckpoint(run.dir, {
+          weights,
+          optimizer: optimizer!,
+          step: at,
+          epoch: epochOf(),
+          maxSteps: totalSteps,
+          rng,
+          dataCursor: cursor.state,
+          logHistory: history,
+          keepLast: cfg.checkpoint.keep_last,
+        }),
+      progress:
+        opts.progress === null
+          ? null
+          : { keys: { loss: 'train/loss', eval_loss: 'eval/loss', lr: 'train/lr', tokens_per_sec: 'train/tokens_per_sec' }, ...(opts.progress ? { stream: opts.progress } : {}) },
+      ...(opts.onStep ? { onStep: opts.onStep } : {}),
+      log,
+    });
 
     // ── save ─────────────────────────────────────────────────────────────────────────────────
     const finalDir = join(run.dir, FINAL_DIR);
@@ -280,7 +262,6 @@ export async function runPretrain(resolved: ResolvedConfig<PretrainConfig>, opts
       tokensPerSecond: trainSeconds > 0 ? trainedTargets / trainSeconds : NaN,
     };
   } catch (e) {
-    progress?.stop();
     await run.close(closeStatusFor(e));
     throw e;
   } finally {

@@ -241,7 +241,7 @@ export async function runRs(resolved: ResolvedConfig<RsConfig>, hooks: RsHooks =
         log(`rs: resumed from ${run.resumeFrom} at step ${step}`);
       }
       const cursor = new DataCursor({ ...cursorOpts, ...(cursorState ? { state: cursorState } : {}) });
-      const guard = new NonFiniteGuard(cfg.sft.max_nonfinite_steps);
+      const guard = new NonFiniteGuard(cfg.train.max_nonfinite);
       const accumulator = new GradientAccumulator();
       const collate = (indices: number[]): TokenBatch =>
         collateTrain(indices.map((i) => data.train[i]!), { padId: tokenizer.padId, maxLength: cfg.data.max_length, truncation: 'keep_end', padToMultipleOf: 8 });

@@ -20,11 +20,10 @@ import { configToJson, loadHfConfig, loadHfModel, resolveModelPath, saveHfModel,
 import { estimatePeakMemory, loraShortModules } from '../training/memory.js';
 import { checkMemoryFits, memoryLimits, trainingKnobs } from '../training/memory-check.js';
 import { loadTokenizer, type Tokenizer } from '../tokenizer/index.js';
-import { ConsoleProgress, type RunContext } from '../tracking/index.js';
+import type { RunContext } from '../tracking/index.js';
 import {
   AdamW,
   GradientAccumulator,
-  NonFiniteGuard,
   accumulateGradients,
   clipGradNormInPlace,
   learningRateAt,
@@ -44,6 +43,7 @@ import {
 import type { SftConfig } from './config.js';
 import { buildUnits, collateUnits, keepTrainable, pickTemplate, resolveDataPath, tokenizeSftRow, type TrainUnits } from './data.js';
 import { updateEarlyStopping, type EarlyStoppingState } from '../training/early-stopping.js';
+import { trainLoop } from '../training/loop.js';
 import { batchLossSum, lossChunkRows, batchTargets, evaluateLoss } from '../training/sft-loss.js';
 
 /** Test and embedding hooks; the CLI passes none. */
@@ -113,7 +113,6 @@ export async function runSft(resolved: ResolvedConfig<SftConfig>, hooks: SftHook
   model.gradientCheckpointing = cfg.train.gradient_checkpointing;
   model.checkpointRng = rng;
   let optimizer: AdamW | undefined;
-  let progress: ConsoleProgress | undefined;
   try {
     if (tokenizer.vocabSize > model.config.vocab_size) {
       throw new UserError(`tokenizer ${tokenizerDir} has ${tokenizer.vocabSize} tokens but model ${modelDir} only ${model.config.vocab_size} embeddings`);
@@ -182,103 +181,66 @@ export async function runSft(resolved: ResolvedConfig<SftConfig>, hooks: SftHook
         log(`sft: resumed from ${run.resumeFrom} at step ${step}`);
       }
       const cursor = new DataCursor({ ...cursorOpts, ...(cursorState ? { state: cursorState } : {}) });
-      const guard = new NonFiniteGuard(cfg.sft.max_nonfinite_steps);
       const accumulator = new GradientAccumulator();
       const collate = (indices: number[]): TokenBatch =>
         collateUnits(data.units, indices, { padId: tokenizer.padId, maxLength: cfg.data.max_length, truncation: cfg.data.truncation });
-      const checkpoint = (): string =>
-        saveStageCheckpoint(run.dir, {
-          weights,
-          optimizer: opt,
-          step,
-          epoch: cursor.state.epoch + cursor.state.index / cursor.size,
-          maxSteps: totalSteps,
-          rng,
-          dataCursor: cursor.state,
-          extra: { early_stopping: early },
-          keepLast,
-        });
-      const evaluate = (): { loss: number; perplexity: number } | null => {
-        if (data.evalBatches.length === 0) return null;
-        const { loss } = evaluateLoss(model, data.evalBatches);
-        return { loss, perplexity: Math.exp(loss) };
-      };
-      if (hooks.progress !== false) progress = new ConsoleProgress({ total: totalSteps, startStep: step, label: 'sft', keys: ['loss', 'lr', 'eval_loss'] });
+      const epoch = (): number => cursor.state.epoch + cursor.state.index / cursor.size;
 
-      // ── train loop ───────────────────────────────────────────────────────────────────────────
-      const losses: Array<{ step: number; loss: number }> = [];
-      let lastEval: number | null = null;
-      let lastEvalStep = -1;
-      let lastCheckpointStep = run.resumeFrom ? step : -1;
-      let stoppedEarly = false;
-      while (step < totalSteps) {
-        const started = performance.now();
-        const micro: TokenBatch[] = [];
-        for (let k = 0; k < accum; k++) micro.push(collate(cursor.next().indices));
-        const targets = micro.reduce((n, b) => n + batchTargets(b), 0);
-        const tokens = micro.reduce((n, b) => n + b.attentionMask.flat().reduce((s, m) => s + m, 0), 0);
-        const lr = learningRateAt(cfg.schedule.type, cfg.optim.lr, step, { warmupSteps: cfg.schedule.warmup_steps, totalSteps });
-
-        const { loss } = accumulateGradients(trainable, micro, (b) => batchLossSum(model, b, true), targets, accumulator);
-        const gradNorm = clipGradNormInPlace(accumulator.grads, cfg.optim.grad_clip ?? Infinity);
-        const finite = guard.check(step + 1, loss, gradNorm); // throws after max_nonfinite_steps in a row
-        if (finite) opt.step(accumulator.grads, lr);
-        else log(`sft: step ${step + 1}: non-finite loss ${loss} or grad norm ${gradNorm}; update skipped`);
-        accumulator.reset();
-        step++;
-
-        const seconds = (performance.now() - started) / 1000;
-        const metrics: Record<string, number> = {
-          'train/loss': loss,
-          'train/lr': lr,
-          'train/grad_norm': gradNorm,
-          'train/tokens_per_sec': tokens / Math.max(seconds, 1e-9),
-          'train/epoch': cursor.state.epoch + cursor.state.index / cursor.size,
-        };
-        if (!finite) metrics['train/skipped_nonfinite'] = guard.totalSkips;
-        losses.push({ step, loss });
-        if (cfg.train.eval_every > 0 && step % cfg.train.eval_every === 0) {
-          const ev = evaluate();
-          if (ev) {
-            metrics['eval/loss'] = ev.loss;
-            metrics['eval/perplexity'] = ev.perplexity;
-            lastEval = ev.loss;
-            lastEvalStep = step;
-            const es = updateEarlyStopping(early, ev.loss, { patience: cfg.sft.early_stopping_patience, minDelta: cfg.sft.early_stopping_min_delta });
-            early = es.state;
-            stoppedEarly = es.stop;
-          }
-        }
-        await run.tracker.logMetrics(metrics, step);
-        progress?.update(step, { loss, lr, ...(metrics['eval/loss'] !== undefined ? { eval_loss: metrics['eval/loss'] } : {}) });
-        hooks.onStep?.(step, metrics);
-
-        if (cfg.checkpoint.every_steps > 0 && step % cfg.checkpoint.every_steps === 0) {
-          checkpoint();
-          lastCheckpointStep = step;
-        }
-        if (await run.stop.poll()) {
-          const path = lastCheckpointStep === step ? join(run.dir, 'checkpoints', `step_${step}`) : checkpoint();
-          throw run.stoppedError(step, path);
-        }
-        if (stoppedEarly) {
-          log(`sft: early stopping at step ${step}: eval loss did not improve for ${early.bad} evaluations (best ${early.best})`);
-          break;
-        }
-      }
-      progress?.stop();
-      if (lastEvalStep !== step) {
-        const ev = evaluate();
-        if (ev) {
-          lastEval = ev.loss;
-          await run.tracker.logMetrics({ 'eval/loss': ev.loss, 'eval/perplexity': ev.perplexity }, step);
-        }
-      }
+      // ── train loop (the harness's policies: NaN guard, eval/checkpoint cadence, stop, progress) ──
+      const loop = await trainLoop({
+        label: 'sft',
+        run,
+        startStep: step,
+        totalSteps,
+        maxNonfinite: cfg.train.max_nonfinite,
+        evalEvery: cfg.train.eval_every,
+        checkpointEvery: cfg.checkpoint.every_steps,
+        step: (done) => {
+          const micro: TokenBatch[] = [];
+          for (let k = 0; k < accum; k++) micro.push(collate(cursor.next().indices));
+          const targets = micro.reduce((n, b) => n + batchTargets(b), 0);
+          const tokens = micro.reduce((n, b) => n + b.attentionMask.flat().reduce((s, m) => s + m, 0), 0);
+          const lr = learningRateAt(cfg.schedule.type, cfg.optim.lr, done, { warmupSteps: cfg.schedule.warmup_steps, totalSteps });
+          const { loss } = accumulateGradients(trainable, micro, (b) => batchLossSum(model, b, true), targets, accumulator);
+          const gradNorm = clipGradNormInPlace(accumulator.grads, cfg.optim.grad_clip ?? Infinity);
+          return {
+            loss,
+            gradNorm,
+            tokens,
+            apply: () => opt.step(accumulator.grads, lr),
+            release: () => accumulator.reset(),
+            metrics: { 'train/lr': lr, 'train/epoch': epoch() },
+          };
+        },
+        evaluate: () => {
+          if (data.evalBatches.length === 0) return null;
+          const { loss } = evaluateLoss(model, data.evalBatches);
+          return { 'eval/loss': loss, 'eval/perplexity': Math.exp(loss) };
+        },
+        stopEarly: (ev) => {
+          const es = updateEarlyStopping(early, ev['eval/loss']!, { patience: cfg.sft.early_stopping_patience, minDelta: cfg.sft.early_stopping_min_delta });
+          early = es.state;
+          return es.stop ? `eval loss did not improve for ${early.bad} evaluations (best ${early.best})` : null;
+        },
+        checkpoint: (at) =>
+          saveStageCheckpoint(run.dir, {
+            weights,
+            optimizer: opt,
+            step: at,
+            epoch: epoch(),
+            maxSteps: totalSteps,
+            rng,
+            dataCursor: cursor.state,
+            extra: { early_stopping: early },
+            keepLast,
+          }),
+        progress: hooks.progress === false ? null : { keys: { loss: 'train/loss', lr: 'train/lr', eval_loss: 'eval/loss' } },
+        ...(hooks.onStep ? { onStep: hooks.onStep } : {}),
+        log,
+      });
+      step = loop.step;
 
       // ── save ─────────────────────────────────────────────────────────────────────────────────
-      if (lastCheckpointStep !== step) {
-        checkpoint(); // the final state is resumable too (e.g. to train further with more steps)
-      }
       const finalDir = join(run.dir, FINAL_DIR);
       writeFolderAtomic(finalDir, (tmp) => {
         if (lora) {
@@ -298,9 +260,8 @@ export async function runSft(resolved: ResolvedConfig<SftConfig>, hooks: SftHook
       hooks.beforeCleanup?.(model);
       await run.close('FINISHED');
       log(`sft: done after ${step} steps; ${lora ? 'adapter' : 'model'} in ${finalDir}`);
-      return { outputDir: run.dir, finalDir, steps: step, losses, evalLoss: lastEval, stoppedEarly };
+      return { outputDir: run.dir, finalDir, steps: step, losses: loop.losses, evalLoss: loop.lastEval?.['eval/loss'] ?? null, stoppedEarly: loop.stoppedEarly !== null };
     } catch (e) {
-      progress?.stop();
       await run.close(closeStatusFor(e));
       throw e;
     }

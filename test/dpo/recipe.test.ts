@@ -94,11 +94,11 @@ describe.each([
     // Step 1's metrics come from the forward pass before its update; step 0 is the held-out evaluation.
     const m = first[0]!;
     const at0 = metricRows(name).find((r) => r.step === 0)!;
-    for (const r of [m, { loss: at0['eval/loss']!, 'rewards/chosen': at0['eval/rewards/chosen']!, 'rewards/rejected': at0['eval/rewards/rejected']!, 'rewards/margins': at0['eval/rewards/margins']! }]) {
+    for (const r of [m, { 'train/loss': at0['eval/loss']!, 'rewards/chosen': at0['eval/rewards/chosen']!, 'rewards/rejected': at0['eval/rewards/rejected']!, 'rewards/margins': at0['eval/rewards/margins']! }]) {
       expect(Math.abs(r['rewards/chosen']!)).toBeLessThan(1e-6);
       expect(Math.abs(r['rewards/rejected']!)).toBeLessThan(1e-6);
       expect(Math.abs(r['rewards/margins']!)).toBeLessThan(1e-6);
-      expect(Math.abs(r.loss! - Math.LN2)).toBeLessThan(1e-6);
+      expect(Math.abs(r['train/loss']! - Math.LN2)).toBeLessThan(1e-6);
     }
     expect(m['rewards/accuracies']).toBe(0); // strictly greater, as TRL counts
   });
@@ -118,7 +118,7 @@ test('training separates the pairs, logs TRL\'s metric names, leaks no tensor pe
   expect(result.eval!['eval/loss']).toBeLessThan(Math.LN2);
 
   const rows = metricRows('sep');
-  for (const k of ['loss', ...TRL_KEYS, 'grad_norm', 'learning_rate', 'epoch']) expect(rows[0]).toHaveProperty(k);
+  for (const k of ['train/loss', ...TRL_KEYS, 'train/grad_norm', 'train/lr', 'train/epoch']) expect(rows[0]).toHaveProperty(k);
   for (const k of ['eval/loss', ...TRL_KEYS.map((k) => `eval/${k}`)]) expect(rows[rows.length - 1]).toHaveProperty(k);
   const adapter = JSON.parse(readFileSync(join(root, 'sep', 'final', 'adapter_config.json'), 'utf8'));
   expect(adapter.base_model_name_or_path).toBe(join(root, 'base'));
@@ -129,8 +129,8 @@ test('precomputed reference log-probs give the same losses as a reference forwar
   const steps = ['train.steps=3', 'train.eval_every=0', 'checkpoint.every_steps=0'];
   const a: number[] = [];
   const b: number[] = [];
-  await runDpo(config('ref-live', steps), { ...quiet, onStep: (_s, m) => a.push(m.loss!) });
-  await runDpo(config('ref-pre', [...steps, 'dpo.precompute_ref_log_probs=true']), { ...quiet, onStep: (_s, m) => b.push(m.loss!) });
+  await runDpo(config('ref-live', steps), { ...quiet, onStep: (_s, m) => a.push(m['train/loss']!) });
+  await runDpo(config('ref-pre', [...steps, 'dpo.precompute_ref_log_probs=true']), { ...quiet, onStep: (_s, m) => b.push(m['train/loss']!) });
   a.forEach((x, i) => expect(Math.abs(x - b[i]!)).toBeLessThan(1e-6));
 });
 
@@ -155,7 +155,7 @@ test('a run stopped by SIGTERM resumes to exactly the weights of an uninterrupte
   expect([...b.keys()]).toEqual([...a.keys()]);
   for (const [k, v] of a) expect(Array.from(b.get(k)!.data)).toEqual(Array.from(v.data));
   // The metrics file holds each step once (the interrupted run's rows after its checkpoint are trimmed).
-  expect(metricRows('cut').filter((r) => r.loss !== undefined).map((r) => r.step)).toEqual([1, 2, 3, 4, 5, 6]);
+  expect(metricRows('cut').filter((r) => r['train/loss'] !== undefined).map((r) => r.step)).toEqual([1, 2, 3, 4, 5, 6]);
 });
 
 test('with a judge, held-out prompts are answered, scored (eval/judge_score) and written to eval.json', async () => {

@@ -101,9 +101,9 @@ describe('runPretrain', () => {
 
     const metrics = readMetricsJsonl(join(uninterrupted.runDir, 'metrics.jsonl'));
     expect(metrics.map((m) => m.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
-    expect(metrics[4]!.eval_loss).toBeCloseTo(EXPECTED_EVAL_LOSS[5], 4);
-    expect(metrics[0]!.lr).toBe(0); // warmup starts at 0, as in HF
-    expect(metrics[1]!.lr).toBeCloseTo(0.005, 10);
+    expect(metrics[4]!['eval/loss']).toBeCloseTo(EXPECTED_EVAL_LOSS[5], 4);
+    expect(metrics[0]!['train/lr']).toBe(0); // warmup starts at 0, as in HF
+    expect(metrics[1]!['train/lr']).toBeCloseTo(0.005, 10);
     expect(checkpointSteps(uninterrupted.runDir)).toEqual([5, 10]);
     expect(existsSync(join(uninterrupted.runDir, 'config.resolved.yaml'))).toBe(true);
   });
@@ -150,8 +150,8 @@ describe('runPretrain', () => {
     const resumed = readMetricsJsonl(join(dir, 'metrics.jsonl'));
     expect(resumed.map((m) => m.step)).toEqual(full.map((m) => m.step));
     resumed.forEach((m, i) => {
-      expect(Math.abs(m.loss! - full[i]!.loss!)).toBeLessThanOrEqual(1e-5);
-      expect(m.lr).toBe(full[i]!.lr);
+      expect(Math.abs(m['train/loss']! - full[i]!['train/loss']!)).toBeLessThanOrEqual(1e-5);
+      expect(m['train/lr']).toBe(full[i]!['train/lr']);
     });
     expect(Math.abs(second.evalLosses[0]!.loss - uninterrupted.evalLosses[1]!.loss)).toBeLessThanOrEqual(1e-5);
 

@@ -147,7 +147,7 @@ describe('sft recipe on a tiny model', () => {
 
   test('non-finite losses: skipped, then abort with a clear message; the last good checkpoint stays', async () => {
     const err = await runSft(
-      config('diverge', ['optim.lr=1e30', 'optim.grad_clip=null', 'train.steps=6', 'checkpoint.every_steps=1', 'sft.max_nonfinite_steps=2', 'train.eval_every=0']),
+      config('diverge', ['optim.lr=1e30', 'optim.grad_clip=null', 'train.steps=6', 'checkpoint.every_steps=1', 'train.max_nonfinite=2', 'train.eval_every=0']),
       quiet,
     ).catch((e: unknown) => e);
     expect((err as Error).message).toMatch(/training diverged: 2 steps in a row had a non-finite loss or gradient/);
