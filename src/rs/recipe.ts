@@ -10,9 +10,8 @@
  * tracking. Output: final/ (a LoRA adapter on input model, or the full model), pool.jsonl,
  * rs_train.jsonl, best_of_k.json.
  */
-import { copyFileSync, existsSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
 import type { ResolvedConfig } from '../config/index.js';
 import { writeFileAtomic } from '../config/write.js';
 import { DataCursor, collateTrain, readJsonl, trainEvalSplit, type CursorState, type Example, type TokenBatch } from '../data/index.js';
@@ -23,29 +22,19 @@ import { initEngine } from '../engine/index.js';
 import { Rng } from '../engine/rng.js';
 import { UserError } from '../errors.js';
 import { mergeAdapterFolder } from '../lora/merge.js';
-import { injectLora, mergeLora, numLoraParameters, saveAdapter, trainableVariables, unloadLora } from '../lora/index.js';
-import { configToJson, loadHfConfig, loadHfModel, resolveModelPath, saveHfModel, type LlamaModel } from '../model/index.js';
+import { numLoraParameters, unloadLora } from '../lora/index.js';
+import { loadHfConfig, loadHfModel, resolveModelPath, type LlamaModel } from '../model/index.js';
 import { resolveDataPath } from '../paths.js';
 import { IGNORE_INDEX, loadTokenizer, pickTemplate, renderChatPrompt, tokenizeDialogue, type TemplateName, type Tokenizer } from '../tokenizer/index.js';
 import { ConsoleProgress, type RunContext } from '../tracking/index.js';
-import { AdamW, GradientAccumulator, NonFiniteGuard, accumulateGradients, clipGradNormInPlace, learningRateAt, type StopSignal } from '../training/index.js';
-import { updateEarlyStopping, type EarlyStoppingState } from '../training/early-stopping.js';
+import { AdamW, type StopSignal } from '../training/index.js';
+import { type EarlyStoppingState } from '../training/early-stopping.js';
 import { estimatePeakMemory, loraShortModules } from '../training/memory.js';
 import { checkMemoryFits, memoryLimits, trainingKnobs } from '../training/memory-check.js';
-import {
-  FINAL_DIR,
-  StageStopped,
-  adapterWeights,
-  closeStatusFor,
-  openStageRun,
-  restoreStageCheckpoint,
-  saveStageCheckpoint,
-  variableWeights,
-  writeFolderAtomic,
-  type StageRun,
-  type WeightsIO,
-} from '../training/run.js';
-import { batchLossSum, batchTargets, evaluateLoss, lossChunkRows } from '../training/sft-loss.js';
+import { FINAL_DIR, StageStopped, closeStatusFor, openStageRun, restoreStageCheckpoint, saveStageCheckpoint, writeFolderAtomic, type StageRun } from '../training/run.js';
+import { lossChunkRows } from '../training/sft-loss.js';
+import { trainLoop } from '../training/loop.js';
+import { fineTuneLoopParts, makeTrainable, writeFineTuned } from '../training/fine-tune.js';
 import type { RsConfig } from './config.js';
 import { policySampler } from './policy-sampler.js';
 import { SAMPLES_DIR, fullSettings, samplesMatch, sampleAndScore, type ReplyScorer, type SampledPrompt } from './sampling.js';
@@ -103,8 +92,6 @@ export interface RsResult {
   poolPath: string;
 }
 
-const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'tokenizer.model'];
-
 export async function runRs(resolved: ResolvedConfig<RsConfig>, hooks: RsHooks = {}): Promise<RsResult> {
   const cfg = resolved.config;
   const log = hooks.log ?? ((m: string) => void process.stderr.write(m + '\n'));
@@ -147,7 +134,6 @@ export async function runRs(resolved: ResolvedConfig<RsConfig>, hooks: RsHooks =
   model.gradientCheckpointing = cfg.train.gradient_checkpointing;
   model.checkpointRng = rng;
   let optimizer: AdamW | undefined;
-  let progress: ConsoleProgress | undefined;
   try {
     if (tokenizer.vocabSize > model.config.vocab_size) {
       throw new UserError(`tokenizer ${input.tokenizerDir} has ${tokenizer.vocabSize} tokens but model ${input.modelDir} only ${model.config.vocab_size} embeddings`);
@@ -197,154 +183,66 @@ export async function runRs(resolved: ResolvedConfig<RsConfig>, hooks: RsHooks =
 
       // ── 5. fine-tune on the kept dialogues ─────────────────────────────────────────────────────
       const data = trainingData(cfg, selection.kept, tokenizer, template, log);
-      const lora = cfg.lora.enabled;
-      if (lora) {
-        withoutStrayTensors(() => injectLora(model, {
-          targetModules: cfg.lora.target_modules,
-          r: cfg.lora.r,
-          alpha: cfg.lora.alpha,
-          dropout: cfg.lora.dropout,
-          useRslora: cfg.lora.use_rslora,
-          rng,
-          dropoutRng: rng,
-        }));
-      }
-      const trainable = lora ? trainableVariables(model) : model.params;
-      const weights: WeightsIO = lora
-        ? adapterWeights(model, { baseModelNameOrPath: input.modelDir })
-        : variableWeights(model.params, {
-            writeExtra: (dir) => {
-              writeFileSync(join(dir, 'config.json'), JSON.stringify(configToJson(model.config), null, 2) + '\n');
-              copyTokenizerFiles(input.tokenizerDir, dir);
-            },
-          });
-      const adamw = { beta1: cfg.optim.betas[0], beta2: cfg.optim.betas[1], eps: cfg.optim.eps, weightDecay: cfg.optim.weight_decay };
-      const opt = withoutStrayTensors(() => new AdamW(trainable, adamw));
-      optimizer = opt;
+      const trainable = makeTrainable(model, cfg, rng, input);
+      optimizer = trainable.optimizer;
+      const lora = trainable.lora;
       log(`rs: fine-tuning ${lora ? `LoRA r=${cfg.lora.r} (${numLoraParameters(model)} adapter weights)` : 'every weight'} on ${data.train.length} kept dialogues`);
 
-      const accum = cfg.optim.grad_accum;
-      const batchSize = cfg.train.batch_size;
-      const cursorOpts = { size: data.train.length, batchSize, seed: cfg.train.seed ?? cfg.engine.seed };
+      const cursorOpts = { size: data.train.length, batchSize: cfg.train.batch_size, seed: cfg.train.seed ?? cfg.engine.seed };
       const microPerEpoch = new DataCursor(cursorOpts).batchesPerEpoch;
-      const totalSteps = cfg.train.epochs !== null ? Math.max(1, Math.ceil((cfg.train.epochs * microPerEpoch) / accum)) : cfg.train.steps;
-      const keepLast = cfg.checkpoint.keep_last;
-
-      let step = 0;
+      const totalSteps = cfg.train.epochs !== null ? Math.max(1, Math.ceil((cfg.train.epochs * microPerEpoch) / cfg.optim.grad_accum)) : cfg.train.steps;
+      let startStep = 0;
       let cursorState: CursorState | undefined;
-      let early: EarlyStoppingState = { best: null, bad: 0 };
+      const early = { state: { best: null, bad: 0 } as EarlyStoppingState };
       if (run.resumeFrom) {
-        const restored = restoreStageCheckpoint(run.resumeFrom, { weights, optimizer: opt, rng });
-        step = restored.step;
+        const restored = restoreStageCheckpoint(run.resumeFrom, { weights: trainable.weights, optimizer: trainable.optimizer, rng });
+        startStep = restored.step;
         cursorState = restored.dataCursor as CursorState;
-        early = (restored.trainerState['early_stopping'] as EarlyStoppingState | undefined) ?? early;
-        log(`rs: resumed from ${run.resumeFrom} at step ${step}`);
+        early.state = (restored.trainerState['early_stopping'] as EarlyStoppingState | undefined) ?? early.state;
+        log(`rs: resumed from ${run.resumeFrom} at step ${startStep}`);
       }
       const cursor = new DataCursor({ ...cursorOpts, ...(cursorState ? { state: cursorState } : {}) });
-      const guard = new NonFiniteGuard(cfg.train.max_nonfinite);
-      const accumulator = new GradientAccumulator();
-      const collate = (indices: number[]): TokenBatch =>
-        collateTrain(indices.map((i) => data.train[i]!), { padId: tokenizer.padId, maxLength: cfg.data.max_length, truncation: 'keep_end', padToMultipleOf: 8 });
-      const checkpoint = (): string =>
-        saveStageCheckpoint(run.dir, {
-          weights,
-          optimizer: opt,
-          step,
-          epoch: cursor.state.epoch + cursor.state.index / cursor.size,
-          maxSteps: totalSteps,
-          rng,
-          dataCursor: cursor.state,
-          extra: { early_stopping: early },
-          keepLast,
-        });
-      const evaluate = (): number | null => (data.evalBatches.length === 0 ? null : evaluateLoss(model, data.evalBatches).loss);
-      if (hooks.progress !== false) progress = new ConsoleProgress({ total: totalSteps, startStep: step, label: 'rs', keys: ['loss', 'lr', 'eval_loss'] });
-
-      const losses: Array<{ step: number; loss: number }> = [];
-      let lastEval: number | null = null;
-      let lastEvalStep = -1;
-      let lastCheckpointStep = run.resumeFrom ? step : -1;
-      while (step < totalSteps) {
-        const started = performance.now();
-        const micro: TokenBatch[] = [];
-        for (let k = 0; k < accum; k++) micro.push(collate(cursor.next().indices));
-        const targets = micro.reduce((n, b) => n + batchTargets(b), 0);
-        const tokens = micro.reduce((n, b) => n + b.attentionMask.flat().reduce((s, m) => s + m, 0), 0);
-        const lr = learningRateAt(cfg.schedule.type, cfg.optim.lr, step, { warmupSteps: cfg.schedule.warmup_steps, totalSteps });
-
-        const { loss } = accumulateGradients(trainable, micro, (b) => batchLossSum(model, b, true), targets, accumulator);
-        const gradNorm = clipGradNormInPlace(accumulator.grads, cfg.optim.grad_clip ?? Infinity);
-        const finite = guard.check(step + 1, loss, gradNorm); // throws after max_nonfinite_steps in a row
-        if (finite) opt.step(accumulator.grads, lr);
-        else log(`rs: step ${step + 1}: non-finite loss ${loss} or grad norm ${gradNorm}; update skipped`);
-        accumulator.reset();
-        step++;
-
-        const seconds = (performance.now() - started) / 1000;
-        const metrics: Record<string, number> = {
-          'train/loss': loss,
-          'train/lr': lr,
-          'train/grad_norm': gradNorm,
-          'train/tokens_per_sec': tokens / Math.max(seconds, 1e-9),
-          'train/epoch': cursor.state.epoch + cursor.state.index / cursor.size,
-        };
-        if (!finite) metrics['train/skipped_nonfinite'] = guard.totalSkips;
-        losses.push({ step, loss });
-        let stopEarly = false;
-        if (cfg.train.eval_every > 0 && step % cfg.train.eval_every === 0) {
-          const ev = evaluate();
-          if (ev !== null) {
-            metrics['eval/loss'] = ev;
-            lastEval = ev;
-            lastEvalStep = step;
-            const es = updateEarlyStopping(early, ev, { patience: cfg.sft.early_stopping_patience, minDelta: cfg.sft.early_stopping_min_delta });
-            early = es.state;
-            stopEarly = es.stop;
-          }
-        }
-        await run.tracker.logMetrics(metrics, step);
-        progress?.update(step, { loss, lr, ...(metrics['eval/loss'] !== undefined ? { eval_loss: metrics['eval/loss'] } : {}) });
-        hooks.onStep?.(step, metrics);
-
-        if (cfg.checkpoint.every_steps > 0 && step % cfg.checkpoint.every_steps === 0) {
-          checkpoint();
-          lastCheckpointStep = step;
-        }
-        if (await run.stop.poll()) {
-          const path = lastCheckpointStep === step ? join(run.dir, 'checkpoints', `step_${step}`) : checkpoint();
-          throw run.stoppedError(step, path);
-        }
-        if (stopEarly) {
-          log(`rs: early stopping at step ${step}: eval loss did not improve for ${early.bad} evaluations (best ${early.best})`);
-          break;
-        }
-      }
-      progress?.stop();
-      if (lastEvalStep !== step) {
-        const ev = evaluate();
-        if (ev !== null) {
-          lastEval = ev;
-          await run.tracker.logMetrics({ 'eval/loss': ev }, step);
-        }
-      }
+      const epoch = (): number => cursor.state.epoch + cursor.state.index / cursor.size;
+      const loop = await trainLoop({
+        label: 'rs',
+        run,
+        startStep,
+        totalSteps,
+        maxNonfinite: cfg.train.max_nonfinite,
+        evalEvery: cfg.train.eval_every,
+        checkpointEvery: cfg.checkpoint.every_steps,
+        ...fineTuneLoopParts({
+          model,
+          trainable,
+          cfg,
+          totalSteps,
+          nextBatch: () =>
+            collateTrain(cursor.next().indices.map((i) => data.train[i]!), { padId: tokenizer.padId, maxLength: cfg.data.max_length, truncation: 'keep_end', padToMultipleOf: 8 }),
+          epoch,
+          evalBatches: data.evalBatches,
+          early,
+        }),
+        checkpoint: (at) =>
+          saveStageCheckpoint(run.dir, {
+            weights: trainable.weights,
+            optimizer: trainable.optimizer,
+            step: at,
+            epoch: epoch(),
+            maxSteps: totalSteps,
+            rng,
+            dataCursor: cursor.state,
+            extra: { early_stopping: early.state },
+            keepLast: cfg.checkpoint.keep_last,
+          }),
+        progress: hooks.progress === false ? null : { keys: { loss: 'train/loss', lr: 'train/lr', eval_loss: 'eval/loss' } },
+        ...(hooks.onStep ? { onStep: hooks.onStep } : {}),
+        log,
+      });
+      const step = loop.step;
 
       // ── save ─────────────────────────────────────────────────────────────────────────────────
-      if (lastCheckpointStep !== step) checkpoint();
       const finalDir = join(run.dir, FINAL_DIR);
-      writeFolderAtomic(finalDir, (tmp) => {
-        if (lora) {
-          saveAdapter(model, tmp, { baseModelNameOrPath: input.modelDir });
-          copyTokenizerFiles(input.tokenizerDir, tmp);
-          if (cfg.sft.save_merged) {
-            mergeLora(model);
-            saveHfModel(model, join(tmp, 'merged'));
-            copyTokenizerFiles(input.tokenizerDir, join(tmp, 'merged'));
-          }
-        } else {
-          saveHfModel(model, tmp);
-          copyTokenizerFiles(input.tokenizerDir, tmp);
-        }
-      });
+      writeFolderAtomic(finalDir, (tmp) => writeFineTuned(model, tmp, { lora, saveMerged: cfg.sft.save_merged, ...input }));
       await run.tracker.setTag('final_dir', finalDir);
       hooks.beforeCleanup?.(model);
       await run.close('FINISHED');
@@ -353,15 +251,14 @@ export async function runRs(resolved: ResolvedConfig<RsConfig>, hooks: RsHooks =
         outputDir: run.dir,
         finalDir,
         steps: step,
-        losses,
-        evalLoss: lastEval,
+        losses: loop.losses,
+        evalLoss: loop.lastEval?.['eval/loss'] ?? null,
         bestOfK,
         kept: data.train.length + data.evalCount,
         fromPool: selection.fromPool,
         poolPath,
       };
     } catch (e) {
-      progress?.stop();
       await run.close(closeStatusFor(e));
       throw e;
     }
@@ -579,15 +476,3 @@ function trainingData(
   return { train: examples, evalBatches, evalCount: evalSet.length };
 }
 
-/** Run a constructor inside `tf.tidy`: LoraLinear and AdamW leave behind the tensors their variables were made from. */
-function withoutStrayTensors<T>(make: () => T): T {
-  let made: T | undefined;
-  tf.tidy(() => void (made = make()));
-  return made!;
-}
-
-function copyTokenizerFiles(fromDir: string, toDir: string): void {
-  for (const f of TOKENIZER_FILES) {
-    if (existsSync(join(fromDir, f))) copyFileSync(join(fromDir, f), join(toDir, f));
-  }
-}

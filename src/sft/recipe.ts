@@ -7,44 +7,28 @@
  * The loop is resumable exactly: a checkpoint holds weights, AdamW moments, the step (hence the
  * schedule), the RNG (LoRA dropout) and the data cursor.
  */
-import { copyFileSync, existsSync, writeFileSync } from 'node:fs';
-import * as tf from '@tensorflow/tfjs-core';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ResolvedConfig } from '../config/index.js';
-import { DataCursor, loadDataset, trainEvalSplit, type CursorState, type Example, type TokenBatch } from '../data/index.js';
+import { DataCursor, type CursorState } from '../data/index.js';
 import { initEngine } from '../engine/index.js';
 import { Rng } from '../engine/rng.js';
 import { UserError } from '../errors.js';
-import { injectLora, mergeLora, numLoraParameters, saveAdapter, trainableVariables, unloadLora } from '../lora/index.js';
-import { configToJson, loadHfConfig, loadHfModel, resolveModelPath, saveHfModel, type LlamaModel } from '../model/index.js';
+import { numLoraParameters, unloadLora } from '../lora/index.js';
+import { loadHfConfig, loadHfModel, resolveModelPath, type LlamaModel } from '../model/index.js';
 import { estimatePeakMemory, loraShortModules } from '../training/memory.js';
 import { checkMemoryFits, memoryLimits, trainingKnobs } from '../training/memory-check.js';
-import { loadTokenizer, type Tokenizer } from '../tokenizer/index.js';
+import { loadTokenizer } from '../tokenizer/index.js';
 import type { RunContext } from '../tracking/index.js';
-import {
-  AdamW,
-  GradientAccumulator,
-  accumulateGradients,
-  clipGradNormInPlace,
-  learningRateAt,
-  type StopSignal,
-} from '../training/index.js';
-import {
-  FINAL_DIR,
-  adapterWeights,
-  closeStatusFor,
-  openStageRun,
-  restoreStageCheckpoint,
-  saveStageCheckpoint,
-  variableWeights,
-  writeFolderAtomic,
-  type WeightsIO,
-} from '../training/run.js';
+import { AdamW, type StopSignal } from '../training/index.js';
+import { FINAL_DIR, closeStatusFor, openStageRun, restoreStageCheckpoint, saveStageCheckpoint, writeFolderAtomic } from '../training/run.js';
 import type { SftConfig } from './config.js';
-import { buildUnits, collateUnits, keepTrainable, pickTemplate, resolveDataPath, tokenizeSftRow, type TrainUnits } from './data.js';
-import { updateEarlyStopping, type EarlyStoppingState } from '../training/early-stopping.js';
+import { collateUnits, pickTemplate, resolveDataPath } from './data.js';
+import type { EarlyStoppingState } from '../training/early-stopping.js';
 import { trainLoop } from '../training/loop.js';
-import { batchLossSum, lossChunkRows, batchTargets, evaluateLoss } from '../training/sft-loss.js';
+import { loadSftData } from './load.js';
+import { fineTuneLoopParts, makeTrainable, writeFineTuned } from '../training/fine-tune.js';
+import { lossChunkRows } from '../training/sft-loss.js';
 
 /** Test and embedding hooks; the CLI passes none. */
 export interface SftHooks {
@@ -71,8 +55,6 @@ export interface SftResult {
   evalLoss: number | null;
   stoppedEarly: boolean;
 }
-
-const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'tokenizer.model'];
 
 export async function runSft(resolved: ResolvedConfig<SftConfig>, hooks: SftHooks = {}): Promise<SftResult> {
   const cfg = resolved.config;
@@ -117,42 +99,18 @@ export async function runSft(resolved: ResolvedConfig<SftConfig>, hooks: SftHook
     if (tokenizer.vocabSize > model.config.vocab_size) {
       throw new UserError(`tokenizer ${tokenizerDir} has ${tokenizer.vocabSize} tokens but model ${modelDir} only ${model.config.vocab_size} embeddings`);
     }
-    const lora = cfg.lora.enabled;
-    if (lora) {
-      withoutStrayTensors(() => injectLora(model, {
-        targetModules: cfg.lora.target_modules,
-        r: cfg.lora.r,
-        alpha: cfg.lora.alpha,
-        dropout: cfg.lora.dropout,
-        useRslora: cfg.lora.use_rslora,
-        rng,
-        dropoutRng: rng,
-      }));
-    }
-    const trainable = lora ? trainableVariables(model) : model.params;
-    const weights: WeightsIO = lora
-      ? adapterWeights(model, { baseModelNameOrPath: modelDir })
-      : variableWeights(model.params, {
-          writeExtra: (dir) => {
-            // A full checkpoint is a loadable HF folder.
-            writeFileSync(join(dir, 'config.json'), JSON.stringify(configToJson(model.config), null, 2) + '\n');
-            copyTokenizerFiles(tokenizerDir, dir);
-          },
-        });
-    const adamw = { beta1: cfg.optim.betas[0], beta2: cfg.optim.betas[1], eps: cfg.optim.eps, weightDecay: cfg.optim.weight_decay };
-    const opt = withoutStrayTensors(() => new AdamW(trainable, adamw));
-    optimizer = opt; // for cleanup
-    const trainableCount = [...trainable.values()].reduce((n, v) => n + v.size, 0);
+    const trainable = makeTrainable(model, cfg, rng, { modelDir, tokenizerDir });
+    const { lora, weights } = trainable;
+    optimizer = trainable.optimizer; // for cleanup
+    const trainableCount = [...trainable.params.values()].reduce((n, v) => n + v.size, 0);
     log(
       `sft: ${lora ? `LoRA r=${cfg.lora.r} on ${numLoraParameters(model)} adapter weights` : `full fine-tuning of ${trainableCount} weights`}, ` +
         `${data.units.items.length} ${data.units.packed ? 'packed rows' : 'examples'}, template ${template}`,
     );
 
-    const accum = cfg.optim.grad_accum;
-    const batchSize = cfg.train.batch_size;
-    const cursorOpts = { size: data.units.items.length, batchSize, seed: cfg.train.seed ?? cfg.engine.seed };
+    const cursorOpts = { size: data.units.items.length, batchSize: cfg.train.batch_size, seed: cfg.train.seed ?? cfg.engine.seed };
     const microPerEpoch = new DataCursor(cursorOpts).batchesPerEpoch;
-    const totalSteps = cfg.train.epochs !== null ? Math.max(1, Math.ceil((cfg.train.epochs * microPerEpoch) / accum)) : cfg.train.steps;
+    const totalSteps = cfg.train.epochs !== null ? Math.max(1, Math.ceil((cfg.train.epochs * microPerEpoch) / cfg.optim.grad_accum)) : cfg.train.steps;
     const keepLast = cfg.checkpoint.keep_last;
     const ckptBytes = trainableCount * 4 * 3; // weights + two AdamW moments, float32
     const finalBytes = (lora ? trainableCount * 4 : 0) + (lora && !cfg.sft.save_merged ? 0 : model.numParameters() * 4);
@@ -170,92 +128,60 @@ export async function runSft(resolved: ResolvedConfig<SftConfig>, hooks: SftHook
       ...(hooks.context ? { context: hooks.context } : {}),
     });
     try {
-      let step = 0;
+      let startStep = 0;
       let cursorState: CursorState | undefined;
-      let early: EarlyStoppingState = { best: null, bad: 0 };
+      const early = { state: { best: null, bad: 0 } as EarlyStoppingState };
       if (run.resumeFrom) {
-        const restored = restoreStageCheckpoint(run.resumeFrom, { weights, optimizer: opt, rng });
-        step = restored.step;
+        const restored = restoreStageCheckpoint(run.resumeFrom, { weights, optimizer: trainable.optimizer, rng });
+        startStep = restored.step;
         cursorState = restored.dataCursor as CursorState;
-        early = (restored.trainerState['early_stopping'] as EarlyStoppingState | undefined) ?? early;
-        log(`sft: resumed from ${run.resumeFrom} at step ${step}`);
+        early.state = (restored.trainerState['early_stopping'] as EarlyStoppingState | undefined) ?? early.state;
+        log(`sft: resumed from ${run.resumeFrom} at step ${startStep}`);
       }
       const cursor = new DataCursor({ ...cursorOpts, ...(cursorState ? { state: cursorState } : {}) });
-      const accumulator = new GradientAccumulator();
-      const collate = (indices: number[]): TokenBatch =>
-        collateUnits(data.units, indices, { padId: tokenizer.padId, maxLength: cfg.data.max_length, truncation: cfg.data.truncation });
       const epoch = (): number => cursor.state.epoch + cursor.state.index / cursor.size;
 
       // ── train loop (the harness's policies: NaN guard, eval/checkpoint cadence, stop, progress) ──
       const loop = await trainLoop({
         label: 'sft',
         run,
-        startStep: step,
+        startStep,
         totalSteps,
         maxNonfinite: cfg.train.max_nonfinite,
         evalEvery: cfg.train.eval_every,
         checkpointEvery: cfg.checkpoint.every_steps,
-        step: (done) => {
-          const micro: TokenBatch[] = [];
-          for (let k = 0; k < accum; k++) micro.push(collate(cursor.next().indices));
-          const targets = micro.reduce((n, b) => n + batchTargets(b), 0);
-          const tokens = micro.reduce((n, b) => n + b.attentionMask.flat().reduce((s, m) => s + m, 0), 0);
-          const lr = learningRateAt(cfg.schedule.type, cfg.optim.lr, done, { warmupSteps: cfg.schedule.warmup_steps, totalSteps });
-          const { loss } = accumulateGradients(trainable, micro, (b) => batchLossSum(model, b, true), targets, accumulator);
-          const gradNorm = clipGradNormInPlace(accumulator.grads, cfg.optim.grad_clip ?? Infinity);
-          return {
-            loss,
-            gradNorm,
-            tokens,
-            apply: () => opt.step(accumulator.grads, lr),
-            release: () => accumulator.reset(),
-            metrics: { 'train/lr': lr, 'train/epoch': epoch() },
-          };
-        },
-        evaluate: () => {
-          if (data.evalBatches.length === 0) return null;
-          const { loss } = evaluateLoss(model, data.evalBatches);
-          return { 'eval/loss': loss, 'eval/perplexity': Math.exp(loss) };
-        },
-        stopEarly: (ev) => {
-          const es = updateEarlyStopping(early, ev['eval/loss']!, { patience: cfg.sft.early_stopping_patience, minDelta: cfg.sft.early_stopping_min_delta });
-          early = es.state;
-          return es.stop ? `eval loss did not improve for ${early.bad} evaluations (best ${early.best})` : null;
-        },
+        ...fineTuneLoopParts({
+          model,
+          trainable,
+          cfg,
+          totalSteps,
+          nextBatch: () =>
+            collateUnits(data.units, cursor.next().indices, { padId: tokenizer.padId, maxLength: cfg.data.max_length, truncation: cfg.data.truncation }),
+          epoch,
+          evalBatches: data.evalBatches,
+          early,
+        }),
         checkpoint: (at) =>
           saveStageCheckpoint(run.dir, {
             weights,
-            optimizer: opt,
+            optimizer: trainable.optimizer,
             step: at,
             epoch: epoch(),
             maxSteps: totalSteps,
             rng,
             dataCursor: cursor.state,
-            extra: { early_stopping: early },
+            extra: { early_stopping: early.state },
             keepLast,
           }),
         progress: hooks.progress === false ? null : { keys: { loss: 'train/loss', lr: 'train/lr', eval_loss: 'eval/loss' } },
         ...(hooks.onStep ? { onStep: hooks.onStep } : {}),
         log,
       });
-      step = loop.step;
+      const step = loop.step;
 
       // ── save ─────────────────────────────────────────────────────────────────────────────────
       const finalDir = join(run.dir, FINAL_DIR);
-      writeFolderAtomic(finalDir, (tmp) => {
-        if (lora) {
-          saveAdapter(model, tmp, { baseModelNameOrPath: modelDir });
-          copyTokenizerFiles(tokenizerDir, tmp);
-          if (cfg.sft.save_merged) {
-            mergeLora(model);
-            saveHfModel(model, join(tmp, 'merged'));
-            copyTokenizerFiles(tokenizerDir, join(tmp, 'merged'));
-          }
-        } else {
-          saveHfModel(model, tmp);
-          copyTokenizerFiles(tokenizerDir, tmp);
-        }
-      });
+      writeFolderAtomic(finalDir, (tmp) => writeFineTuned(model, tmp, { lora, saveMerged: cfg.sft.save_merged, modelDir, tokenizerDir }));
       await run.tracker.setTag('final_dir', finalDir);
       hooks.beforeCleanup?.(model);
       await run.close('FINISHED');
@@ -270,56 +196,5 @@ export async function runSft(resolved: ResolvedConfig<SftConfig>, hooks: SftHook
     optimizer?.dispose();
     unloadLora(model, { merge: false });
     model.dispose();
-  }
-}
-
-/** Train examples as units for the cursor, and eval batches (fixed order, padded per batch). */
-async function loadSftData(
-  cfg: SftConfig,
-  tokenizer: Tokenizer,
-  template: ReturnType<typeof pickTemplate>,
-  log: (m: string) => void,
-): Promise<{ units: TrainUnits; evalBatches: TokenBatch[] }> {
-  const read = async (path: string): Promise<Example[]> => {
-    const rows = await loadDataset(resolveDataPath(path), 'sft', { onBadRow: cfg.data.on_bad_row, warn: log });
-    return rows.map((row) => tokenizeSftRow(tokenizer, row, { template, strategy: cfg.data.strategy }));
-  };
-  let train = await read(cfg.data.train);
-  let evalSet: Example[] = [];
-  if (cfg.data.eval !== null) evalSet = await read(cfg.data.eval);
-  else if (cfg.data.eval_split > 0) {
-    if (cfg.data.eval_split >= train.length) {
-      throw new UserError(`data.eval_split: ${cfg.data.eval_split} rows held out, but ${cfg.data.train} has only ${train.length}`);
-    }
-    ({ train, eval: evalSet } = trainEvalSplit(train, { seed: cfg.train.seed ?? cfg.engine.seed, evalSize: cfg.data.eval_split }));
-  }
-  const { kept, dropped } = keepTrainable(train, cfg.data.max_length, cfg.data.truncation);
-  if (dropped > 0) log(`sft: ${dropped} training examples have no trained token within data.max_length=${cfg.data.max_length}; dropped`);
-  if (kept.length === 0) throw new UserError(`${cfg.data.train}: no example has a trained token within data.max_length=${cfg.data.max_length}`);
-  const units = buildUnits(kept, { packing: cfg.data.packing, maxLength: cfg.data.max_length, truncation: cfg.data.truncation });
-
-  const evalKept = keepTrainable(evalSet, cfg.data.max_length, cfg.data.truncation).kept.slice(0, cfg.data.eval_max_rows ?? undefined);
-  const evalUnits = buildUnits(evalKept, { packing: false, maxLength: cfg.data.max_length, truncation: cfg.data.truncation });
-  const evalBatches: TokenBatch[] = [];
-  for (let i = 0; i < evalKept.length; i += cfg.train.batch_size) {
-    const indices = Array.from({ length: Math.min(cfg.train.batch_size, evalKept.length - i) }, (_, k) => i + k);
-    evalBatches.push(collateUnits(evalUnits, indices, { padId: tokenizer.padId, maxLength: cfg.data.max_length, truncation: cfg.data.truncation }));
-  }
-  return { units, evalBatches };
-}
-
-/**
- * Run a constructor inside `tf.tidy`: LoraLinear and AdamW leave behind the tensors their variables
- * were made from (`tf.variable(tf.zeros(...))`); variables themselves survive a tidy.
- */
-function withoutStrayTensors<T>(make: () => T): T {
-  let made: T | undefined;
-  tf.tidy(() => void (made = make()));
-  return made!;
-}
-
-function copyTokenizerFiles(fromDir: string, toDir: string): void {
-  for (const f of TOKENIZER_FILES) {
-    if (existsSync(join(fromDir, f))) copyFileSync(join(fromDir, f), join(toDir, f));
   }
 }

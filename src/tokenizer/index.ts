@@ -26,3 +26,4 @@ export { pickTemplate } from './choose-template.js';
 export { tokenizePreferenceExample } from './preference.js';
 export { trainTokenizer, MIN_VOCAB_SIZE, type TrainTokenizerResult } from './train.js';
 export { TRAINED_SPECIAL_TOKENS } from './trainedFiles.js';
+export { TOKENIZER_FILES, copyTokenizerFiles } from './files.js';
