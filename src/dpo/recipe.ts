@@ -13,8 +13,8 @@
  *   save:   final evaluation; final/ = the PEFT adapter (+ base/ when model.adapter was merged in,
  *           + merged/ with save_merged) or, for full fine-tuning, the HF model folder
  */
-import { copyFileSync, existsSync } from 'node:fs';
-import { isAbsolute, join, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { writeFileAtomic, type ResolvedConfig } from '../config/index.js';
 import { DataCursor, loadDataset, type CursorState, type Message, type NumberedPreference, readPreferences } from '../data/index.js';
@@ -23,15 +23,17 @@ import { Rng } from '../engine/rng.js';
 import { UserError } from '../errors.js';
 import { generate } from '../generation/index.js';
 import { ADAPTER_CONFIG_FILE, injectLora, loadAdapter, mergeLora, saveAdapter, trainableVariables, unloadLora, unmergeLora, withAdaptersDisabled } from '../lora/index.js';
-import { loadHfConfig, loadHfModel, saveHfModel, type LlamaModel } from '../model/index.js';
-import { packagePath } from '../paths.js';
-import { loadTokenizer, renderChatPrompt, turnEndIds, type TemplateName, type Tokenizer } from '../tokenizer/index.js';
+import { loadHfConfig, loadHfModel, resolveModelPath, saveHfModel, type LlamaModel } from '../model/index.js';
+
+import { copyTokenizerFiles, loadTokenizer, pickTemplate, renderChatPrompt, turnEndIds, type TemplateName, type Tokenizer } from '../tokenizer/index.js';
 import type { RunContext } from '../tracking/index.js';
 import type { ProgressStream } from '../tracking/progress.js';
 import { AdamW, GradientAccumulator, clipGradNormInPlace, disposeGrads, globalNorm, learningRateAt, microBatchGrads } from '../training/index.js';
 import { estimatePeakMemory, loraShortModules } from '../training/memory.js';
 import { checkMemoryFits, memoryLimits, trainingKnobs } from '../training/memory-check.js';
 import { trainLoop } from '../training/loop.js';
+import { withoutStrayTensors } from '../training/fine-tune.js';
+import { resolveDataPath } from '../paths.js';
 import {
   FINAL_DIR,
   adapterWeights,
@@ -53,8 +55,6 @@ import { dpoLossOfRecords, dpoLossSum, pairStats, sequenceLogps, type DpoLossSet
 export const ADAPTER_BASE_DIR = 'base';
 /** The judge's score of the held-out answers (the report's JudgeEval format). */
 export const EVAL_FILE = 'eval.json';
-
-const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'tokenizer.model'];
 
 /**
  * Scores replies to prompts (mean in [0, 1], per family, per prompt): the world's gold judge,
@@ -103,8 +103,8 @@ export async function runDpo(resolved: ResolvedConfig<DpoConfig>, opts: DpoRunOp
   // ── setup ──────────────────────────────────────────────────────────────────────────────────
   const engine = await initEngine({ backend: cfg.engine.backend, threads: cfg.engine.threads, seed: cfg.engine.seed });
   const rng = new Rng(cfg.engine.seed); // LoRA init, then LoRA dropout: saved in every checkpoint
-  const modelDir = resolve(resolvePath(cfg.model.path));
-  const adapterDir = cfg.model.adapter === null ? null : resolve(resolvePath(cfg.model.adapter));
+  const modelDir = resolve(resolveModelPath(resolveDataPath(cfg.model.path)));
+  const adapterDir = cfg.model.adapter === null ? null : resolve(resolveDataPath(cfg.model.adapter));
   checkModelFolder(modelDir, cfg.model.path);
   // Fail before, not during: a micro-batch is batch_size pairs, chosen and rejected side by side;
   // full fine-tuning without precomputed reference log-probs holds a frozen copy beside the policy.
@@ -124,7 +124,7 @@ export async function runDpo(resolved: ResolvedConfig<DpoConfig>, opts: DpoRunOp
     ...trainingKnobs({ batchSize: cfg.train.batch_size, maxLengthKey: 'data.max_length', maxLength: cfg.data.max_length, gradientCheckpointing: cfg.train.gradient_checkpointing }),
     ...(frozenCopy ? [{ key: 'dpo.precompute_ref_log_probs', value: false, suggest: true }] : []),
   ], log);
-  const tokenizerDir = resolve(resolvePath(cfg.tokenizer.path ?? cfg.model.path));
+  const tokenizerDir = resolve(resolveModelPath(resolveDataPath(cfg.tokenizer.path ?? cfg.model.path)));
   const tokenizer = await loadTokenizer(tokenizerDir);
   const template = pickTemplate(cfg.tokenizer.template, tokenizer);
   const data = await loadDpoData(cfg, tokenizer, template, log);
@@ -466,7 +466,7 @@ async function loadDpoData(
 ): Promise<{ train: DpoPair[]; eval: DpoPair[] }> {
   type Row = { file: string; row: NumberedPreference };
   const read = async (file: string): Promise<Row[]> => {
-    const path = resolvePath(file);
+    const path = resolveDataPath(file);
     return (await readPreferences(path, { onBadRow: cfg.data.on_bad_row, warn: log })).map((row) => ({ file: path, row }));
   };
   const trainFiles = typeof cfg.data.train === 'string' ? [cfg.data.train] : cfg.data.train;
@@ -497,7 +497,7 @@ async function loadDpoData(
 
 /** Held-out prompts as message lists (a text prompt is one user message). */
 async function readEvalPrompts(file: string, limit: number | null, log: (msg: string) => void): Promise<Message[][]> {
-  const rows = await loadDataset(resolvePath(file), 'prompts', { warn: log });
+  const rows = await loadDataset(resolveDataPath(file), 'prompts', { warn: log });
   const prompts = rows.map((r): Message[] => ('messages' in r ? r.messages : typeof r.prompt === 'string' ? [{ role: 'user', content: r.prompt }] : r.prompt));
   return limit === null ? prompts : prompts.slice(0, limit);
 }
@@ -535,28 +535,4 @@ function checkModelFolder(dir: string, key: string): void {
 /** The base an adapter records: model.path, or final/base when model.adapter was merged into it. */
 function adapterBase(cfg: DpoConfig, modelDir: string): string {
   return cfg.model.adapter === null ? modelDir : join(resolve(cfg.output_dir), FINAL_DIR, ADAPTER_BASE_DIR);
-}
-
-/** A relative path that does not exist from the working directory is looked up inside the package (shipped data). */
-function resolvePath(path: string): string {
-  if (isAbsolute(path) || existsSync(path)) return path;
-  const shipped = packagePath(path);
-  return existsSync(shipped) ? shipped : path;
-}
-
-/** `auto` → the tokenizer's own chat template when it has one, else llama2. */
-function pickTemplate(choice: TemplateName | 'auto', tokenizer: Tokenizer): TemplateName {
-  if (choice !== 'auto') return choice;
-  return tokenizer.chatTemplate !== undefined ? 'tokenizer' : 'llama2';
-}
-
-/** LoraLinear and AdamW leave behind the tensors their variables were made from; variables survive a tidy. */
-function withoutStrayTensors<T>(make: () => T): T {
-  let made: T | undefined;
-  tf.tidy(() => void (made = make()));
-  return made!;
-}
-
-function copyTokenizerFiles(fromDir: string, toDir: string): void {
-  for (const f of TOKENIZER_FILES) if (existsSync(join(fromDir, f))) copyFileSync(join(fromDir, f), join(toDir, f));
 }

@@ -8,7 +8,6 @@
  *                                    tokenizer_config.json (chat_template), generation_config.json
  */
 import { join } from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
 import { writeFileSync } from 'node:fs';
 import type { ResolvedConfig } from '../config/load.js';
 import { trainEvalSplit } from '../data/split.js';
@@ -25,9 +24,10 @@ import type { Tokenizer } from '../tokenizer/types.js';
 import type { RunContext } from '../tracking/index.js';
 import type { ProgressStream } from '../tracking/progress.js';
 import { accumulateGradients } from '../training/accumulation.js';
-import { AdamW, type AdamWOptions } from '../training/adamw.js';
+import { AdamW } from '../training/adamw.js';
 import { clipGradNormInPlace } from '../training/clip.js';
 import { trainLoop } from '../training/loop.js';
+import { withoutStrayTensors } from '../training/fine-tune.js';
 import {
   FINAL_DIR,
   closeStatusFor,
@@ -143,12 +143,12 @@ export async function runPretrain(resolved: ResolvedConfig<PretrainConfig>, opts
     const rng = new Rng(cfg.engine.seed);
     model = initLlama(llama, rng);
     model.gradientCheckpointing = cfg.train.gradient_checkpointing;
-    optimizer = newAdamW(model.params, {
+    optimizer = withoutStrayTensors(() => new AdamW(model!.params, {
       beta1: cfg.optim.betas[0],
       beta2: cfg.optim.betas[1],
       eps: cfg.optim.eps,
       weightDecay: cfg.optim.weight_decay,
-    });
+    }));
     const weights = variableWeights(model.params, {
       // A checkpoint is a loadable HF model folder too.
       writeExtra: (dir) => {
@@ -293,19 +293,6 @@ export function modelConfig(cfg: PretrainConfig, tokenizer: Pick<Tokenizer, 'voc
     eos_token_id: tokenizer.eosId,
     pad_token_id: hasOwnPad ? tokenizer.padId : null,
   });
-}
-
-/**
- * AdamW built inside a tidy scope: its constructor makes each moment variable from a `zerosLike`
- * tensor it never disposes (the variable holds its own reference), which would otherwise stay
- * counted as a live tensor for the rest of the process.
- */
-function newAdamW(params: Map<string, tf.Variable>, opts: AdamWOptions): AdamW {
-  let optimizer: AdamW | undefined;
-  tf.tidy(() => {
-    optimizer = new AdamW(params, opts);
-  });
-  return optimizer!;
 }
 
 /** Optimizer steps: from the token budget, else the epochs, else train.steps. */

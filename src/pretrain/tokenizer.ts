@@ -1,12 +1,11 @@
 /** The pretrain stage's tokenizer: trained on the corpus, or copied from a given folder. */
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { UserError } from '../errors.js';
 import { loadTokenizer, type HfTokenizer } from '../tokenizer/hfTokenizer.js';
 import { LLAMA2_CHAT_TEMPLATE } from '../tokenizer/templates.js';
 import { trainTokenizer } from '../tokenizer/train.js';
-
-export const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json'] as const;
+import { copyTokenizerFiles as copyTokenizerFolderFiles } from '../tokenizer/files.js';
 
 const TEXT_EXTENSIONS = new Set(['.txt', '.text', '.md', '']);
 
@@ -47,11 +46,10 @@ export async function prepareTokenizer(opts: {
   return loadTokenizer(opts.outDir);
 }
 
-/** Copy tokenizer.json (required) and tokenizer_config.json (when present) from `from` to `to`. */
+/** Copy tokenizer.json (required) and the other tokenizer files present from `from` to `to`. */
 export function copyTokenizerFiles(from: string, to: string, key = 'tokenizer'): void {
   if (!existsSync(join(from, 'tokenizer.json'))) throw new UserError(`${key}: ${from}/tokenizer.json not found`);
-  mkdirSync(to, { recursive: true });
-  for (const f of TOKENIZER_FILES) if (existsSync(join(from, f))) copyFileSync(join(from, f), join(to, f));
+  copyTokenizerFolderFiles(from, to);
 }
 
 function ensureChatTemplate(path: string): void {
