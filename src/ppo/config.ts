@@ -106,7 +106,7 @@ const trainSection = z
 
 const ppoSection = z
   .strictObject({
-    mini_batch_size: positiveInt().default(4).describe('Sequences per optimizer step (must divide train.rollout_batch_size).'),
+    mini_batch_size: positiveInt().default(4).describe('Sequences per forward/backward micro-batch; an optimizer step takes optim.grad_accum of them, losses being token means over all (mini_batch_size × grad_accum must divide train.rollout_batch_size).'),
     ppo_epochs: positiveInt().default(4).describe('Passes over each rollout.'),
     clip_range: z.number().gt(0).default(0.2).describe('ε of the clipped surrogate: the ratio is clipped to [1 − ε, 1 + ε].'),
     clip_range_value: z.number().gt(0).default(0.2).describe('ε_v of value clipping: new values stay within V_old ± ε_v in the clipped term.'),

@@ -258,8 +258,12 @@ export async function runPpo(
 ): Promise<PpoStageResult> {
   const cfg = resolved.config;
   const log = opts.log ?? ((m: string) => process.stderr.write(m + '\n'));
-  if (cfg.train.rollout_batch_size % cfg.ppo.mini_batch_size !== 0) {
-    throw new UserError(`ppo.mini_batch_size (${cfg.ppo.mini_batch_size}) must divide train.rollout_batch_size (${cfg.train.rollout_batch_size})`);
+  const stepSize = cfg.ppo.mini_batch_size * cfg.optim.grad_accum;
+  if (cfg.train.rollout_batch_size % stepSize !== 0) {
+    throw new UserError(
+      `ppo.mini_batch_size × optim.grad_accum (${cfg.ppo.mini_batch_size} × ${cfg.optim.grad_accum} = ${stepSize}) ` +
+        `must divide train.rollout_batch_size (${cfg.train.rollout_batch_size})`,
+    );
   }
   const judge = cfg.eval.judge && cfg.data.eval_prompts ? opts.judge : undefined;
   if (cfg.eval.judge && cfg.data.eval_prompts && !judge) {
@@ -325,7 +329,7 @@ export async function runPpo(
       rolloutBatchSize: cfg.train.rollout_batch_size,
       sampling: { maxNewTokens: cfg.generation.max_new_tokens, temperature: cfg.generation.temperature, stopTokenIds, padTokenId: tokenizer.padId },
       update: {
-        ppoEpochs: cfg.ppo.ppo_epochs, miniBatchSize: cfg.ppo.mini_batch_size, clipRange: cfg.ppo.clip_range,
+        ppoEpochs: cfg.ppo.ppo_epochs, miniBatchSize: cfg.ppo.mini_batch_size, gradAccum: cfg.optim.grad_accum, clipRange: cfg.ppo.clip_range,
         clipRangeValue: cfg.ppo.clip_range_value, vfCoef: cfg.ppo.vf_coef, entropyCoef: cfg.ppo.entropy_coef,
         temperature: cfg.generation.temperature, targetKl: cfg.ppo.target_kl, ratioThreshold: cfg.ppo.ratio_threshold,
         maxGradNorm: cfg.optim.grad_clip,
