@@ -12,6 +12,7 @@ import { initEngine } from '../engine/index.js';
 import { Rng } from '../engine/rng.js';
 import { UserError } from '../errors.js';
 import { readRewardStats } from '../model/io/reward-stats.js';
+import { readRewardReadAt } from '../model/io/reward-read.js';
 import { injectLora, mergeLora, trainableVariables, unloadLora, unmergeLora } from '../lora/inject.js';
 import { loadAdapter, saveAdapter } from '../lora/peft-io.js';
 import { ScalarHead } from '../model/heads.js';
@@ -20,7 +21,7 @@ import { resolveModelPath } from '../model/hub.js';
 import { estimatePeakMemory, loraShortModules } from '../training/memory.js';
 import { checkMemoryFits, memoryLimits } from '../training/memory-check.js';
 import type { LlamaModel } from '../model/llama.js';
-import { loadTokenizer, renderChatPrompt, turnEndIds, type ChatMessage, type TemplateName, type Tokenizer } from '../tokenizer/index.js';
+import { loadTokenizer, renderChatPrompt, turnEndIds, turnEndSuffix, type ChatMessage, type TemplateName, type Tokenizer } from '../tokenizer/index.js';
 import type { ResolvedConfig } from '../config/index.js';
 import type { Tracker } from '../tracking/index.js';
 import { AdamW } from '../training/adamw.js';
@@ -48,6 +49,8 @@ export interface PpoModels {
   policy: LlamaModel;
   critic: Critic;
   rewardModel: LlamaModel;
+  /** Tokens appended after a finished response before scoring (a reward model that reads at its last token). */
+  rewardSuffix?: readonly number[];
 }
 
 export interface PpoOptions {
@@ -283,6 +286,12 @@ export async function runPpo(
     ? renderPrompts(tokenizer, evalMessages, template, cfg.data.max_prompt_tokens, cfg.data.eval_prompts)
     : [];
   const stats = cfg.rewards.normalize ? readRewardStats(cfg.model.reward_model) : null;
+  // One scoring rule (src/tokenizer/score-position.ts): responses stop at the turn end, where a
+  // reward model recording read_at: turn_end reads; one without the record (trained elsewhere on the
+  // full rendering) reads at its last token, so it gets what the template writes after the turn end.
+  const readAt = readRewardReadAt(cfg.model.reward_model);
+  const rewardSuffix = readAt === 'last_token' ? turnEndSuffix(tokenizer, template) : [];
+  if (rewardSuffix.length > 0) log(`ppo: ${cfg.model.reward_model} reads at its last token: scoring each finished response + ${JSON.stringify(tokenizer.decode(rewardSuffix))}`);
 
   const policy = loadHfModel(cfg.model.path);
   const toDispose: LlamaModel[] = [policy];
@@ -315,7 +324,7 @@ export async function runPpo(
     const decode = (ids: number[]) => tokenizer.decode(ids.filter((t) => !stopTokenIds.includes(t)), { skipSpecialTokens: true }).trim();
     const evaluate = evalIds.length === 0 ? undefined : () => {
       const answers = answerAndScore(policy, rewardModel, evalIds, {
-        maxNewTokens: cfg.generation.max_new_tokens, batchSize: cfg.generation.eval_batch_size, stopTokenIds, padTokenId: tokenizer.padId,
+        maxNewTokens: cfg.generation.max_new_tokens, batchSize: cfg.generation.eval_batch_size, stopTokenIds, padTokenId: tokenizer.padId, rewardSuffix,
       });
       const out: Record<string, number> = { 'eval/reward_mean': answers.scores.reduce((s, x) => s + x, 0) / answers.scores.length };
       if (judge) out['eval/judge_score'] = judge(evalMessages, answers.responses.map(decode));
@@ -324,7 +333,7 @@ export async function runPpo(
     };
 
     // ── train loop ──
-    const result = await trainPpo({ policy, critic, rewardModel }, train, {
+    const result = await trainPpo({ policy, critic, rewardModel, rewardSuffix }, train, {
       iterations: cfg.train.steps,
       rolloutBatchSize: cfg.train.rollout_batch_size,
       sampling: { maxNewTokens: cfg.generation.max_new_tokens, temperature: cfg.generation.temperature, stopTokenIds, padTokenId: tokenizer.padId },
