@@ -98,7 +98,7 @@ const evalCommand: CommandModule<object, EvalArgs> = {
   handler: async (args) => {
     const show = parseTurns(args.turns);
     await initEngine({ backend: args.backend });
-    const seeds = readDialogueSeeds(args.dialogues);
+    const seeds = await readDialogueSeeds(args.dialogues);
     const table = await modelAdherence({
       modelDir: args.model,
       adapterDir: args.adapter ?? null,

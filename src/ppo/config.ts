@@ -52,7 +52,7 @@ const tokenizerSection = z
 
 const dataSection = z
   .strictObject({
-    prompts: z.string().min(1).default('data/world/prompts.jsonl').describe('Training prompts (JSONL rows {prompt: text | messages} or {messages}).'),
+    prompts: z.string().min(1).default('data/world/prompts.jsonl').describe('Training prompts: JSONL, Arrow or Parquet rows {prompt: text | messages} or {messages} (TRL columns); a relative path not found here is the package\'s shipped data.'),
     eval_prompts: z
       .string()
       .min(1)

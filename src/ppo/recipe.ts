@@ -8,7 +8,9 @@
 import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { readPrompts } from '../data/prompts.js';
 import { initEngine } from '../engine/index.js';
+import { resolveDataPath } from '../paths.js';
 import { Rng } from '../engine/rng.js';
 import { UserError } from '../errors.js';
 import { readRewardStats } from '../model/io/reward-stats.js';
@@ -29,7 +31,6 @@ import { NonFiniteGuard } from '../training/nan-guard.js';
 import { learningRateAt, type ScheduleKind } from '../training/schedule.js';
 import { closeStatusFor, FINAL_DIR, openStageRun, writeFolderAtomic } from '../training/run.js';
 import type { StopSignal } from '../training/stop-signal.js';
-import { readPromptsFile } from '../world/index.js';
 import { gae, whitenAdvantages } from './advantages.js';
 import { resumeCheckpointPath, restorePpoCheckpoint, savePpoCheckpoint } from './checkpoint.js';
 import type { PpoConfig } from './config.js';
@@ -280,11 +281,14 @@ export async function runPpo(
   const tokenizer = await loadTokenizer(tokenizerDir);
   const template: TemplateName = cfg.tokenizer.template !== 'auto' ? cfg.tokenizer.template : tokenizer.chatTemplate ? 'tokenizer' : 'llama2';
   const stopTokenIds = turnEndIds(tokenizer, template);
-  const train = renderPrompts(tokenizer, readPromptsFile(cfg.data.prompts), template, cfg.data.max_prompt_tokens, cfg.data.prompts);
-  const evalMessages = cfg.data.eval_prompts ? readPromptsFile(cfg.data.eval_prompts, cfg.data.eval_limit ?? undefined) : [];
-  const evalIds = cfg.data.eval_prompts
-    ? renderPrompts(tokenizer, evalMessages, template, cfg.data.max_prompt_tokens, cfg.data.eval_prompts)
-    : [];
+  // Prompt files through src/data (JSONL, Arrow, Parquet; TRL's prompt / messages columns); a
+  // relative path missing from the working directory is the package's shipped data, as in the other stages.
+  const promptsFile = resolveDataPath(cfg.data.prompts);
+  const evalFile = cfg.data.eval_prompts ? resolveDataPath(cfg.data.eval_prompts) : null;
+  const train = renderPrompts(tokenizer, await readPrompts(promptsFile, { warn: log }), template, cfg.data.max_prompt_tokens, promptsFile);
+  if (train.length === 0) throw new UserError(`${promptsFile}: no prompts (data.prompts)`);
+  const evalMessages = evalFile ? (await readPrompts(evalFile, { warn: log })).slice(0, cfg.data.eval_limit ?? undefined) : [];
+  const evalIds = evalFile ? renderPrompts(tokenizer, evalMessages, template, cfg.data.max_prompt_tokens, evalFile) : [];
   const stats = cfg.rewards.normalize ? readRewardStats(cfg.model.reward_model) : null;
   // One scoring rule (src/tokenizer/score-position.ts): responses stop at the turn end, where a
   // reward model recording read_at: turn_end reads; one without the record (trained elsewhere on the
