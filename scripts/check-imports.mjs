@@ -28,15 +28,7 @@ export const WORLD = 'world';
  * Imports that break a rule and are known, each with the reason and when it goes; `file` and
  * `target` are paths from the repository root. Keep this list empty: an entry is a debt.
  */
-export const KNOWN_EXCEPTIONS = [
-  {
-    file: 'src/ppo/recipe.ts',
-    target: 'src/world/index.js',
-    reason:
-      "PPO still reads its prompts with the world's readPromptsFile; the prompt reader moves to src/data on the " +
-      'issue-18 branch (fix18) — remove this entry when that is merged',
-  },
-];
+export const KNOWN_EXCEPTIONS = [];
 
 /** The layer of a file under src/: its first folder ('' for the files at the top of src/). */
 export function layerOf(srcRelative) {

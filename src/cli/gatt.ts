@@ -82,7 +82,7 @@ const evalCommand: CommandModule<object, EvalArgs> = {
       .option('tokenizer', { type: 'string', describe: 'folder with tokenizer.json (default: the model folder)' })
       .option('turns', { type: 'string', default: '1,2,4,6,20', describe: 'turns shown in the table; dialogues run to the largest' })
       .option('cases', { type: 'number', default: 70, describe: 'evaluation dialogues (cycling through every single instruction, long then short form)' })
-      .option('dialogues', { type: 'string', default: packagePath('data', 'world', 'dialogues.jsonl'), describe: 'dialogue seeds (JSONL user_turns or messages)' })
+      .option('dialogues', { type: 'string', default: packagePath('data', 'world', 'dialogues.jsonl'), describe: 'dialogue seeds (JSONL, Arrow or Parquet; user_turns or messages)' })
       .option('held-out', { type: 'number', default: 50, describe: 'use the last N seeds (those GAtt synthesis holds out); 0 = all' })
       .option('instructions', { type: 'string', default: packagePath('data', 'world', 'gatt_instructions.json'), describe: 'instruction families file' })
       .option('template', {
@@ -98,7 +98,7 @@ const evalCommand: CommandModule<object, EvalArgs> = {
   handler: async (args) => {
     const show = parseTurns(args.turns);
     await initEngine({ backend: args.backend });
-    const seeds = readDialogueSeeds(args.dialogues);
+    const seeds = await readDialogueSeeds(args.dialogues);
     const table = await modelAdherence({
       modelDir: args.model,
       adapterDir: args.adapter ?? null,

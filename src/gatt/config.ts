@@ -32,7 +32,7 @@ export const gattDataSection = z
       .string()
       .min(1)
       .default('data/world/dialogues.jsonl')
-      .describe('Dialogue seeds: JSONL rows {"user_turns": [...]} or {"messages": [...]} (only user turns are used).'),
+      .describe('Dialogue seeds: JSONL, Arrow or Parquet rows {"user_turns": [...]} or {"messages": [...]} (only user turns are used).'),
     held_out: z
       .number()
       .int()

@@ -178,7 +178,7 @@ async function synthesize(
 
   const set = loadInstructionSet(resolveDataPath(cfg.data.instructions), rules.checkers);
   const repair = cfg.gatt.repair_with_world_rules ? repairFor(set, rules, cfg.data.instructions) : null;
-  const seeds = trainingSeeds(cfg);
+  const seeds = await trainingSeeds(cfg);
   const tokenizer = await loadTokenizer(input.tokenizerDir);
   const template = pickTemplate(cfg.tokenizer.template, tokenizer);
   if (cfg.gatt.best_of > 1 && cfg.gatt.reward_model === null) {
@@ -259,8 +259,8 @@ function readStats(path: string): { settings: unknown; stats: SynthesisStats } |
   }
 }
 
-function trainingSeeds(cfg: GattConfig): DialogueSeed[] {
-  const all = readDialogueSeeds(resolveDataPath(cfg.data.dialogues));
+async function trainingSeeds(cfg: GattConfig): Promise<DialogueSeed[]> {
+  const all = await readDialogueSeeds(resolveDataPath(cfg.data.dialogues));
   const { train } = splitSeeds(all, cfg.data.held_out);
   return cfg.data.max_dialogues === null ? train : train.slice(0, cfg.data.max_dialogues);
 }
@@ -325,7 +325,7 @@ async function adherenceOf(
   adapterDir: string | null,
   fullModelDir: string | null = null,
 ): Promise<AdherenceTable> {
-  const all = readDialogueSeeds(resolveDataPath(cfg.data.dialogues));
+  const all = await readDialogueSeeds(resolveDataPath(cfg.data.dialogues));
   // With no held-out seeds the evaluation reuses training seeds (the instruction is still only in turn 1).
   const held = cfg.data.held_out > 0 ? splitSeeds(all, cfg.data.held_out).eval : all;
   return modelAdherence({

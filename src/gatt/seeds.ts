@@ -1,31 +1,19 @@
 /**
- * Dialogue seeds for GAtt: JSONL rows `{"user_turns": [...]}` (as `data/world/dialogues.jsonl`) or
+ * Dialogue seeds for GAtt: rows `{"user_turns": [...]}` (as `data/world/dialogues.jsonl`) or TRL
  * `{"messages": [...]}` dialogues, of which only the user turns are kept (answers are resampled).
+ * Read through src/data, so JSONL, Arrow IPC and Parquet files all work (by extension).
  * The last `heldOut` rows are reserved for evaluation and never synthesised.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { readAllRecords } from '../data/index.js';
 import { UserError } from '../errors.js';
 import type { DialogueSeed } from './synthesize.js';
 
-export function readDialogueSeeds(path: string): DialogueSeed[] {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new UserError(`cannot read dialogue seeds ${path}: ${(e as Error).message}`);
-  }
-  const seeds: DialogueSeed[] = [];
-  text.split('\n').forEach((raw, i) => {
-    const line = raw.trim();
-    if (line === '') return;
-    let row: { user_turns?: unknown; messages?: unknown };
-    try {
-      row = JSON.parse(line) as typeof row;
-    } catch (e) {
-      throw new UserError(`${path} line ${i + 1}: not valid JSON (${(e as Error).message})`);
-    }
-    seeds.push({ userTurns: userTurnsOf(row, `${path} line ${i + 1}`) });
-  });
+export async function readDialogueSeeds(path: string): Promise<DialogueSeed[]> {
+  if (!existsSync(path)) throw new UserError(`cannot read dialogue seeds ${path}: no such file`);
+  const { rows, errors } = await readAllRecords(path);
+  if (errors.length > 0) throw new UserError(`${path} row ${errors[0]!.row}: ${errors[0]!.error}`);
+  const seeds = rows.map((r) => ({ userTurns: userTurnsOf((r.value ?? {}) as { user_turns?: unknown; messages?: unknown }, `${path} row ${r.row}`) }));
   if (seeds.length === 0) throw new UserError(`${path}: no dialogue seeds`);
   return seeds;
 }

@@ -191,6 +191,8 @@ export function applyRope(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor, rotateHa
  * attentionMask[b, j] = 1 — and MASKED_SCORE elsewhere. Built at full size in JS (one [T, S] block
  * per row, copied per head) so each layer adds it without broadcasting: broadcasting adds are the
  * slow path of the TF.js CPU kernels, and a Tile/broadcastTo is slow on wasm.
+ * With `segmentIds` (packed rows, no cache), query i also sees key j only within its own segment:
+ * a block-diagonal causal mask, so packed examples never attend to each other.
  */
 export function attentionBias(
   attentionMask: tf.Tensor2D | null /* [B, S] */,
@@ -203,9 +205,14 @@ export function attentionBias(
   keyLen = pastLen + queryLen,
   /** Sliding window (Mistral): key j is visible from query index q only when q − window < j ≤ q. Null: no window. */
   window: number | null = null,
+  /** [B, T] segment of each position (packed examples; 0 = padding); only without past keys. Null: one segment. */
+  segmentIds: ArrayLike<number> | null = null,
 ): tf.Tensor4D {
   const s = pastLen + queryLen;
   const cols = Math.max(keyLen, s);
+  if (segmentIds !== null && (pastLen !== 0 || cols !== queryLen || segmentIds.length !== batch * queryLen)) {
+    throw new Error(`attentionBias: segment ids need [B, T] = [${batch}, ${queryLen}] and no past keys or cache columns`);
+  }
   const mask = attentionMask === null ? null : attentionMask.dataSync();
   const block = queryLen * cols;
   const heads = kvHeads * groups;
@@ -215,7 +222,8 @@ export function attentionBias(
     for (let i = 0; i < queryLen; i++) {
       for (let j = 0; j < cols; j++) {
         const q = pastLen + i;
-        const allowed = j <= q && (window === null || j > q - window) && (mask === null || mask[b * s + j] !== 0);
+        const allowed = j <= q && (window === null || j > q - window) && (mask === null || mask[b * s + j] !== 0) &&
+          (segmentIds === null || segmentIds[b * queryLen + i] === segmentIds[b * queryLen + j]);
         rowBlock[i * cols + j] = allowed ? 0 : MASKED_SCORE;
       }
     }

@@ -44,6 +44,12 @@ export interface ForwardInput {
   attentionMask?: tf.Tensor2D;
   /** [B, T]. Omitted: cumsum(mask) − 1 (clamped at 0), or pastLen + arange(T) without a mask. */
   positionIds?: tf.Tensor2D;
+  /**
+   * [B, T] int32: which packed example each position belongs to (1, 2, …; 0 = padding). Attention
+   * stays inside a segment (block-diagonal causal mask); pass positionIds restarting per segment too.
+   * Training/scoring forwards only (no cache).
+   */
+  segmentIds?: tf.Tensor2D;
   /** Keys/values of earlier positions. When given, the result carries the extended cache. */
   cache?: KVCache;
   /** Read by adapters (LoRA dropout); the base model itself has no dropout (attention_dropout = 0). */
@@ -317,6 +323,7 @@ export class LlamaModel {
     if (input.cache?.isPreallocated && isRecordingGradients()) {
       throw new Error('LlamaModel.forward: a preallocated KV cache is written in place and cannot record gradients');
     }
+    if (input.segmentIds && input.cache) throw new Error('LlamaModel.forward: segmentIds (packed rows) cannot be used with a KV cache');
     const append = input.cache?.isPreallocated ? input.cache.appendBuffers(t, cfg.num_hidden_layers, [b, nkv, hd]) : null;
     let result: { hidden: tf.Tensor3D; kv: tf.Tensor4D[] };
     try {
@@ -334,7 +341,7 @@ export class LlamaModel {
             : null,
           // Only the TF.js RoPE uses it: not built when every layer rotates in JS.
           rotateHalf: fusedQkv < cfg.num_hidden_layers || !jsRope ? rotateHalfMatrix(hd) : null,
-          bias: attentionBias(input.attentionMask ?? null, b, t, pastLen, nkv, nh / nkv, append?.capacity, this.window),
+          bias: attentionBias(input.attentionMask ?? null, b, t, pastLen, nkv, nh / nkv, append?.capacity, this.window, input.segmentIds?.dataSync() ?? null),
           append,
           pastLen,
           positions,

@@ -11,7 +11,8 @@ import { loadAdapter } from '../lora/index.js';
 import { loadHfModel } from '../model/index.js';
 import type { JudgeEval } from '../report/inputs.js';
 import { loadTokenizer } from '../tokenizer/index.js';
-import { judgeResponses, readPromptsFile } from '../world/evaluate.js';
+import { readPrompts } from '../data/prompts.js';
+import { judgeResponses } from '../world/evaluate.js';
 import { greedyChatGenerator } from '../world/greedy.js';
 import type { FinalEvaluationInput } from './runner.js';
 import { resolvePackagePath } from './wiring.js';
@@ -23,7 +24,8 @@ function promptText(messages: ReadonlyArray<{ role: string; content: string }>):
 
 export async function judgeModels({ models, settings, outDir, log }: FinalEvaluationInput): Promise<void> {
   await initEngine({ backend: settings.backend });
-  const prompts = readPromptsFile(resolvePackagePath(settings.prompts), settings.limit ?? undefined);
+  // through src/data: JSONL, Arrow or Parquet, TRL's prompt / messages columns
+  const prompts = (await readPrompts(resolvePackagePath(settings.prompts), { warn: log })).slice(0, settings.limit ?? undefined);
   mkdirSync(outDir, { recursive: true });
   for (const [name, ref] of Object.entries(models)) {
     const tokenizer = await loadTokenizer(ref.path);

@@ -52,7 +52,7 @@ const tokenizerSection = z
 
 const dataSection = z
   .strictObject({
-    prompts: z.string().min(1).default('data/world/prompts.jsonl').describe('Training prompts (JSONL rows {prompt: text | messages} or {messages}).'),
+    prompts: z.string().min(1).default('data/world/prompts.jsonl').describe('Training prompts: JSONL, Arrow or Parquet rows {prompt: text | messages} or {messages} (TRL columns); a relative path not found here is the package\'s shipped data.'),
     eval_prompts: z
       .string()
       .min(1)
@@ -106,7 +106,7 @@ const trainSection = z
 
 const ppoSection = z
   .strictObject({
-    mini_batch_size: positiveInt().default(4).describe('Sequences per optimizer step (must divide train.rollout_batch_size).'),
+    mini_batch_size: positiveInt().default(4).describe('Sequences per forward/backward micro-batch; an optimizer step takes optim.grad_accum of them, losses being token means over all (mini_batch_size × grad_accum must divide train.rollout_batch_size).'),
     ppo_epochs: positiveInt().default(4).describe('Passes over each rollout.'),
     clip_range: z.number().gt(0).default(0.2).describe('ε of the clipped surrogate: the ratio is clipped to [1 − ε, 1 + ε].'),
     clip_range_value: z.number().gt(0).default(0.2).describe('ε_v of value clipping: new values stay within V_old ± ε_v in the clipped term.'),

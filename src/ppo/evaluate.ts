@@ -5,13 +5,15 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { generate } from '../generation/index.js';
 import type { LlamaModel } from '../model/llama.js';
-import { sequenceScores } from './rollout.js';
+import { rewardInputs, sequenceScores } from './rollout.js';
 
 export interface EvalOptions {
   maxNewTokens: number;
   batchSize: number;
   stopTokenIds: number[];
   padTokenId: number;
+  /** Appended after a finished answer before scoring (a reward model reading at its last token; see rewardInputs). */
+  rewardSuffix?: readonly number[];
 }
 
 export interface EvalAnswers {
@@ -32,8 +34,12 @@ export function answerAndScore(policy: LlamaModel, rewardModel: LlamaModel, prom
       stopTokenIds: o.stopTokenIds,
       padTokenId: o.padTokenId,
     });
-    const ids = gen.promptIds.map((p, r) => [...p, ...gen.tokens[r]!]);
-    const mask = gen.promptMask.map((p, r) => [...p, ...gen.mask[r]!]);
+    const read = rewardInputs(
+      gen.promptIds.map((p, r) => [...p, ...gen.tokens[r]!]),
+      gen.promptMask.map((p, r) => [...p, ...gen.mask[r]!]),
+      gen.finished, o.rewardSuffix ?? [], o.padTokenId,
+    );
+    const { ids, mask } = read;
     const idsT = tf.tensor2d(ids, undefined, 'int32');
     const maskT = tf.tensor2d(mask, undefined, 'int32');
     try {

@@ -5,9 +5,14 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 
-/** Σ x·mask / Σ mask as a scalar tensor (differentiable in x). */
-export function maskedMeanTensor(x: tf.Tensor, mask: tf.Tensor): tf.Scalar {
-  return tf.div(tf.sum(tf.mul(x, mask)), tf.maximum(tf.sum(mask), 1)) as tf.Scalar;
+/**
+ * Σ x·mask / Σ mask as a scalar tensor (differentiable in x). With `denominator` (the scored-token
+ * count of a whole accumulated minibatch), Σ x·mask / denominator instead: a micro-batch's share of
+ * the minibatch's token mean, so the shares of its micro-batches add up to that mean exactly.
+ */
+export function maskedMeanTensor(x: tf.Tensor, mask: tf.Tensor, denominator?: number): tf.Scalar {
+  const count = denominator === undefined ? tf.maximum(tf.sum(mask), 1) : Math.max(denominator, 1);
+  return tf.div(tf.sum(tf.mul(x, mask)), count) as tf.Scalar;
 }
 
 export interface PolicyLossResult {
@@ -31,16 +36,19 @@ export function policyLoss(a: {
   advantages: tf.Tensor; // [batch, T]
   mask: tf.Tensor; // [batch, T]
   clipRange: number;
+  /** Token count the means divide by (see {@link maskedMeanTensor}); default Σ mask. */
+  denominator?: number;
 }): PolicyLossResult {
+  const mean = (x: tf.Tensor): tf.Scalar => maskedMeanTensor(x, a.mask, a.denominator);
   const logRatio = tf.mul(tf.sub(a.newLogprobs, a.oldLogprobs), a.mask); // 0 at padding
   const ratio = tf.exp(logRatio);
   const unclipped = tf.mul(tf.neg(a.advantages), ratio);
   const clipped = tf.mul(tf.neg(a.advantages), tf.clipByValue(ratio, 1 - a.clipRange, 1 + a.clipRange));
   return {
-    loss: maskedMeanTensor(tf.maximum(unclipped, clipped), a.mask),
-    clipfrac: maskedMeanTensor(tf.cast(tf.greater(clipped, unclipped), 'float32'), a.mask),
-    approxKl: tf.mul(0.5, maskedMeanTensor(tf.square(logRatio), a.mask)) as tf.Scalar,
-    ratioMean: maskedMeanTensor(ratio, a.mask),
+    loss: mean(tf.maximum(unclipped, clipped)),
+    clipfrac: mean(tf.cast(tf.greater(clipped, unclipped), 'float32')),
+    approxKl: tf.mul(0.5, mean(tf.square(logRatio))) as tf.Scalar,
+    ratioMean: mean(ratio),
   };
 }
 
@@ -58,6 +66,8 @@ export function valueLoss(a: {
   returns: tf.Tensor; // [batch, T]
   mask: tf.Tensor; // [batch, T]
   clipRangeValue: number;
+  /** Token count the means divide by (see {@link maskedMeanTensor}); default Σ mask. */
+  denominator?: number;
 }): ValueLossResult {
   // clip(V, V_old − ε_v, V_old + ε_v) with tensor bounds
   const clippedValues = tf.minimum(
@@ -67,8 +77,8 @@ export function valueLoss(a: {
   const unclippedErr = tf.square(tf.sub(a.values, a.returns));
   const clippedErr = tf.square(tf.sub(clippedValues, a.returns));
   return {
-    loss: tf.mul(0.5, maskedMeanTensor(tf.maximum(unclippedErr, clippedErr), a.mask)) as tf.Scalar,
-    clipfrac: maskedMeanTensor(tf.cast(tf.greater(clippedErr, unclippedErr), 'float32'), a.mask),
+    loss: tf.mul(0.5, maskedMeanTensor(tf.maximum(unclippedErr, clippedErr), a.mask, a.denominator)) as tf.Scalar,
+    clipfrac: maskedMeanTensor(tf.cast(tf.greater(clippedErr, unclippedErr), 'float32'), a.mask, a.denominator),
   };
 }
 

@@ -8,10 +8,13 @@
 import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { readPrompts } from '../data/prompts.js';
 import { initEngine } from '../engine/index.js';
+import { resolveDataPath } from '../paths.js';
 import { Rng } from '../engine/rng.js';
 import { UserError } from '../errors.js';
 import { readRewardStats } from '../model/io/reward-stats.js';
+import { readRewardReadAt } from '../model/io/reward-read.js';
 import { injectLora, mergeLora, trainableVariables, unloadLora, unmergeLora } from '../lora/inject.js';
 import { loadAdapter, saveAdapter } from '../lora/peft-io.js';
 import { ScalarHead } from '../model/heads.js';
@@ -20,7 +23,7 @@ import { resolveModelPath } from '../model/hub.js';
 import { estimatePeakMemory, loraShortModules } from '../training/memory.js';
 import { checkMemoryFits, memoryLimits } from '../training/memory-check.js';
 import type { LlamaModel } from '../model/llama.js';
-import { loadTokenizer, renderChatPrompt, turnEndIds, type ChatMessage, type TemplateName, type Tokenizer } from '../tokenizer/index.js';
+import { loadTokenizer, renderChatPrompt, turnEndIds, turnEndSuffix, type ChatMessage, type TemplateName, type Tokenizer } from '../tokenizer/index.js';
 import type { ResolvedConfig } from '../config/index.js';
 import type { Tracker } from '../tracking/index.js';
 import { AdamW } from '../training/adamw.js';
@@ -28,7 +31,6 @@ import { NonFiniteGuard } from '../training/nan-guard.js';
 import { learningRateAt, type ScheduleKind } from '../training/schedule.js';
 import { closeStatusFor, FINAL_DIR, openStageRun, writeFolderAtomic } from '../training/run.js';
 import type { StopSignal } from '../training/stop-signal.js';
-import { readPromptsFile } from '../world/index.js';
 import { gae, whitenAdvantages } from './advantages.js';
 import { resumeCheckpointPath, restorePpoCheckpoint, savePpoCheckpoint } from './checkpoint.js';
 import type { PpoConfig } from './config.js';
@@ -48,6 +50,8 @@ export interface PpoModels {
   policy: LlamaModel;
   critic: Critic;
   rewardModel: LlamaModel;
+  /** Tokens appended after a finished response before scoring (a reward model that reads at its last token). */
+  rewardSuffix?: readonly number[];
 }
 
 export interface PpoOptions {
@@ -258,8 +262,12 @@ export async function runPpo(
 ): Promise<PpoStageResult> {
   const cfg = resolved.config;
   const log = opts.log ?? ((m: string) => process.stderr.write(m + '\n'));
-  if (cfg.train.rollout_batch_size % cfg.ppo.mini_batch_size !== 0) {
-    throw new UserError(`ppo.mini_batch_size (${cfg.ppo.mini_batch_size}) must divide train.rollout_batch_size (${cfg.train.rollout_batch_size})`);
+  const stepSize = cfg.ppo.mini_batch_size * cfg.optim.grad_accum;
+  if (cfg.train.rollout_batch_size % stepSize !== 0) {
+    throw new UserError(
+      `ppo.mini_batch_size × optim.grad_accum (${cfg.ppo.mini_batch_size} × ${cfg.optim.grad_accum} = ${stepSize}) ` +
+        `must divide train.rollout_batch_size (${cfg.train.rollout_batch_size})`,
+    );
   }
   const judge = cfg.eval.judge && cfg.data.eval_prompts ? opts.judge : undefined;
   if (cfg.eval.judge && cfg.data.eval_prompts && !judge) {
@@ -273,12 +281,21 @@ export async function runPpo(
   const tokenizer = await loadTokenizer(tokenizerDir);
   const template: TemplateName = cfg.tokenizer.template !== 'auto' ? cfg.tokenizer.template : tokenizer.chatTemplate ? 'tokenizer' : 'llama2';
   const stopTokenIds = turnEndIds(tokenizer, template);
-  const train = renderPrompts(tokenizer, readPromptsFile(cfg.data.prompts), template, cfg.data.max_prompt_tokens, cfg.data.prompts);
-  const evalMessages = cfg.data.eval_prompts ? readPromptsFile(cfg.data.eval_prompts, cfg.data.eval_limit ?? undefined) : [];
-  const evalIds = cfg.data.eval_prompts
-    ? renderPrompts(tokenizer, evalMessages, template, cfg.data.max_prompt_tokens, cfg.data.eval_prompts)
-    : [];
+  // Prompt files through src/data (JSONL, Arrow, Parquet; TRL's prompt / messages columns); a
+  // relative path missing from the working directory is the package's shipped data, as in the other stages.
+  const promptsFile = resolveDataPath(cfg.data.prompts);
+  const evalFile = cfg.data.eval_prompts ? resolveDataPath(cfg.data.eval_prompts) : null;
+  const train = renderPrompts(tokenizer, await readPrompts(promptsFile, { warn: log }), template, cfg.data.max_prompt_tokens, promptsFile);
+  if (train.length === 0) throw new UserError(`${promptsFile}: no prompts (data.prompts)`);
+  const evalMessages = evalFile ? (await readPrompts(evalFile, { warn: log })).slice(0, cfg.data.eval_limit ?? undefined) : [];
+  const evalIds = evalFile ? renderPrompts(tokenizer, evalMessages, template, cfg.data.max_prompt_tokens, evalFile) : [];
   const stats = cfg.rewards.normalize ? readRewardStats(cfg.model.reward_model) : null;
+  // One scoring rule (src/tokenizer/score-position.ts): responses stop at the turn end, where a
+  // reward model recording read_at: turn_end reads; one without the record (trained elsewhere on the
+  // full rendering) reads at its last token, so it gets what the template writes after the turn end.
+  const readAt = readRewardReadAt(cfg.model.reward_model);
+  const rewardSuffix = readAt === 'last_token' ? turnEndSuffix(tokenizer, template) : [];
+  if (rewardSuffix.length > 0) log(`ppo: ${cfg.model.reward_model} reads at its last token: scoring each finished response + ${JSON.stringify(tokenizer.decode(rewardSuffix))}`);
 
   const policy = loadHfModel(cfg.model.path);
   const toDispose: LlamaModel[] = [policy];
@@ -311,7 +328,7 @@ export async function runPpo(
     const decode = (ids: number[]) => tokenizer.decode(ids.filter((t) => !stopTokenIds.includes(t)), { skipSpecialTokens: true }).trim();
     const evaluate = evalIds.length === 0 ? undefined : () => {
       const answers = answerAndScore(policy, rewardModel, evalIds, {
-        maxNewTokens: cfg.generation.max_new_tokens, batchSize: cfg.generation.eval_batch_size, stopTokenIds, padTokenId: tokenizer.padId,
+        maxNewTokens: cfg.generation.max_new_tokens, batchSize: cfg.generation.eval_batch_size, stopTokenIds, padTokenId: tokenizer.padId, rewardSuffix,
       });
       const out: Record<string, number> = { 'eval/reward_mean': answers.scores.reduce((s, x) => s + x, 0) / answers.scores.length };
       if (judge) out['eval/judge_score'] = judge(evalMessages, answers.responses.map(decode));
@@ -320,12 +337,12 @@ export async function runPpo(
     };
 
     // ── train loop ──
-    const result = await trainPpo({ policy, critic, rewardModel }, train, {
+    const result = await trainPpo({ policy, critic, rewardModel, rewardSuffix }, train, {
       iterations: cfg.train.steps,
       rolloutBatchSize: cfg.train.rollout_batch_size,
       sampling: { maxNewTokens: cfg.generation.max_new_tokens, temperature: cfg.generation.temperature, stopTokenIds, padTokenId: tokenizer.padId },
       update: {
-        ppoEpochs: cfg.ppo.ppo_epochs, miniBatchSize: cfg.ppo.mini_batch_size, clipRange: cfg.ppo.clip_range,
+        ppoEpochs: cfg.ppo.ppo_epochs, miniBatchSize: cfg.ppo.mini_batch_size, gradAccum: cfg.optim.grad_accum, clipRange: cfg.ppo.clip_range,
         clipRangeValue: cfg.ppo.clip_range_value, vfCoef: cfg.ppo.vf_coef, entropyCoef: cfg.ppo.entropy_coef,
         temperature: cfg.generation.temperature, targetKl: cfg.ppo.target_kl, ratioThreshold: cfg.ppo.ratio_threshold,
         maxGradNorm: cfg.optim.grad_clip,

@@ -92,6 +92,34 @@ export function responseLogprobs(
   });
 }
 
+/**
+ * What the reward model reads: each row [left pad | prompt + response | right pad], plus `suffix`
+ * right after a response that stopped at a turn-end token (`finished`). The suffix is what the
+ * template writes after the turn end (chatml's newline), for a reward model that reads at the last
+ * token of the full rendering (src/tokenizer/score-position.ts); empty for one that reads at the
+ * turn end, where the rows are returned as they are.
+ */
+export function rewardInputs(
+  ids: number[][], // [B, P+N]
+  mask: number[][], // [B, P+N]
+  finished: readonly boolean[],
+  suffix: readonly number[],
+  padId: number,
+): { ids: number[][]; mask: number[][] } {
+  if (suffix.length === 0) return { ids, mask };
+  const out = { ids: [] as number[][], mask: [] as number[][] };
+  ids.forEach((row, r) => {
+    const m = mask[r]!;
+    let end = m.length; // one past the last real token
+    while (end > 0 && m[end - 1] === 0) end--;
+    const add = finished[r] ? suffix : [];
+    const pad = suffix.length - add.length + (m.length - end);
+    out.ids.push([...row.slice(0, end), ...add, ...new Array<number>(pad).fill(padId)]);
+    out.mask.push([...m.slice(0, end), ...add.map(() => 1), ...new Array<number>(pad).fill(0)]);
+  });
+  return out;
+}
+
 /** The reward model's score of each full sequence, read at its last real token. [B] */
 export function sequenceScores(rewardModel: LlamaModel, ids: tf.Tensor2D, mask: tf.Tensor2D): Float32Array {
   const head = rewardModel.scoreHead;
@@ -137,6 +165,8 @@ export interface RolloutModels {
   policy: LlamaModel;
   critic: Critic;
   rewardModel: LlamaModel;
+  /** Appended after a finished response before scoring ({@link rewardInputs}); none by default. */
+  rewardSuffix?: readonly number[];
 }
 
 /** Sample responses to `prompts` (token ids) and record log-probs, values and scores. */
@@ -164,7 +194,19 @@ export function rollout(models: RolloutModels, prompts: number[][], s: SamplingS
     const logprobs = masked(keepLogprobs(models.policy, idsT, maskT, promptLen, s.temperature));
     const refLogprobs = masked(withAdaptersDisabled(models.policy, () => keepLogprobs(models.policy, idsT, maskT, promptLen, s.temperature)));
     const values = masked(models.critic.values(idsT, maskT, promptLen, false));
-    const scores = Array.from(sequenceScores(models.rewardModel, idsT, maskT));
+    const suffix = models.rewardSuffix ?? [];
+    let scores: number[];
+    if (suffix.length === 0) scores = Array.from(sequenceScores(models.rewardModel, idsT, maskT));
+    else {
+      const read = rewardInputs(ids, attentionMask, gen.finished, suffix, s.padTokenId);
+      const readIds = tf.tensor2d(read.ids, undefined, 'int32');
+      const readMask = tf.tensor2d(read.mask, undefined, 'int32');
+      try {
+        scores = Array.from(sequenceScores(models.rewardModel, readIds, readMask));
+      } finally {
+        tf.dispose([readIds, readMask]);
+      }
+    }
     return {
       promptLen, ids, attentionMask, responseMask, hasEos: gen.finished, samplerLogprobs: gen.logprobs,
       logprobs, refLogprobs, values, scores,

@@ -2,11 +2,16 @@
  * The optimisation half of a PPO iteration: `ppoEpochs` passes over the rollout in shuffled
  * minibatches, each one a single AdamW step on
  *   loss = L_clip + vf_coef · L_value − entropy_coef · H
+ * A minibatch is `gradAccum` micro-batches of `miniBatchSize` sequences (forward + backward one
+ * micro-batch at a time, gradients summed). Every mean is a token mean over the whole minibatch
+ * (each micro-batch divides its token sums by the minibatch's token count), so an accumulated
+ * minibatch takes the same step as the unaccumulated one of miniBatchSize × gradAccum sequences.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { Rng } from '../engine/rng.js';
 import type { LlamaModel } from '../model/llama.js';
 import type { AdamW } from '../training/adamw.js';
+import { GradientAccumulator } from '../training/accumulation.js';
 import { clipGradNormInPlace } from '../training/clip.js';
 import type { NonFiniteGuard } from '../training/nan-guard.js';
 import type { Rows } from './advantages.js';
@@ -27,7 +32,10 @@ export interface TrainBatch {
 
 export interface UpdateOptions {
   ppoEpochs: number;
+  /** Sequences per forward/backward micro-batch. */
   miniBatchSize: number;
+  /** Micro-batches per optimizer step (default 1): a minibatch is miniBatchSize × gradAccum sequences. */
+  gradAccum?: number;
   clipRange: number;
   clipRangeValue: number;
   vfCoef: number;
@@ -80,10 +88,12 @@ export function ppoUpdate(m: UpdateModels, batch: TrainBatch, o: UpdateOptions, 
   const varNames = [...m.params.keys()];
   const varList = varNames.map((n) => m.params.get(n)!);
   const b = batch.ids.length;
+  const accum = o.gradAccum ?? 1;
+  const stepSize = o.miniBatchSize * accum;
   for (let epoch = 0; epoch < o.ppoEpochs && !stats.earlyStopped; epoch++) {
     const order = rng.shuffle(Array.from({ length: b }, (_, i) => i));
-    for (let start = 0; start < b; start += o.miniBatchSize) {
-      const idx = order.slice(start, start + o.miniBatchSize);
+    for (let start = 0; start < b; start += stepSize) {
+      const idx = order.slice(start, start + stepSize);
       const mb = minibatchStep(m, batch, idx, o, varNames, varList);
       const finite = guard.check(stats.minibatches.length, mb.loss, mb.stats.gradNorm);
       if (!finite) stats.skippedNonFinite++;
@@ -103,7 +113,11 @@ export function ppoUpdate(m: UpdateModels, batch: TrainBatch, o: UpdateOptions, 
   return stats;
 }
 
-/** Forward + backward of one minibatch; the gradients come back clipped, not yet applied. */
+/**
+ * Forward + backward of one minibatch, `miniBatchSize` rows at a time; the gradients come back
+ * summed and clipped, not yet applied. Each micro-batch's losses and statistics are its token sums
+ * over the minibatch's token count, so the parts add up to the minibatch's token means.
+ */
 function minibatchStep(
   m: UpdateModels,
   batch: TrainBatch,
@@ -112,6 +126,49 @@ function minibatchStep(
   varNames: string[],
   varList: tf.Variable[],
 ): { loss: number; grads: Map<string, tf.Tensor>; stats: MinibatchStats } {
+  const tokens = idx.reduce((n, i) => n + batch.responseMask[i]!.reduce((s, x) => s + x, 0), 0);
+  const micro: number[][] = [];
+  for (let s = 0; s < idx.length; s += o.miniBatchSize) micro.push(idx.slice(s, s + o.miniBatchSize));
+  if (micro.length === 1) {
+    const one = microBatchStep(m, batch, idx, tokens, o, varNames, varList);
+    return { loss: one.loss, grads: one.grads, stats: finishStats(one.measured, one.grads, o) };
+  }
+  const acc = new GradientAccumulator();
+  let loss = 0;
+  const sums = new Array<number>(8).fill(0);
+  for (const part of micro) {
+    const one = microBatchStep(m, batch, part, tokens, o, varNames, varList);
+    acc.add(one.grads);
+    tf.dispose([...one.grads.values()]);
+    loss += one.loss;
+    // every measurement is a share of a token mean (add up), except max |log ρ| (a max)
+    one.measured.forEach((v, k) => { sums[k] = k === MAX_ABS_LOG_RATIO ? Math.max(sums[k]!, v) : sums[k]! + v; });
+  }
+  const grads = new Map(acc.grads); // the accumulator's tensors, now owned by the caller
+  return { loss, grads, stats: finishStats(sums, grads, o) };
+}
+
+const MAX_ABS_LOG_RATIO = 6;
+
+function finishStats(measured: number[], grads: Map<string, tf.Tensor>, o: UpdateOptions): MinibatchStats {
+  const gradNorm = clipGradNormInPlace(grads, o.maxGradNorm ?? Infinity);
+  const [policyLossV, valueLossV, pcf, vcf, approxKl, ratioMean, maxAbs, entropy] = measured;
+  return {
+    policyLoss: policyLossV!, valueLoss: valueLossV!, policyClipfrac: pcf!, valueClipfrac: vcf!, approxKl: approxKl!,
+    ratioMean: ratioMean!, maxAbsLogRatio: maxAbs!, entropy: entropy!, gradNorm, applied: false,
+  };
+}
+
+/** Forward + backward of the rows `idx`, every mean divided by `tokens` (the minibatch's count). */
+function microBatchStep(
+  m: UpdateModels,
+  batch: TrainBatch,
+  idx: number[],
+  tokens: number,
+  o: UpdateOptions,
+  varNames: string[],
+  varList: tf.Variable[],
+): { loss: number; grads: Map<string, tf.Tensor>; measured: number[] } {
   const P = batch.promptLen;
   const t = tf.tidy(() => ({
     ids: tf.tensor2d(pick(batch.ids, idx), undefined, 'int32'),
@@ -127,9 +184,10 @@ function minibatchStep(
     const { value, grads } = tf.variableGrads(() => {
       const { logprobs, entropy } = responseLogprobs(m.policy, t.ids, t.mask, P, o.temperature, true);
       const vpred = m.critic.values(t.ids, t.mask, P, true);
-      const pg = policyLoss({ newLogprobs: logprobs, oldLogprobs: t.oldLogprobs, advantages: t.advantages, mask: t.respMask, clipRange: o.clipRange });
-      const vf = valueLoss({ values: vpred, oldValues: t.oldValues, returns: t.returns, mask: t.respMask, clipRangeValue: o.clipRangeValue });
-      const ent = maskedMeanTensor(entropy, t.respMask);
+      const denominator = tokens;
+      const pg = policyLoss({ newLogprobs: logprobs, oldLogprobs: t.oldLogprobs, advantages: t.advantages, mask: t.respMask, clipRange: o.clipRange, denominator });
+      const vf = valueLoss({ values: vpred, oldValues: t.oldValues, returns: t.returns, mask: t.respMask, clipRangeValue: o.clipRangeValue, denominator });
+      const ent = maskedMeanTensor(entropy, t.respMask, denominator);
       const maxAbsLogRatio = tf.max(tf.abs(tf.mul(tf.sub(logprobs, t.oldLogprobs), t.respMask)));
       measured = tf.keep(tf.stack([pg.loss, vf.loss, pg.clipfrac, vf.clipfrac, pg.approxKl, pg.ratioMean, maxAbsLogRatio, ent]) as tf.Tensor1D);
       return tf.sub(tf.add(pg.loss, tf.mul(o.vfCoef, vf.loss)), tf.mul(o.entropyCoef, ent)) as tf.Scalar;
@@ -141,16 +199,7 @@ function minibatchStep(
       const g = grads[varList[i]!.name];
       if (g) named.set(name, g);
     });
-    const gradNorm = o.maxGradNorm !== null ? clipGradNormInPlace(named, o.maxGradNorm) : clipGradNormInPlace(named, Infinity);
-    const [policyLossV, valueLossV, pcf, vcf, approxKl, ratioMean, maxAbs, entropy] = Array.from((measured as tf.Tensor1D | null)!.dataSync());
-    return {
-      loss,
-      grads: named,
-      stats: {
-        policyLoss: policyLossV!, valueLoss: valueLossV!, policyClipfrac: pcf!, valueClipfrac: vcf!, approxKl: approxKl!,
-        ratioMean: ratioMean!, maxAbsLogRatio: maxAbs!, entropy: entropy!, gradNorm, applied: false,
-      },
-    };
+    return { loss, grads: named, measured: Array.from((measured as tf.Tensor1D | null)!.dataSync()) };
   } finally {
     tf.dispose([...Object.values(t), ...(measured ? [measured] : [])]);
   }

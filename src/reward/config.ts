@@ -107,6 +107,14 @@ export const rewardSection = z
         'Margin m in −log σ(r_c − r_r − m): none; small / large = Llama 2 Table 27 by the row\'s strength ' +
           '(1, 2/3, 1/3, 0 / 3, 2, 1, 0); column = the row\'s margin column.',
       ),
+    read_at: z
+      .enum(['turn_end', 'last_token'])
+      .default('turn_end')
+      .describe(
+        'Where the reward is read (recorded in the model folder\'s reward_read.json; every stage that scores honours it): ' +
+          'turn_end = the last assistant turn\'s turn-end token, where PPO and the samplers stop (text a template writes ' +
+          'after it, e.g. chatml\'s newline, is not read); last_token = the last token of the full rendering, as TRL does.',
+      ),
     center_rewards_coefficient: z
       .number()
       .min(0)

@@ -1,13 +1,15 @@
 /**
  * Preference rows → token ids → padded tensors. A side of a pair is the prompt followed by that
  * answer (chat-templated when the row holds messages, `prompt + answer` + EOS when it holds text),
- * so the reward is read at the answer's closing EOS.
+ * ending where the reward model reads it (`readAt`, src/tokenizer/score-position.ts): with
+ * `turn_end`, at the answer's turn-end token (what the template writes after it, e.g. chatml's
+ * `\n`, is cut), so the reward is learnt at the token PPO and the samplers stop at.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { Message, NumberedPreference, Strength } from '../data/index.js';
 import { Rng } from '../engine/rng.js';
 import { UserError } from '../errors.js';
-import { tokenizePreferenceExample, type TemplateName, type Tokenizer } from '../tokenizer/index.js';
+import { scoredIds, tokenizePreferenceExample, type ReadAt, type TemplateName, type Tokenizer } from '../tokenizer/index.js';
 import { pairMargin, type MarginKind } from './loss.js';
 import { padSequences, type PaddingSide } from '../data/pad.js';
 
@@ -24,15 +26,19 @@ export interface TokenizedPair {
 
 export { readPreferences, type NumberedPreference } from '../data/index.js';
 
-/** The ids of `prompt` + one answer. TRL's implicit-prompt rows (no `prompt`) hold the whole dialogue. */
+/**
+ * The ids of `prompt` + one answer, up to where a reward model reading at `readAt` reads (the full
+ * rendering for `last_token`). TRL's implicit-prompt rows (no `prompt`) hold the whole dialogue.
+ */
 export function tokenizePreferenceSide(
   tokenizer: Tokenizer,
   prompt: string | Message[] | undefined,
   answer: string | Message[],
   template: TemplateName,
+  readAt: ReadAt,
   onWarning?: (message: string) => void,
 ): number[] {
-  return tokenizePreferenceExample(tokenizer, prompt, answer, template, onWarning).inputIds;
+  return scoredIds(tokenizePreferenceExample(tokenizer, prompt, answer, template, onWarning), readAt);
 }
 
 /**
@@ -43,7 +49,7 @@ export function tokenizePreferenceSide(
 export function tokenizePairs(
   tokenizer: Tokenizer,
   rows: readonly NumberedPreference[],
-  opts: { file: string; template: TemplateName; marginKind: MarginKind; maxLength: number; onWarning?: (message: string) => void },
+  opts: { file: string; template: TemplateName; readAt: ReadAt; marginKind: MarginKind; maxLength: number; onWarning?: (message: string) => void },
 ): { pairs: TokenizedPair[]; dropped: number } {
   const missing: number[] = [];
   const pairs: TokenizedPair[] = [];
@@ -54,8 +60,8 @@ export function tokenizePairs(
       missing.push(row);
       continue;
     }
-    const chosen = tokenizePreferenceSide(tokenizer, value.prompt, value.chosen, opts.template, opts.onWarning);
-    const rejected = tokenizePreferenceSide(tokenizer, value.prompt, value.rejected, opts.template, opts.onWarning);
+    const chosen = tokenizePreferenceSide(tokenizer, value.prompt, value.chosen, opts.template, opts.readAt, opts.onWarning);
+    const rejected = tokenizePreferenceSide(tokenizer, value.prompt, value.rejected, opts.template, opts.readAt, opts.onWarning);
     if (chosen.length > opts.maxLength || rejected.length > opts.maxLength) {
       dropped++;
       continue;

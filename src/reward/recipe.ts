@@ -8,7 +8,7 @@
  *           AdamW; log loss / accuracy / margin / reward means; eval (accuracy per strength level)
  *           and checkpoints on schedule; a signal stops after the step with a checkpoint
  *   save:   final eval; reward mean/std over training pairs; LoRA merged; final/ = HF folder
- *           (LlamaForSequenceClassification) + reward_stats.json + tokenizer files
+ *           (LlamaForSequenceClassification) + reward_stats.json + reward_read.json + tokenizer files
  */
 import { existsSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
@@ -287,7 +287,7 @@ export async function runReward(resolved: ResolvedConfig<RewardConfig>, opts: Re
 
     if (cfg.lora.enabled) unloadLora(model, { merge: true });
     const finalDir = join(run.dir, FINAL_DIR);
-    saveRewardModel(model, finalDir, { stats, tokenizerDir, padId: tokenizer.padId });
+    saveRewardModel(model, finalDir, { stats, tokenizerDir, padId: tokenizer.padId, readAt: cfg.reward.read_at });
     log(`reward: saved ${finalDir}`);
     await run.close('FINISHED');
     return { dir: run.dir, finalDir, steps: step, eval: finalEval, stats };
@@ -317,7 +317,7 @@ async function loadPairs(
     return { file: path, rows: await readPreferences(path, { onBadRow: cfg.data.on_bad_row, warn: log }) };
   };
   const tokenize = (file: string, rows: NumberedPreference[], what: string): TokenizedPair[] => {
-    const { pairs, dropped } = tokenizePairs(tokenizer, rows, { file, template, marginKind, maxLength: cfg.data.max_length, onWarning: log });
+    const { pairs, dropped } = tokenizePairs(tokenizer, rows, { file, template, readAt: cfg.reward.read_at, marginKind, maxLength: cfg.data.max_length, onWarning: log });
     if (dropped > 0) log(`reward: dropped ${dropped} ${what} pairs of ${file} with a side longer than data.max_length=${cfg.data.max_length} tokens`);
     return pairs;
   };

@@ -7,7 +7,8 @@
 import { readAllRecords, writeRows, checkRow, type Message } from '../data/index.js';
 import { UserError } from '../errors.js';
 import { loadHfModel } from '../model/index.js';
-import { loadTokenizer, tokenizeDialogue, type TemplateName, type Tokenizer } from '../tokenizer/index.js';
+import { readRewardReadAt } from '../model/io/reward-read.js';
+import { loadTokenizer, scoredIds, tokenizeDialogue, type ReadAt, type TemplateName, type Tokenizer } from '../tokenizer/index.js';
 import { scoreSequences } from '../model/score.js';
 import { readRewardStats } from './model.js';
 import { tokenizePreferenceSide } from './pairs.js';
@@ -24,22 +25,28 @@ export interface ScoreOptions {
 /** What to score in one row: one text (`reward`) or two (`reward_chosen`, `reward_rejected`). */
 type RowTexts = { kind: 'single'; ids: number[] } | { kind: 'pair'; chosen: number[]; rejected: number[] };
 
-/** Token ids of what a row asks to be scored; a UserError names the file and row when it is not scorable. */
-export function rowTexts(tokenizer: Tokenizer, value: unknown, template: TemplateName, where: string): RowTexts {
+/**
+ * Token ids of what a row asks to be scored, ending where the model reads (`readAt`: a dialogue is
+ * read at its last assistant turn's turn end, or at the last token of its rendering); a UserError
+ * names the file and row when it is not scorable.
+ */
+export function rowTexts(tokenizer: Tokenizer, value: unknown, template: TemplateName, where: string, readAt: ReadAt): RowTexts {
   const obj = (value ?? {}) as Record<string, unknown>;
   if (obj.chosen != null || obj.rejected != null) {
     const c = checkRow('preference', value);
     if (!c.ok) throw new UserError(`${where}: ${c.issues.map((i) => `${i.field || 'row'}: ${i.reason}`).join('; ')}`);
     return {
       kind: 'pair',
-      chosen: tokenizePreferenceSide(tokenizer, c.row.prompt, c.row.chosen, template),
-      rejected: tokenizePreferenceSide(tokenizer, c.row.prompt, c.row.rejected, template),
+      chosen: tokenizePreferenceSide(tokenizer, c.row.prompt, c.row.chosen, template, readAt),
+      rejected: tokenizePreferenceSide(tokenizer, c.row.prompt, c.row.rejected, template, readAt),
     };
   }
   if (obj.messages != null) {
     const c = checkRow('sft', value);
     if (!c.ok) throw new UserError(`${where}: ${c.issues.map((i) => `${i.field || 'row'}: ${i.reason}`).join('; ')}`);
-    return { kind: 'single', ids: tokenizeDialogue(tokenizer, (c.row as { messages: Message[] }).messages, { template, strategy: 'train_on_all' }).inputIds };
+    const messages = (c.row as { messages: Message[] }).messages;
+    const strategy = readAt === 'turn_end' ? 'train_on_last' : 'train_on_all';
+    return { kind: 'single', ids: scoredIds(tokenizeDialogue(tokenizer, messages, { template, strategy }), readAt) };
   }
   if (obj.prompt != null && obj.completion != null) {
     const prompt = obj.prompt as string | Message[];
@@ -47,9 +54,9 @@ export function rowTexts(tokenizer: Tokenizer, value: unknown, template: Templat
     if (typeof prompt !== typeof completion && (typeof prompt === 'string' || typeof completion === 'string')) {
       throw new UserError(`${where}: prompt and completion must both be strings or both be message lists`);
     }
-    return { kind: 'single', ids: tokenizePreferenceSide(tokenizer, prompt, completion, template) };
+    return { kind: 'single', ids: tokenizePreferenceSide(tokenizer, prompt, completion, template, readAt) };
   }
-  if (typeof obj.text === 'string') return { kind: 'single', ids: tokenizePreferenceSide(tokenizer, undefined, obj.text, template) };
+  if (typeof obj.text === 'string') return { kind: 'single', ids: tokenizePreferenceSide(tokenizer, undefined, obj.text, template, readAt) };
   throw new UserError(
     `${where}: nothing to score: expected "prompt"/"chosen"/"rejected", "messages", "prompt" + "completion", or "text" (found: ${Object.keys(obj).join(', ') || 'none'})`,
   );
@@ -65,7 +72,8 @@ export async function scoreFile(modelDir: string, dataFile: string, outFile: str
 
   const { rows, errors } = await readAllRecords(dataFile);
   if (errors.length > 0) throw new UserError(`${dataFile}: row ${errors[0]!.row}: ${errors[0]!.error}`);
-  const texts = rows.map((r) => rowTexts(tokenizer, r.value, template, `${dataFile}: row ${r.row}`));
+  const readAt = readRewardReadAt(modelDir); // where the model was trained to read (reward_read.json; none: last token)
+  const texts = rows.map((r) => rowTexts(tokenizer, r.value, template, `${dataFile}: row ${r.row}`, readAt));
   // One flat list of sequences, so batches are full whatever the mix of row forms.
   const seqs: number[][] = texts.flatMap((t) => (t.kind === 'single' ? [t.ids] : [t.chosen, t.rejected]));
 

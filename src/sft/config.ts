@@ -68,8 +68,8 @@ export const sftDataSection = z
       .boolean()
       .default(false)
       .describe(
-        'Pack several examples into each row of max_length tokens (position ids restart per example). The model ' +
-          'attends across packed examples (no block-diagonal mask yet), as TRL\'s classic packing does.',
+        'Pack several examples into each row of max_length tokens: position ids restart per example and attention ' +
+          'stays inside each example (block-diagonal causal mask), so every example\'s loss is its unpacked loss.',
       ),
     on_bad_row: z
       .enum(['error', 'skip'])

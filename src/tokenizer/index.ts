@@ -24,6 +24,7 @@ export {
 } from './templates.js';
 export { pickTemplate } from './choose-template.js';
 export { tokenizePreferenceExample } from './preference.js';
+export { READ_AT, scoredIds, turnEndSuffix, type ReadAt } from './score-position.js';
 export { trainTokenizer, MIN_VOCAB_SIZE, type TrainTokenizerResult } from './train.js';
 export { TRAINED_SPECIAL_TOKENS } from './trainedFiles.js';
 export { TOKENIZER_FILES, copyTokenizerFiles } from './files.js';

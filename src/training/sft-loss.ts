@@ -21,11 +21,14 @@ export function batchLossSum(model: LlamaModel, batch: TokenBatch, training: boo
   const inputIds = tf.tensor2d(batch.inputIds, shape, 'int32'); // [B, T]
   const attentionMask = tf.tensor2d(batch.attentionMask, shape, 'int32'); // [B, T]
   const positionIds = tf.tensor2d(batch.positionIds, shape, 'int32'); // [B, T] (restart per packed example)
+  // Packed rows (a segment id above 1): attention stays inside each example (block-diagonal causal mask).
+  const packed = batch.segmentIds.some((row) => row.some((s) => s > 1));
+  const segments = packed ? { segmentIds: tf.tensor2d(batch.segmentIds, shape, 'int32') } : {}; // [B, T]
   const labels = tf.tensor2d(shiftLabels(batch.labels), shape, 'int32'); // [B, T], position t scored on token t+1
   // From the hidden states in chunks of rows (training/chunked-loss.ts): no [B·T, V] logits are kept.
   const head = model.lmHeadWeight(); // [V, H]
-  if (head === null) return maskedCrossEntropySum(model.forward({ inputIds, attentionMask, positionIds, training }).logits, labels).sum;
-  const { hidden } = model.hiddenStates({ inputIds, attentionMask, positionIds, training }); // [B, T, H]
+  if (head === null) return maskedCrossEntropySum(model.forward({ inputIds, attentionMask, positionIds, ...segments, training }).logits, labels).sum;
+  const { hidden } = model.hiddenStates({ inputIds, attentionMask, positionIds, ...segments, training }); // [B, T, H]
   return chunkedCrossEntropySum(hidden, head, labels).sum;
 }
 

@@ -3,7 +3,10 @@ import { initEngine } from '../../src/engine/index.js';
 import { Rng } from '../../src/engine/rng.js';
 import { IGNORE_INDEX, collateTrain, type Example, type TokenBatch } from '../../src/data/collate.js';
 import { bestFitDecreasing, collatePacked, packExamples } from '../../src/data/packing.js';
-import { additiveMask, batchToTensors, segmentAttentionMask } from '../../src/data/mask.js';
+import { additiveMask, segmentAttentionMask } from '../../src/data/mask.js';
+import { llamaConfig } from '../../src/model/config.js';
+import { initLlama, type LlamaModel } from '../../src/model/llama.js';
+import { batchLossSum } from '../../src/training/sft-loss.js';
 
 beforeAll(async () => {
   await initEngine({ backend: 'cpu' });
@@ -49,39 +52,39 @@ test('segment ids -> block-diagonal causal mask [B, 1, T, T]; padding sees only 
   expect(tf.memory().numTensors).toBe(before);
 });
 
-// --- a tiny attention + MLP language model, enough to prove packing changes no example's loss ---
+// --- packing on the real model: LlamaModel with segment ids (block-diagonal causal mask) and RoPE
+// positions restarting per example gives every packed example its unpacked loss ---
 
 const V = 13; // vocab
-const H = 8; // hidden
-const F = 16; // MLP width
-const P = 16; // max positions
 
-function makeWeights(rng: Rng): Record<string, tf.Tensor2D> {
-  const w = (r: number, c: number) => tf.tensor2d(rng.fillNormal(new Float32Array(r * c), 0.5), [r, c]);
-  return { tok: w(V, H), pos: w(P, H), q: w(H, H), k: w(H, H), v: w(H, H), o: w(H, H), up: w(H, F), down: w(F, H), out: w(H, V) };
-}
+const tinyLlama = (): LlamaModel =>
+  initLlama(
+    llamaConfig({
+      vocab_size: V, hidden_size: 16, intermediate_size: 24, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2,
+      max_position_embeddings: 32, initializer_range: 0.5, pad_token_id: 0,
+    }),
+    new Rng(11),
+  );
 
-/** Log-probabilities [B, T, V] of a one-layer, one-head transformer over a collated batch. */
-function logProbs(w: Record<string, tf.Tensor2D>, batch: TokenBatch): number[][][] {
-  const t = batchToTensors(batch);
+/** Log-probabilities [B, T, V] of the model over a collated batch (segment ids fed unless `segments` is false). */
+function logProbs(model: LlamaModel, batch: TokenBatch, segments = true): number[][][] {
+  const shape: [number, number] = [batch.inputIds.length, batch.inputIds[0]!.length];
   const out = tf.tidy(() => {
-    const [b, s] = t.inputIds.shape;
-    const lin = (x: tf.Tensor3D, m: tf.Tensor2D) => tf.reshape(tf.matMul(tf.reshape(x, [b * s, -1]), m), [b, s, -1]) as tf.Tensor3D;
-    let x = tf.add(tf.gather(w.tok!, t.inputIds), tf.gather(w.pos!, t.positionIds)) as tf.Tensor3D; // [B, T, H]
-    const scores = tf.div(tf.matMul(lin(x, w.q!), lin(x, w.k!), false, true), Math.sqrt(H)); // [B, T, T]
-    const mask = tf.squeeze(additiveMask(segmentAttentionMask(t.segmentIds)), [1]); // [B, T, T]
-    const attn = tf.matMul(tf.softmax(tf.add(scores, mask)), lin(x, w.v!)) as tf.Tensor3D; // [B, T, H]
-    x = tf.add(x, lin(attn, w.o!));
-    x = tf.add(x, lin(tf.relu(lin(x, w.up!)), w.down!));
-    return tf.logSoftmax(lin(x, w.out!)); // [B, T, V]
+    const logits = model.forward({
+      inputIds: tf.tensor2d(batch.inputIds, shape, 'int32'),
+      attentionMask: tf.tensor2d(batch.attentionMask, shape, 'int32'),
+      positionIds: tf.tensor2d(batch.positionIds, shape, 'int32'),
+      ...(segments ? { segmentIds: tf.tensor2d(batch.segmentIds, shape, 'int32') } : {}),
+    }).logits;
+    return tf.logSoftmax(logits);
   });
   const values = out.arraySync() as number[][][];
-  tf.dispose([out, ...Object.values(t)]);
+  out.dispose();
   return values;
 }
 
-/** Mean next-token NLL of each segment: logits at t predict labels[t + 1] (HF's shift). */
-function segmentLosses(logp: number[][][], batch: TokenBatch): Map<string, number> {
+/** Sum and count of next-token NLL per segment (`row/segment`): logits at t predict labels[t + 1] (HF's shift). */
+function segmentNll(logp: number[][][], batch: TokenBatch): Map<string, { nll: number; n: number }> {
   const sums = new Map<string, { nll: number; n: number }>();
   batch.labels.forEach((labels, b) => {
     for (let t = 0; t + 1 < labels.length; t++) {
@@ -94,28 +97,33 @@ function segmentLosses(logp: number[][][], batch: TokenBatch): Map<string, numbe
       sums.set(key, s);
     }
   });
-  return new Map([...sums].map(([k, s]) => [k, s.nll / s.n]));
+  return sums;
 }
 
-test('a packed batch gives the same per-example loss as the unpacked one (within 1e-5)', () => {
-  const rng = new Rng(42);
-  const examples: Example[] = Array.from({ length: 9 }, () => {
+const meanLoss = (m: Map<string, { nll: number; n: number }>) => new Map([...m].map(([k, s]) => [k, s.nll / s.n]));
+
+function randomExamples(rng: Rng, count: number): Example[] {
+  return Array.from({ length: count }, () => {
     const len = 2 + rng.int(8);
     const ids = Array.from({ length: len }, () => 1 + rng.int(V - 1));
     const promptLen = rng.int(len - 1); // tokens before it carry no loss, as with a chat prompt
     return { inputIds: ids, labels: ids.map((id, i) => (i < promptLen ? IGNORE_INDEX : id)) };
   });
-  const weights = makeWeights(rng);
+}
+
+test('LlamaModel: a packed batch gives every example its unpacked loss (within 1e-5), also through the SFT loss', () => {
+  const model = tinyLlama();
+  const examples = randomExamples(new Rng(42), 9);
   const before = tf.memory().numTensors;
 
   const unpacked = collateTrain(examples, { padId: 0 });
-  const unpackedLoss = segmentLosses(logProbs(weights, unpacked), unpacked);
+  const unpackedLoss = meanLoss(segmentNll(logProbs(model, unpacked), unpacked));
 
   const rows = packExamples(examples, { maxLength: 12 });
   expect(rows.length).toBeLessThan(examples.length);
   expect(Math.max(...rows.map((r) => r.examples.length))).toBeGreaterThan(1);
   const packed = collatePacked(rows, { padId: 0 });
-  const packedLoss = segmentLosses(logProbs(weights, packed), packed);
+  const packedLoss = meanLoss(segmentNll(logProbs(model, packed), packed));
 
   let compared = 0;
   rows.forEach((row, b) =>
@@ -129,25 +137,42 @@ test('a packed batch gives the same per-example loss as the unpacked one (within
     }),
   );
   expect(compared).toBeGreaterThanOrEqual(7);
+
+  // The SFT objective (what sft and rs train on) feeds the segment ids: packed token sum = unpacked.
+  const sum = (batch: TokenBatch) => {
+    const s = tf.tidy(() => batchLossSum(model, batch, false));
+    const v = s.dataSync()[0]!;
+    s.dispose();
+    return v;
+  };
+  const unpackedSum = sum(unpacked);
+  expect(Math.abs(sum(packed) - unpackedSum)).toBeLessThan(1e-5 * Math.max(1, Math.abs(unpackedSum)));
   expect(tf.memory().numTensors).toBe(before);
-  tf.dispose(Object.values(weights));
+  model.dispose();
 });
 
-test('without restarting positions the losses would differ (the test above can fail)', () => {
-  const rng = new Rng(7);
-  const weights = makeWeights(rng);
+test('without segment ids the packed losses differ (the test above can fail)', () => {
+  const model = tinyLlama();
   const examples: Example[] = [{ inputIds: [3, 4, 5, 6], labels: [3, 4, 5, 6] }, { inputIds: [7, 8, 9], labels: [7, 8, 9] }];
   const rows = packExamples(examples, { maxLength: 8 });
   const packed = collatePacked(rows, { padId: 0 });
   expect(packed.segmentIds).toEqual([[1, 1, 1, 1, 2, 2, 2]]);
-  const wrongPositions = { ...packed, positionIds: [[0, 1, 2, 3, 4, 5, 6]] }; // not restarted
-  const good = segmentLosses(logProbs(weights, packed), packed);
-  const bad = segmentLosses(logProbs(weights, wrongPositions), wrongPositions);
-  expect(Math.abs(good.get('0/2')! - bad.get('0/2')!)).toBeGreaterThan(1e-3);
-  // Nor without the block-diagonal mask (segment 2 attending to segment 1): labels keep the
-  // segment split, segment ids for attention become one block.
-  const oneBlock = { ...packed, segmentIds: [[1, 1, 1, 1, 1, 1, 1]] };
-  const leaky = segmentLosses(logProbs(weights, oneBlock), { ...oneBlock, segmentIds: packed.segmentIds });
-  expect(Math.abs(good.get('0/2')! - leaky.get('0/2')!)).toBeGreaterThan(1e-3);
-  tf.dispose(Object.values(weights));
+  const good = meanLoss(segmentNll(logProbs(model, packed), packed)).get('0/2')!;
+  const alone = collateTrain([examples[1]!], { padId: 0 });
+  expect(Math.abs(good - meanLoss(segmentNll(logProbs(model, alone), alone)).get('0/1')!)).toBeLessThan(1e-5);
+  // segment 2 attending to segment 1 (what LlamaModel did before it read segment ids)
+  const leaky = meanLoss(segmentNll(logProbs(model, packed, false), packed)).get('0/2')!;
+  expect(Math.abs(good - leaky)).toBeGreaterThan(1e-3);
+  // (RoPE scores depend on relative positions only, so inside an isolated segment restarting the
+  // positions changes nothing but rounding; the packer restarts them as HF's packed position_ids do.)
+  model.dispose();
+});
+
+test('segment ids are refused with a KV cache', () => {
+  const model = tinyLlama();
+  const ids = tf.tensor2d([[1, 2]], [1, 2], 'int32');
+  const seg = tf.tensor2d([[1, 2]], [1, 2], 'int32');
+  expect(() => model.forward({ inputIds: ids, segmentIds: seg, cache: { length: 0, layers: [] } as never })).toThrow(/KV cache/);
+  tf.dispose([ids, seg]);
+  model.dispose();
 });

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { adherence, buildEvalCases, evaluateAdherence, formatAdherenceTable } from '../../src/gatt/evaluate.js';
 import { trimHistory } from '../../src/gatt/history.js';
 import { loadInstructionSet } from '../../src/gatt/instructions.js';
+import { writeParquetFile } from '../../src/data/index.js';
 import { readDialogueSeeds, splitSeeds } from '../../src/gatt/seeds.js';
 import type { ReplySampler } from '../../src/gatt/synthesize.js';
 import { UserError } from '../../src/errors.js';
@@ -100,8 +101,8 @@ describe('dialogue seeds', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  test('the bundled seeds: 500 dialogues of 2–20 user turns; the last 50 held out', () => {
-    const seeds = readDialogueSeeds(packagePath('data', 'world', 'dialogues.jsonl'));
+  test('the bundled seeds: 500 dialogues of 2–20 user turns; the last 50 held out', async () => {
+    const seeds = await readDialogueSeeds(packagePath('data', 'world', 'dialogues.jsonl'));
     expect(seeds).toHaveLength(500);
     expect(Math.min(...seeds.map((s) => s.userTurns.length))).toBe(2);
     expect(Math.max(...seeds.map((s) => s.userTurns.length))).toBe(20);
@@ -110,14 +111,20 @@ describe('dialogue seeds', () => {
     expect(held[0]).toBe(seeds[450]);
   });
 
-  test('messages rows give their user turns; a bad row is named by file and line', async () => {
+  test('messages rows give their user turns (JSONL or Parquet); a bad row is named by file and row', async () => {
     const good = join(dir, 'good.jsonl');
     await writeFile(good, '{"messages":[{"role":"user","content":"x"},{"role":"assistant","content":"y"},{"role":"user","content":"z"}]}\n\n');
-    expect(readDialogueSeeds(good)).toEqual([{ userTurns: ['x', 'z'] }]);
+    expect(await readDialogueSeeds(good)).toEqual([{ userTurns: ['x', 'z'] }]);
+    const parquet = join(dir, 'good.parquet');
+    await writeParquetFile(parquet, [
+      { messages: [{ role: 'user', content: 'x' }, { role: 'assistant', content: 'y' }, { role: 'user', content: 'z' }] },
+      { messages: [{ role: 'user', content: 'w' }] },
+    ]);
+    expect(await readDialogueSeeds(parquet)).toEqual([{ userTurns: ['x', 'z'] }, { userTurns: ['w'] }]);
     const bad = join(dir, 'bad.jsonl');
     await writeFile(bad, '{"user_turns":["x"]}\n{"user_turns":[""]}\n');
-    expect(() => readDialogueSeeds(bad)).toThrow(UserError);
-    expect(() => readDialogueSeeds(bad)).toThrow(`${bad} line 2: user_turns must be a non-empty list of non-empty strings`);
+    await expect(readDialogueSeeds(bad)).rejects.toThrow(UserError);
+    await expect(readDialogueSeeds(bad)).rejects.toThrow(`${bad} row 2: user_turns must be a non-empty list of non-empty strings`);
   });
 
   test('an instructions file with an unknown checker is refused, naming the key', async () => {

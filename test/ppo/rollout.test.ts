@@ -149,3 +149,16 @@ describe('rollout', () => {
     optimizer.dispose();
   });
 });
+
+describe('rollout scoring for a reward model that reads at its last token', () => {
+  test('the template suffix is scored after each finished response; unfinished ones score as before', () => {
+    const plain = rollout(m, tinyPrompts(6, 11), sampling, new Rng(5));
+    const suffixed = rollout({ ...m, rewardSuffix: [4] }, tinyPrompts(6, 11), sampling, new Rng(5));
+    expect(suffixed.ids).toEqual(plain.ids); // same samples: the suffix only changes what the reward model reads
+    expect(plain.hasEos.some((x) => x) && plain.hasEos.some((x) => !x)).toBe(true);
+    plain.scores.forEach((s, i) => {
+      if (plain.hasEos[i]) expect(Math.abs(suffixed.scores[i]! - s)).toBeGreaterThan(1e-6);
+      else expect(Math.abs(suffixed.scores[i]! - s)).toBeLessThan(1e-5);
+    });
+  });
+});

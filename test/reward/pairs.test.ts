@@ -17,14 +17,14 @@ test('padSequences pads left or right, mask 1 on tokens', () => {
 });
 
 test('a side is the chat-templated prompt + answer, ending in EOS; text rows are BOS + prompt + answer + EOS', () => {
-  const msgs = tokenizePreferenceSide(tokenizer, [{ role: 'user', content: 'Hi' }], [{ role: 'assistant', content: 'Hello there' }], 'llama2');
+  const msgs = tokenizePreferenceSide(tokenizer, [{ role: 'user', content: 'Hi' }], [{ role: 'assistant', content: 'Hello there' }], 'llama2', 'turn_end');
   expect(tokenizer.decode(msgs)).toBe('<s>[INST] Hi [/INST] Hello there </s>');
-  const text = tokenizePreferenceSide(tokenizer, 'Q: hi\nA:', ' hello', 'llama2');
+  const text = tokenizePreferenceSide(tokenizer, 'Q: hi\nA:', ' hello', 'llama2', 'turn_end');
   expect(text[0]).toBe(tokenizer.bosId);
   expect(text[text.length - 1]).toBe(tokenizer.eosId);
   expect(tokenizer.decode(text)).toBe('<s>Q: hi\nA: hello</s>');
   // Implicit prompt (TRL): no prompt column, the answer holds the whole dialogue.
-  const implicit = tokenizePreferenceSide(tokenizer, undefined, [{ role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Hello there' }], 'llama2');
+  const implicit = tokenizePreferenceSide(tokenizer, undefined, [{ role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Hello there' }], 'llama2', 'turn_end');
   expect(implicit).toEqual(msgs);
 });
 
@@ -34,13 +34,13 @@ test('tokenizePairs: margins from Table 27, long pairs dropped', () => {
     { row: 2, value: { prompt: 'a', chosen: ' b'.repeat(40), rejected: ' c', strength: 'significantly_better' as const } },
     { row: 3, value: { prompt: 'a', chosen: ' b', rejected: ' c', strength: 'slightly_better' as const, margin: 9 } },
   ];
-  const { pairs, dropped } = tokenizePairs(tokenizer, rows, { file: 'f.jsonl', template: 'llama2', marginKind: 'large', maxLength: 20 });
+  const { pairs, dropped } = tokenizePairs(tokenizer, rows, { file: 'f.jsonl', template: 'llama2', readAt: 'turn_end', marginKind: 'large', maxLength: 20 });
   expect(dropped).toBe(1);
   expect(pairs.map((p) => [p.row, p.margin, p.strength])).toEqual([
     [1, 2, 'better'],
     [3, 1, 'slightly_better'],
   ]);
-  expect(() => tokenizePairs(tokenizer, rows, { file: 'f.jsonl', template: 'llama2', marginKind: 'column', maxLength: 200 })).toThrow(
+  expect(() => tokenizePairs(tokenizer, rows, { file: 'f.jsonl', template: 'llama2', readAt: 'turn_end', marginKind: 'column', maxLength: 200 })).toThrow(
     'f.jsonl: reward.margin is "column", which needs a "margin" column; rows without one: 1, 2',
   );
 });

@@ -95,6 +95,8 @@ test('trains to separate the pairs and saves a LlamaForSequenceClassification fo
   expect(cfg.architectures).toEqual(['LlamaForSequenceClassification']);
   expect(cfg.num_labels).toBe(1);
   expect(existsSync(join(final, 'tokenizer.json'))).toBe(true);
+  // where the model reads, recorded for every stage that scores with it (reward.read_at, default turn_end)
+  expect(JSON.parse(readFileSync(join(final, 'reward_read.json'), 'utf8'))).toEqual({ read_at: 'turn_end' });
   const stats = readRewardStats(final)!;
   expect(stats).toEqual(result.stats);
   expect(stats.count).toBe(32); // 16 pairs, both sides
