@@ -14,12 +14,12 @@ import { trainEvalSplit } from '../data/split.js';
 import { DataCursor, type CursorState } from '../data/cursor.js';
 import { initEngine, Rng } from '../engine/index.js';
 import { UserError } from '../errors.js';
-import { configToJson, llamaConfig, type LlamaConfig } from '../model/config.js';
+import { configToJson } from '../model/config.js';
 import { saveHfModel, CONFIG_FILE } from '../model/io/hf.js';
 import { initLlama, type LlamaModel } from '../model/llama.js';
 import { estimatePeakMemory } from '../training/memory.js';
 import { checkMemoryFits, memoryLimits, trainingKnobs } from '../training/memory-check.js';
-import { llamaParamShapes } from '../model/names.js';
+
 import type { Tokenizer } from '../tokenizer/types.js';
 import type { RunContext } from '../tracking/index.js';
 import type { ProgressStream } from '../tracking/progress.js';
@@ -43,6 +43,9 @@ import type { PretrainConfig } from './config.js';
 import { documentRows, lmBatch, packedRows, readDocuments, resolveInputPath, tokenizeDocuments } from './corpus.js';
 import { evaluateLmLoss, lmLossSum } from './lm-loss.js';
 import { copyTokenizerFiles, prepareTokenizer } from './tokenizer.js';
+import { estimateDiskBytes, modelConfig, plannedSteps } from './plan.js';
+
+export { modelConfig, plannedSteps } from './plan.js';
 
 export interface PretrainRunOptions {
   /** Nest the stage's MLflow run under this run (the pipeline's). */
@@ -269,52 +272,4 @@ export async function runPretrain(resolved: ResolvedConfig<PretrainConfig>, opts
     optimizer?.dispose();
     model?.dispose();
   }
-}
-
-/** The LlamaConfig of the model to train: the config's shape, the tokenizer's vocabulary and special ids. */
-export function modelConfig(cfg: PretrainConfig, tokenizer: Pick<Tokenizer, 'vocabSize' | 'bosId' | 'eosId' | 'padId'>): LlamaConfig {
-  const m = cfg.model;
-  // A tokenizer without its own pad token reuses EOS or BOS; that id must not be declared padding
-  // (initialisation zeroes the padding row of the embedding).
-  const hasOwnPad = tokenizer.padId !== tokenizer.eosId && tokenizer.padId !== tokenizer.bosId;
-  return llamaConfig({
-    vocab_size: tokenizer.vocabSize,
-    hidden_size: m.hidden_size,
-    intermediate_size: m.intermediate_size,
-    num_hidden_layers: m.num_hidden_layers,
-    num_attention_heads: m.num_attention_heads,
-    num_key_value_heads: m.num_key_value_heads ?? m.num_attention_heads,
-    max_position_embeddings: m.max_position_embeddings,
-    rope_theta: m.rope_theta,
-    rms_norm_eps: m.rms_norm_eps,
-    tie_word_embeddings: m.tie_word_embeddings,
-    initializer_range: m.initializer_range,
-    bos_token_id: tokenizer.bosId,
-    eos_token_id: tokenizer.eosId,
-    pad_token_id: hasOwnPad ? tokenizer.padId : null,
-  });
-}
-
-/** Optimizer steps: from the token budget, else the epochs, else train.steps. */
-export function plannedSteps(cfg: PretrainConfig, batchesPerEpoch: number): number {
-  const accum = cfg.optim.grad_accum;
-  if (cfg.data.token_budget !== null) {
-    return Math.max(1, Math.ceil(cfg.data.token_budget / (cfg.train.batch_size * accum * cfg.data.seq_len)));
-  }
-  if (cfg.train.epochs !== null) return Math.max(1, Math.ceil((cfg.train.epochs * batchesPerEpoch) / accum));
-  return cfg.train.steps;
-}
-
-/**
- * Disk the run needs: each kept checkpoint holds the weights and two optimizer moments (float32),
- * plus the final model; doubled for the temporary copies written before a rename.
- */
-function estimateDiskBytes(cfg: PretrainConfig): number {
-  const shape = modelConfig(cfg, { vocabSize: cfg.tokenizer.vocab_size, bosId: 1, eosId: 2, padId: 0 });
-  let params = 0;
-  for (const s of llamaParamShapes(shape, { lmHead: !shape.tie_word_embeddings, score: false }).values()) {
-    params += s.reduce((a, b) => a * b, 1);
-  }
-  const checkpoints = (cfg.checkpoint.keep_last ?? 10) + 1;
-  return 2 * (checkpoints * 3 + 1) * params * 4;
 }
