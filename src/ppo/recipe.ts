@@ -29,10 +29,9 @@ import type { Tracker } from '../tracking/index.js';
 import { AdamW } from '../training/adamw.js';
 import { NonFiniteGuard } from '../training/nan-guard.js';
 import { learningRateAt, type ScheduleKind } from '../training/schedule.js';
-import { closeStatusFor, FINAL_DIR, openStageRun, writeFolderAtomic } from '../training/run.js';
+import { adapterWeights, closeStatusFor, FINAL_DIR, openStageRun, resolveResume, restoreStageCheckpoint, saveStageCheckpoint, variableWeights, writeFolderAtomic } from '../training/run.js';
 import type { StopSignal } from '../training/stop-signal.js';
 import { gae, whitenAdvantages } from './advantages.js';
-import { resumeCheckpointPath, restorePpoCheckpoint, savePpoCheckpoint } from './checkpoint.js';
 import type { PpoConfig } from './config.js';
 import { answerAndScore } from './evaluate.js';
 import { klControllerFromState, type KlControllerState, type KlEstimator } from './kl.js';
@@ -41,6 +40,9 @@ import { nextPrompts, type PromptCursor } from './prompts.js';
 import { processScores, shapeRewards, type ScoreOptions } from './rewards.js';
 import { policyHeadCritic, rollout, valueModelCritic, type Critic, type SamplingSettings } from './rollout.js';
 import { ppoUpdate, type UpdateOptions } from './update.js';
+
+/** The critic's trainable weights inside a checkpoint (beside the policy's adapter files). */
+export const CRITIC_FILE = 'critic.safetensors';
 
 /** Inside final/: the model the PPO adapter was trained on, when model.adapter was merged into model.path. */
 export const ADAPTER_BASE_DIR = 'base';
@@ -122,12 +124,19 @@ export async function trainPpo(models: PpoModels, prompts: number[][], opts: Ppo
   let cursor: PromptCursor = { epoch: 0, index: 0 };
   let done = 0;
   let logHistory: Array<Record<string, number>> = [];
-  const ckptPath = resumeCheckpointPath(opts.resume, io.runDir);
+  // A checkpoint holds two weight files: the policy adapter (a loadable PEFT folder) and the critic.
+  const weights = [adapterWeights(policy, { inferenceMode: false }), variableWeights(criticParams, { file: CRITIC_FILE })];
+  const ckptPath = resolveResume(opts.resume, io.runDir);
   if (ckptPath) {
-    const p = restorePpoCheckpoint(ckptPath, { policy, criticParams, optimizer }, rng);
-    ({ cursor, logHistory } = p);
-    done = p.iteration;
-    kl = klControllerFromState(p.kl);
+    const r = restoreStageCheckpoint(ckptPath, { weights, optimizer, rng });
+    const state = r.trainerState;
+    if (r.dataCursor === undefined || state['kl_controller'] === undefined) {
+      throw new UserError(`${ckptPath}/trainer_state.json: not a PPO checkpoint (needs data_cursor and kl_controller)`);
+    }
+    cursor = r.dataCursor as PromptCursor;
+    logHistory = (state.log_history ?? []) as Array<Record<string, number>>;
+    done = r.step;
+    kl = klControllerFromState(state['kl_controller'] as KlControllerState);
     log(`resumed from ${ckptPath} at iteration ${done}`);
   }
 
@@ -181,12 +190,18 @@ export async function trainPpo(models: PpoModels, prompts: number[][], opts: Ppo
       // 7. checkpoint (periodic, at the end, and before stopping early)
       stopped = it < opts.iterations && ((io.stop !== undefined && (await io.stop.poll())) || (opts.stopAfter !== undefined && it >= opts.stopAfter));
       if ((opts.checkpointEvery > 0 && it % opts.checkpointEvery === 0) || it === opts.iterations || stopped) {
-        const path = savePpoCheckpoint(
-          io.runDir,
-          { policy, criticParams, optimizer },
-          { iteration: it, cursor, rngState: rng.getState(), kl: kl.exportState(), logHistory },
-          { maxSteps: opts.iterations, keepLast: opts.keepLast },
-        );
+        const path = saveStageCheckpoint(io.runDir, {
+          weights,
+          optimizer,
+          step: it,
+          epoch: cursor.epoch,
+          maxSteps: opts.iterations,
+          rng,
+          dataCursor: cursor,
+          extra: { kl_controller: kl.exportState() },
+          logHistory,
+          keepLast: opts.keepLast,
+        });
         log(`checkpoint ${path}`);
       }
       done = it;

@@ -36,7 +36,7 @@ import type { ResolvedConfig } from '../config/load.js';
 import { writeFileAtomic, writeResolvedConfig } from '../config/write.js';
 import type { Rng, RngState } from '../engine/rng.js';
 import { UserError } from '../errors.js';
-import type { NamedTensor } from '../model/io/safetensors.js';
+import { readSafetensors, writeSafetensors, type NamedTensor } from '../model/io/safetensors.js';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, adapterConfig, adapterStateDict, loadAdapterWeights } from '../lora/peft-io.js';
 import type { LoraHost } from '../lora/inject.js';
 import { openTracker, flattenParams, METRICS_FILE, type EndStatus, type RunContext, type Tracker } from '../tracking/index.js';
@@ -348,7 +348,7 @@ export function variableWeights(
 }
 
 /** A model's LoRA adapters (and modules_to_save) in PEFT format: a checkpoint folder is a loadable adapter. */
-export function adapterWeights(model: LoraHost, opts: { baseModelNameOrPath?: string | null } = {}): WeightsIO {
+export function adapterWeights(model: LoraHost, opts: { baseModelNameOrPath?: string | null; inferenceMode?: boolean } = {}): WeightsIO {
   return {
     file: ADAPTER_WEIGHTS_FILE,
     read: () => adapterStateDict(model),
@@ -356,13 +356,14 @@ export function adapterWeights(model: LoraHost, opts: { baseModelNameOrPath?: st
     writeExtra: (dir) =>
       writeFileSync(
         join(dir, ADAPTER_CONFIG_FILE),
-        JSON.stringify(adapterConfig(model, { baseModelNameOrPath: opts.baseModelNameOrPath ?? null }), null, 2) + '\n',
+        JSON.stringify(adapterConfig(model, { baseModelNameOrPath: opts.baseModelNameOrPath ?? null, ...(opts.inferenceMode !== undefined ? { inferenceMode: opts.inferenceMode } : {}) }), null, 2) + '\n',
       ),
   };
 }
 
 export interface StageCheckpoint {
-  weights: WeightsIO;
+  /** The trainable weights: one file, or several (PPO: the policy adapter and the critic). */
+  weights: WeightsIO | readonly WeightsIO[];
   optimizer: AdamW;
   /** Optimizer steps done (the schedule's position). */
   step: number;
@@ -390,17 +391,30 @@ export function saveStageCheckpoint(runDir: string, c: StageCheckpoint): string 
     ...(c.maxSteps !== undefined ? { max_steps: c.maxSteps } : {}),
     ...(c.dataCursor !== undefined ? { data_cursor: c.dataCursor } : {}),
   };
+  const [main, ...more] = weightFiles(c.weights);
   return saveCheckpoint(
     runDir,
     {
-      tensors: c.weights.read(),
-      tensorsFile: c.weights.file,
+      tensors: main.read(),
+      tensorsFile: main.file,
       optimizer: c.optimizer.exportState(),
       trainerState,
-      ...(c.weights.writeExtra ? { writeExtra: c.weights.writeExtra } : {}),
+      writeExtra: (dir) => {
+        main.writeExtra?.(dir);
+        for (const w of more) {
+          writeSafetensors(join(dir, w.file), w.read());
+          w.writeExtra?.(dir);
+        }
+      },
     },
     c.keepLast ? { keepLast: c.keepLast } : {},
   );
+}
+
+function weightFiles(w: WeightsIO | readonly WeightsIO[]): [WeightsIO, ...WeightsIO[]] {
+  const list = Array.isArray(w) ? (w as readonly WeightsIO[]) : [w as WeightsIO];
+  if (list.length === 0) throw new Error('a checkpoint needs at least one weights file');
+  return list as [WeightsIO, ...WeightsIO[]];
 }
 
 export interface RestoredState {
@@ -412,10 +426,16 @@ export interface RestoredState {
 }
 
 /** Load a checkpoint written by {@link saveStageCheckpoint} into the weights, optimizer and rng. */
-export function restoreStageCheckpoint(dir: string, into: { weights: WeightsIO; optimizer: AdamW; rng: Rng }): RestoredState {
-  const { tensors, optimizer, trainerState } = loadCheckpoint(dir, { tensorsFile: into.weights.file });
-  if (!tensors) throw new UserError(`${join(dir, into.weights.file)}: missing (checkpoint ${dir} was written by another kind of run?)`);
-  into.weights.write(tensors, join(dir, into.weights.file));
+export function restoreStageCheckpoint(dir: string, into: { weights: WeightsIO | readonly WeightsIO[]; optimizer: AdamW; rng: Rng }): RestoredState {
+  const [main, ...more] = weightFiles(into.weights);
+  const { tensors, optimizer, trainerState } = loadCheckpoint(dir, { tensorsFile: main.file });
+  if (!tensors) throw new UserError(`${join(dir, main.file)}: missing (checkpoint ${dir} was written by another kind of run?)`);
+  main.write(tensors, join(dir, main.file));
+  for (const w of more) {
+    const path = join(dir, w.file);
+    if (!existsSync(path)) throw new UserError(`${path}: missing (checkpoint ${dir} was written by another kind of run?)`);
+    w.write(readSafetensors(path).tensors, path);
+  }
   try {
     into.optimizer.importState(optimizer);
   } catch (e) {

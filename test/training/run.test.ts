@@ -167,6 +167,26 @@ describe('stage checkpoint bundle', () => {
     w.dispose();
   });
 
+  test('several weight files (policy + critic): each saved to its file and restored; a missing one is named', () => {
+    const a = tf.variable(tf.tensor1d([1, 2]), true, 'run_test_multi_a');
+    const b = tf.variable(tf.tensor1d([5, 6, 7]), true, 'run_test_multi_b');
+    const all = new Map([['policy.a', a], ['critic.b', b]]);
+    const opt = new AdamW(all);
+    const weights = [variableWeights(new Map([['a', a]]), { file: 'adapter_model.safetensors' }), variableWeights(new Map([['b', b]]), { file: 'critic.safetensors' })];
+    const path = saveStageCheckpoint(root, { weights, optimizer: opt, step: 3, epoch: 0, rng: new Rng(2) });
+    expect(readdirSync(path).sort()).toEqual(['adapter_model.safetensors', 'critic.safetensors', 'optimizer.safetensors', 'trainer_state.json']);
+    a.assign(tf.tensor1d([0, 0]));
+    b.assign(tf.tensor1d([0, 0, 0]));
+    expect(restoreStageCheckpoint(path, { weights, optimizer: opt, rng: new Rng(9) }).step).toBe(3);
+    expect(Array.from(a.dataSync())).toEqual([1, 2]);
+    expect(Array.from(b.dataSync())).toEqual([5, 6, 7]);
+    rmSync(join(path, 'critic.safetensors'));
+    expect(() => restoreStageCheckpoint(path, { weights, optimizer: opt, rng: new Rng(9) })).toThrow(/critic\.safetensors: missing/);
+    opt.dispose();
+    a.dispose();
+    b.dispose();
+  });
+
   test('restore into mis-shaped weights names the file', () => {
     const w = tf.variable(tf.tensor1d([1, 2]), true, 'run_test_w2');
     const opt = new AdamW(new Map([['a', w]]));
