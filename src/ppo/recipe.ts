@@ -27,8 +27,9 @@ import { loadTokenizer, renderChatPrompt, turnEndIds, turnEndSuffix, type ChatMe
 import type { ResolvedConfig } from '../config/index.js';
 import type { Tracker } from '../tracking/index.js';
 import { AdamW } from '../training/adamw.js';
-import { NonFiniteGuard } from '../training/nan-guard.js';
+
 import { learningRateAt, type ScheduleKind } from '../training/schedule.js';
+import { trainLoop, type LoopRun } from '../training/loop.js';
 import { adapterWeights, closeStatusFor, FINAL_DIR, openStageRun, resolveResume, restoreStageCheckpoint, saveStageCheckpoint, variableWeights, writeFolderAtomic } from '../training/run.js';
 import type { StopSignal } from '../training/stop-signal.js';
 import { gae, whitenAdvantages } from './advantages.js';
@@ -117,7 +118,6 @@ export async function trainPpo(models: PpoModels, prompts: number[][], opts: Ppo
   // tidy: AdamW's constructor leaves its zerosLike initial values undisposed (the variables keep the data)
   let optimizer!: AdamW;
   tf.tidy(() => { optimizer = new AdamW(params, opts.adamw); });
-  const guard = new NonFiniteGuard(opts.maxNonFinite);
   const log = io.log ?? (() => {});
 
   let kl = klControllerFromState(opts.kl);
@@ -142,58 +142,64 @@ export async function trainPpo(models: PpoModels, prompts: number[][], opts: Ppo
 
   const history: Array<Record<string, number>> = [];
   let lastEval: Record<string, number> | null = null;
-  const runEval = async (iteration: number): Promise<void> => {
-    if (!io.evaluate) return;
-    lastEval = io.evaluate();
-    await io.tracker.logMetrics(lastEval, iteration);
+  // The harness loop: eval at the start / every evalEvery / at the end, checkpoint cadence, stop.
+  const loopRun: LoopRun = {
+    dir: io.runDir,
+    tracker: io.tracker,
+    stop: { poll: async () => (io.stop !== undefined && (await io.stop.poll())) || (opts.stopAfter !== undefined && done >= opts.stopAfter) },
+    stoppedError: (step, path) => new PpoStopped(step, path),
   };
-  if (done === 0) await runEval(0);
-
-  let stopped = false;
   try {
-    for (let it = done + 1; it <= opts.iterations; it++) {
-      // 1. rollout: sample responses; record log π_old, log π_ref, V_old and raw scores
-      const next = nextPrompts(prompts.length, opts.rolloutBatchSize, opts.dataSeed, cursor);
-      cursor = next.cursor;
-      const ro = rollout(models, next.indices.map((i) => prompts[i]!), opts.sampling, rng);
+    const loop = await trainLoop({
+      label: 'ppo',
+      run: loopRun,
+      startStep: done,
+      totalSteps: opts.iterations,
+      maxNonfinite: opts.maxNonFinite,
+      evalEvery: opts.evalEvery,
+      evalAtStart: true,
+      checkpointEvery: opts.checkpointEvery,
+      step: (before, guard) => {
+        const it = before + 1;
+        // 1. rollout: sample responses; record log π_old, log π_ref, V_old and raw scores
+        const next = nextPrompts(prompts.length, opts.rolloutBatchSize, opts.dataSeed, cursor);
+        cursor = next.cursor;
+        const ro = rollout(models, next.indices.map((i) => prompts[i]!), opts.sampling, rng);
 
-      // 2. score: normalise with the reward model's statistics, clip, penalise a missing EOS
-      const scores = processScores(ro.scores, ro.hasEos, opts.rewards);
+        // 2. score: normalise with the reward model's statistics, clip, penalise a missing EOS
+        const scores = processScores(ro.scores, ro.hasEos, opts.rewards);
 
-      // 3. KL-shaped rewards: −β·KL per token, the score at the last response token
-      const klCoef = kl.value;
-      const shaped = shapeRewards({
-        scores, logprobs: ro.logprobs, refLogprobs: ro.refLogprobs, mask: ro.responseMask,
-        klCoef, estimator: opts.rewards.estimator, whitenRewards: opts.rewards.whiten,
-      });
+        // 3. KL-shaped rewards: −β·KL per token, the score at the last response token
+        const klCoef = kl.value;
+        const shaped = shapeRewards({
+          scores, logprobs: ro.logprobs, refLogprobs: ro.refLogprobs, mask: ro.responseMask,
+          klCoef, estimator: opts.rewards.estimator, whitenRewards: opts.rewards.whiten,
+        });
 
-      // 4. GAE: advantages (whitened) and returns = advantages + values
-      const { advantages, returns } = gae(shaped.rewards, ro.values, ro.responseMask, opts.gamma, opts.lambda);
-      const batch = { ...ro, advantages: whitenAdvantages(advantages, ro.responseMask), returns };
+        // 4. GAE: advantages (whitened) and returns = advantages + values
+        const { advantages, returns } = gae(shaped.rewards, ro.values, ro.responseMask, opts.gamma, opts.lambda);
+        const batch = { ...ro, advantages: whitenAdvantages(advantages, ro.responseMask), returns };
 
-      // 5. PPO epochs over minibatches (early stop on target KL, skip minibatches with a wild ratio)
-      const lr = learningRateAt(opts.lr.schedule, opts.lr.peak, it - 1, { warmupSteps: opts.lr.warmupSteps, totalSteps: opts.iterations });
-      const update = ppoUpdate({ policy, critic, optimizer, params }, batch, { ...opts.update, lr }, rng, guard);
-      kl.update(meanSequenceKl(shaped.kl), opts.rolloutBatchSize);
+        // 5. PPO epochs over minibatches (early stop on target KL, skip minibatches with a wild ratio)
+        const lr = learningRateAt(opts.lr.schedule, opts.lr.peak, it - 1, { warmupSteps: opts.lr.warmupSteps, totalSteps: opts.iterations });
+        const update = ppoUpdate({ policy, critic, optimizer, params }, batch, { ...opts.update, lr }, rng, guard);
+        kl.update(meanSequenceKl(shaped.kl), opts.rolloutBatchSize);
 
-      // 6. log
-      const metrics = iterationMetrics({ rollout: ro, scores, shaped, returns, update, klCoef, lr, episode: it * opts.rolloutBatchSize });
-      history.push(metrics);
-      logHistory.push({ step: it, ...metrics });
-      await io.tracker.logMetrics(metrics, it);
-      log(`iteration ${it}/${opts.iterations}: score ${metrics['objective/scores']!.toFixed(4)} kl ${metrics['objective/kl']!.toFixed(4)} β ${klCoef.toPrecision(4)}`);
-      if (opts.sampleEvery > 0 && it % opts.sampleEvery === 0 && io.decode) {
-        await writeSampleTable(io, it, ro, scores, shaped.kl, opts.sampleCount);
-      }
-      if ((opts.evalEvery > 0 && it % opts.evalEvery === 0) || it === opts.iterations) await runEval(it);
-
-      // 7. checkpoint (periodic, at the end, and before stopping early)
-      stopped = it < opts.iterations && ((io.stop !== undefined && (await io.stop.poll())) || (opts.stopAfter !== undefined && it >= opts.stopAfter));
-      if ((opts.checkpointEvery > 0 && it % opts.checkpointEvery === 0) || it === opts.iterations || stopped) {
+        // 6. the iteration's figures (TRL's names), a sample table now and then
+        const metrics = iterationMetrics({ rollout: ro, scores, shaped, returns, update, klCoef, lr, episode: it * opts.rolloutBatchSize });
+        history.push(metrics);
+        logHistory.push({ step: it, ...metrics });
+        log(`iteration ${it}/${opts.iterations}: score ${metrics['objective/scores']!.toFixed(4)} kl ${metrics['objective/kl']!.toFixed(4)} β ${klCoef.toPrecision(4)}`);
+        done = it;
+        const table = opts.sampleEvery > 0 && it % opts.sampleEvery === 0 && io.decode ? writeSampleTable(io, it, ro, scores, shaped.kl, opts.sampleCount) : null;
+        return (table ?? Promise.resolve()).then(() => ({ updated: true as const, metrics }));
+      },
+      ...(io.evaluate ? { evaluate: () => (lastEval = io.evaluate!()) } : {}),
+      checkpoint: (at) => {
         const path = saveStageCheckpoint(io.runDir, {
           weights,
           optimizer,
-          step: it,
+          step: at,
           epoch: cursor.epoch,
           maxSteps: opts.iterations,
           rng,
@@ -203,14 +209,26 @@ export async function trainPpo(models: PpoModels, prompts: number[][], opts: Ppo
           keepLast: opts.keepLast,
         });
         log(`checkpoint ${path}`);
-      }
-      done = it;
-      if (stopped) break;
-    }
+        return path;
+      },
+      progress: null,
+      log,
+    });
+    return { iterations: loop.step, stopped: false, history, lastEval };
+  } catch (e) {
+    // A stop request (or stopAfter) ends the loop after a checkpoint: the stage reports it as stopped.
+    if (e instanceof PpoStopped) return { iterations: e.step, stopped: true, history, lastEval };
+    throw e;
   } finally {
     optimizer.dispose();
   }
-  return { iterations: done, stopped, history, lastEval };
+}
+
+/** The loop ended early on a stop request, after writing `checkpoint`. */
+class PpoStopped extends Error {
+  constructor(readonly step: number, readonly checkpoint: string) {
+    super(`stopped after iteration ${step}; checkpoint ${checkpoint}`);
+  }
 }
 
 /** An MLflow table (`mlflow.log_table` JSON: columns + data) of a few rollout samples. */
@@ -237,7 +255,6 @@ async function writeSampleTable(
 
 // ---------------------------------------------------------------------------------------------
 // The stage: config → models → trainPpo → final folder.
-
 
 function renderPrompts(tokenizer: Tokenizer, prompts: ChatMessage[][], template: TemplateName, maxTokens: number, file: string): number[][] {
   return prompts.map((messages, i) => {

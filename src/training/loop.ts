@@ -21,13 +21,12 @@
 import { join } from 'node:path';
 import { ConsoleProgress, type ProgressStream } from '../tracking/progress.js';
 import { NonFiniteGuard } from './nan-guard.js';
-import type { StageRun } from './run.js';
 
 export type Metrics = Record<string, number>;
 type MaybePromise<T> = T | Promise<T>;
 
 /** What one optimizer step computed, before the update is applied. */
-export interface StepOutcome {
+export interface UpdateStep {
   /** The step's mean loss. */
   loss: number;
   /** Global gradient norm (after clipping, as the update sees it). */
@@ -42,10 +41,29 @@ export interface StepOutcome {
   release?(): void;
 }
 
+/**
+ * A step that ran several optimizer updates of its own (a PPO iteration: epochs × minibatches),
+ * each checked by the guard the loop handed it; the loop logs its figures as they are.
+ */
+export interface UpdatedStep {
+  updated: true;
+  metrics: Metrics;
+}
+
+export type StepOutcome = UpdateStep | UpdatedStep;
+
+/** What the loop needs of the run folder: a tracker, the stop signal, the stopped error. */
+export interface LoopRun {
+  readonly dir: string;
+  readonly tracker: { logMetrics(metrics: Metrics, step: number): Promise<void> };
+  readonly stop: { poll(): Promise<boolean> };
+  stoppedError(step: number, checkpoint: string): Error;
+}
+
 export interface LoopSpec {
   /** Stage name: progress label and log prefix. */
   label: string;
-  run: StageRun;
+  run: LoopRun;
   /** Optimizer steps already done (a resumed run). */
   startStep: number;
   totalSteps: number;
@@ -55,8 +73,13 @@ export interface LoopSpec {
   evalEvery: number;
   /** Checkpoint every this many steps; 0 = only at the end (and on a stop signal). */
   checkpointEvery: number;
-  /** One optimizer step; `step` is the number of steps done before it. */
-  step(step: number): MaybePromise<StepOutcome>;
+  /**
+   * One step; `step` is the number of steps done before it. A step that applies updates itself
+   * checks each with `guard` (one non-finite policy for every stage).
+   */
+  step(step: number, guard: NonFiniteGuard): MaybePromise<StepOutcome>;
+  /** Evaluate (and log at step 0) before the first step of a fresh run: the starting point. */
+  evalAtStart?: boolean;
   /** Held-out figures (`eval/…`), or null when there is nothing to evaluate. */
   evaluate?(step: number): MaybePromise<Metrics | null>;
   /** Write `checkpoints/step_<step>` and return its path. */
@@ -106,30 +129,40 @@ export async function trainLoop(spec: LoopSpec): Promise<LoopResult> {
     if (ev) lastEval = ev;
     return ev;
   };
+  /** The guard's verdict, then the update or its skip; the step's generic figures. */
+  const applyUpdate = (out: UpdateStep, stepNo: number): Metrics => {
+    let finite: boolean;
+    try {
+      finite = guard.check(stepNo, out.loss, out.gradNorm); // throws after maxNonfinite in a row
+      if (finite) out.apply();
+      else log(`${spec.label}: step ${stepNo}: non-finite loss ${out.loss} or grad norm ${out.gradNorm}; update skipped`);
+    } finally {
+      out.release?.();
+    }
+    const metrics: Metrics = { 'train/loss': out.loss, 'train/grad_norm': out.gradNorm, ...out.metrics };
+    if (!finite) metrics['train/skipped_nonfinite'] = guard.totalSkips;
+    return metrics;
+  };
   const checkpoint = (): string => {
     lastCheckpointStep = step;
     return spec.checkpoint(step);
   };
 
   try {
+    if (spec.evalAtStart && step === 0) {
+      const ev = await evaluate();
+      if (ev) await run.tracker.logMetrics(ev, 0);
+      lastEvalStep = -1; // the start is not the end: the last step still gets its own evaluation
+    }
     while (step < totalSteps && stoppedEarly === null) {
       const started = performance.now();
-      const out = await spec.step(step);
-      let finite: boolean;
-      try {
-        finite = guard.check(step + 1, out.loss, out.gradNorm); // throws after maxNonfinite in a row
-        if (finite) out.apply();
-        else log(`${spec.label}: step ${step + 1}: non-finite loss ${out.loss} or grad norm ${out.gradNorm}; update skipped`);
-      } finally {
-        out.release?.();
-      }
+      const out = await spec.step(step, guard);
+      const metrics: Metrics = 'updated' in out ? { ...out.metrics } : applyUpdate(out, step + 1);
       step++;
-      const seconds = Math.max((performance.now() - started) / 1000, 1e-9);
-
-      const metrics: Metrics = { 'train/loss': out.loss, 'train/grad_norm': out.gradNorm, ...out.metrics };
-      if (out.tokens !== undefined) metrics['train/tokens_per_sec'] = out.tokens / seconds;
-      if (!finite) metrics['train/skipped_nonfinite'] = guard.totalSkips;
-      losses.push({ step, loss: out.loss });
+      if (!('updated' in out)) {
+        if (out.tokens !== undefined) metrics['train/tokens_per_sec'] = out.tokens / Math.max((performance.now() - started) / 1000, 1e-9);
+        losses.push({ step, loss: out.loss });
+      }
       if (spec.evalEvery > 0 && step % spec.evalEvery === 0) {
         const ev = await evaluate();
         if (ev) {
