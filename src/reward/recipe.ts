@@ -24,9 +24,9 @@ import { estimatePeakMemory, loraShortModules } from '../training/memory.js';
 import { checkMemoryFits, memoryLimits, trainingKnobs } from '../training/memory-check.js';
 import { packagePath } from '../paths.js';
 import { loadTokenizer, type TemplateName, type Tokenizer } from '../tokenizer/index.js';
-import { ConsoleProgress, type RunContext } from '../tracking/index.js';
+import { type RunContext } from '../tracking/index.js';
 import type { ProgressStream } from '../tracking/progress.js';
-import { AdamW, GradientAccumulator, NonFiniteGuard, clipGradNormInPlace, disposeGrads, globalNorm, learningRateAt, microBatchGrads } from '../training/index.js';
+import { AdamW, GradientAccumulator, clipGradNormInPlace, disposeGrads, globalNorm, learningRateAt, microBatchGrads } from '../training/index.js';
 import {
   FINAL_DIR,
   adapterWeights,
@@ -41,15 +41,13 @@ import {
 import type { StopSignal } from '../training/stop-signal.js';
 import type { RewardConfig } from './config.js';
 import { evalMetrics, evaluatePairs, scorePairs, type PairEvaluation } from './evaluate.js';
+import { trainLoop } from '../training/loop.js';
 import { bradleyTerryLossSum, pairStats, rewardStats, type MarginKind } from './loss.js';
 import { loadRewardBackbone, pairRewards, resolveBackbone, saveRewardModel, type RewardStats } from './model.js';
 import { disposePairBatch, lengthGroupedBatches, pairBatch, readPreferences, tokenizePairs, type NumberedPreference, type TokenizedPair } from './pairs.js';
 
 /** Held-out accuracy overall and per strength level, in the run folder (for the run report). */
 export const EVAL_FILE = 'eval.json';
-
-/** Updates in a row with a non-finite loss or gradient before the run gives up. */
-const MAX_NONFINITE_STEPS = 5;
 
 export interface RewardRunOptions {
   log?: (msg: string) => void;
@@ -183,98 +181,91 @@ export async function runReward(resolved: ResolvedConfig<RewardConfig>, opts: Re
       const { indices } = cursor.next();
       return (grouped ? grouped[indices[0]!]! : indices).map((i) => data.train[i]!);
     };
-    const guard = new NonFiniteGuard(MAX_NONFINITE_STEPS);
-    const progress = new ConsoleProgress({
-      total: totalSteps,
-      label: 'reward',
-      startStep: step,
-      keys: ['loss', 'accuracy', 'margin', 'eval/accuracy'],
-      ...(opts.progressStream ? { stream: opts.progressStream } : {}),
-    });
     const evaluate = (): PairEvaluation | null =>
       data.eval.length === 0
         ? null
         : evaluatePairs(model, data.eval, { batchSize: cfg.reward.eval_batch_size, padId: tokenizer.padId, centerCoefficient: cfg.reward.center_rewards_coefficient });
-    let lastCheckpointStep = step;
-    const checkpoint = (): string => {
-      lastCheckpointStep = step;
-      return saveStageCheckpoint(run!.dir, {
-        weights,
-        optimizer: optimizer!,
-        step,
-        epoch: cursor.state.epoch,
-        maxSteps: totalSteps,
-        rng,
-        dataCursor: cursor.state,
-        extra: { data_units: cursorSize },
-        keepLast: cfg.checkpoint.keep_last,
-      });
-    };
+    const lastPairs: { eval: PairEvaluation | null } = { eval: null }; // the loop's last evaluation, for eval.json
 
-    // ── train ────────────────────────────────────────────────────────────────────────────────
-    while (step < totalSteps) {
-      const lr = learningRateAt(cfg.schedule.type, cfg.optim.lr, step, { warmupSteps: cfg.schedule.warmup_steps, totalSteps });
-      const microBatches = Array.from({ length: accum }, nextMicroBatch);
-      const pairCount = microBatches.reduce((n, mb) => n + mb.length, 0);
+    // ── train (the harness's loop: NaN guard, eval/checkpoint cadence, stop, progress) ──────────
+    const loop = await trainLoop({
+      label: 'reward',
+      run,
+      startStep: step,
+      totalSteps,
+      maxNonfinite: cfg.train.max_nonfinite,
+      evalEvery: cfg.train.eval_every,
+      checkpointEvery: cfg.checkpoint.every_steps,
+      step: (done) => {
+        const lr = learningRateAt(cfg.schedule.type, cfg.optim.lr, done, { warmupSteps: cfg.schedule.warmup_steps, totalSteps });
+        const microBatches = Array.from({ length: accum }, nextMicroBatch);
+        const pairCount = microBatches.reduce((n, mb) => n + mb.length, 0);
 
-      // Σ over micro-batches of (their loss sum) / (pairs in the whole step) = the big batch's mean loss.
-      let loss = 0;
-      const chosen: number[] = [];
-      const rejected: number[] = [];
-      for (const mb of microBatches) {
-        const batch = pairBatch(mb, { padId: tokenizer.padId, side: 'right', padToMultipleOf: 8 });
-        const part = microBatchGrads(
-          trainable,
-          () => {
-            const r = pairRewards(model, batch, { training: true }); // [B] each
-            chosen.push(...r.chosen.dataSync());
-            rejected.push(...r.rejected.dataSync());
-            return bradleyTerryLossSum(r.chosen, r.rejected, batch.margins, cfg.reward.center_rewards_coefficient);
+        // Σ over micro-batches of (their loss sum) / (pairs in the whole step) = the big batch's mean loss.
+        let loss = 0;
+        const chosen: number[] = [];
+        const rejected: number[] = [];
+        for (const mb of microBatches) {
+          const batch = pairBatch(mb, { padId: tokenizer.padId, side: 'right', padToMultipleOf: 8 });
+          const part = microBatchGrads(
+            trainable,
+            () => {
+              const r = pairRewards(model, batch, { training: true }); // [B] each
+              chosen.push(...r.chosen.dataSync());
+              rejected.push(...r.rejected.dataSync());
+              return bradleyTerryLossSum(r.chosen, r.rejected, batch.margins, cfg.reward.center_rewards_coefficient);
+            },
+            pairCount,
+          );
+          accumulator.add(part.grads);
+          disposeGrads(part.grads);
+          disposePairBatch(batch);
+          loss += part.loss;
+        }
+        const gradNorm = cfg.optim.grad_clip !== null ? clipGradNormInPlace(accumulator.grads, cfg.optim.grad_clip) : globalNorm(accumulator.grads.values());
+        const s = pairStats(chosen, rejected);
+        return {
+          loss,
+          gradNorm,
+          apply: () => optimizer!.step(accumulator.grads, lr),
+          release: () => accumulator.reset(),
+          metrics: {
+            'train/accuracy': s.accuracy,
+            'train/margin': s.margin,
+            'train/rewards/chosen': s.chosenMean,
+            'train/rewards/rejected': s.rejectedMean,
+            'train/lr': lr,
+            'train/epoch': cursor.state.epoch + cursor.state.index / cursor.size,
           },
-          pairCount,
-        );
-        accumulator.add(part.grads);
-        disposeGrads(part.grads);
-        disposePairBatch(batch);
-        loss += part.loss;
-      }
-      const gradNorm = cfg.optim.grad_clip !== null ? clipGradNormInPlace(accumulator.grads, cfg.optim.grad_clip) : globalNorm(accumulator.grads.values());
-      if (guard.check(step, loss, gradNorm)) optimizer.step(accumulator.grads, lr);
-      else log(`reward: step ${step + 1}: non-finite loss or gradient (loss=${loss}, grad norm=${gradNorm}); update skipped`);
-      accumulator.reset();
-      step++;
-
-      const s = pairStats(chosen, rejected);
-      const metrics: Record<string, number> = {
-        loss,
-        accuracy: s.accuracy,
-        margin: s.margin,
-        'rewards/chosen': s.chosenMean,
-        'rewards/rejected': s.rejectedMean,
-        grad_norm: gradNorm,
-        learning_rate: lr,
-        epoch: cursor.state.epoch + cursor.state.index / cursor.size,
-      };
-      if (cfg.train.eval_every > 0 && step % cfg.train.eval_every === 0 && step < totalSteps) {
-        const e = evaluate();
-        if (e) Object.assign(metrics, evalMetrics(e));
-      }
-      await run.tracker.logMetrics(metrics, step);
-      progress.update(step, metrics);
-
-      if (cfg.checkpoint.every_steps > 0 && step % cfg.checkpoint.every_steps === 0 && step < totalSteps) checkpoint();
-      if (await run.stop.poll()) {
-        progress.stop();
-        throw run.stoppedError(step, checkpoint());
-      }
-    }
-    progress.stop();
+        };
+      },
+      evaluate: () => {
+        lastPairs.eval = evaluate();
+        return lastPairs.eval ? evalMetrics(lastPairs.eval) : null;
+      },
+      checkpoint: (at) =>
+        saveStageCheckpoint(run!.dir, {
+          weights,
+          optimizer: optimizer!,
+          step: at,
+          epoch: cursor.state.epoch,
+          maxSteps: totalSteps,
+          rng,
+          dataCursor: cursor.state,
+          extra: { data_units: cursorSize },
+          keepLast: cfg.checkpoint.keep_last,
+        }),
+      progress: {
+        keys: { loss: 'train/loss', accuracy: 'train/accuracy', margin: 'train/margin', 'eval/accuracy': 'eval/accuracy' },
+        ...(opts.progressStream ? { stream: opts.progressStream } : {}),
+      },
+      log,
+    });
+    step = loop.step;
 
     // ── save ─────────────────────────────────────────────────────────────────────────────────
-    if (lastCheckpointStep !== step) checkpoint(); // the final state is resumable too (train further with more steps)
-    const finalEval = evaluate();
+    const finalEval = lastPairs.eval;
     if (finalEval) {
-      await run.tracker.logMetrics(evalMetrics(finalEval), step);
       log(`reward: eval accuracy ${(100 * finalEval.accuracy).toFixed(1)}% (${formatByStrength(finalEval)})`);
       // eval.json: what the run report reads (accuracy overall and per strength level).
       writeFileAtomic(join(run.dir, EVAL_FILE), JSON.stringify(evalSummary(finalEval), null, 2) + '\n');

@@ -108,7 +108,7 @@ test('trains to separate the pairs and saves a LlamaForSequenceClassification fo
 
   const metrics = readFileSync(join(root, 'sep', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   const keys = new Set(metrics.flatMap((m) => Object.keys(m.metrics ?? m)));
-  for (const k of ['loss', 'accuracy', 'margin', 'rewards/chosen', 'rewards/rejected', 'eval/accuracy', 'eval/accuracy_by_strength/better', 'eval/accuracy_by_strength/negligibly_better']) {
+  for (const k of ['train/loss', 'train/accuracy', 'train/margin', 'train/rewards/chosen', 'train/rewards/rejected', 'eval/accuracy', 'eval/accuracy_by_strength/better', 'eval/accuracy_by_strength/negligibly_better']) {
     expect(keys).toContain(k);
   }
 
