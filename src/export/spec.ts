@@ -1,0 +1,355 @@
+/**
+ * What a stage trains, read from its resolved config into one engine-independent shape: the
+ * model, the hyperparameters every trainer shares, LoRA, and the stage's own objective. The TRL
+ * and OpenRLHF generators read only this, so a key is interpreted in one place.
+ */
+import { resolve } from 'node:path';
+import type { DpoConfig } from '../dpo/config.js';
+import type { GattConfig } from '../gatt/config.js';
+import type { PpoConfig } from '../ppo/config.js';
+import type { MarginKind } from '../reward/loss.js';
+import type { RewardConfig } from '../reward/config.js';
+import type { RsConfig } from '../rs/config.js';
+import type { SftConfig } from '../sft/config.js';
+import { UserError } from '../errors.js';
+import type { LossTokens, Row } from './data.js';
+
+export type ExportStage = 'sft' | 'reward' | 'ppo' | 'dpo' | 'rs' | 'gatt';
+export const EXPORT_STAGES: readonly ExportStage[] = ['sft', 'reward', 'ppo', 'dpo', 'rs', 'gatt'];
+
+export interface LoraSpec {
+  r: number;
+  alpha: number;
+  dropout: number;
+  targetModules: string | readonly string[];
+  rslora: boolean;
+}
+
+/** The optimisation settings shared by every trainer. */
+export interface CommonSpec {
+  steps: number;
+  epochs: number | null;
+  batchSize: number;
+  gradAccum: number;
+  lr: number;
+  betas: readonly [number, number];
+  eps: number;
+  weightDecay: number;
+  gradClip: number | null;
+  schedule: 'cosine' | 'linear' | 'constant';
+  warmupSteps: number;
+  seed: number;
+  dataSeed: number | null;
+  evalEvery: number;
+  saveEvery: number;
+  keepLast: number | null;
+  gradientCheckpointing: boolean;
+}
+
+/**
+ * Where a stage's rows come from: converted now (`rows`), or written by an rlhf-kit command at
+ * run time (`runtime`, our file; the generated script converts it when it runs).
+ */
+export type DataSource = { rows: Row[]; from: string } | { runtime: string; madeBy: string };
+
+export interface ModelSpec {
+  /** Absolute model folder (an rlhf-kit stage folder's final/ is resolved to final/merged at run time). */
+  path: string;
+  tokenizer: string | null;
+  template: 'auto' | 'tokenizer' | 'llama2' | 'chatml';
+}
+
+interface Base {
+  /** The config the stage was read from, as given. */
+  configFile: string;
+  common: CommonSpec;
+  model: ModelSpec;
+  lora: LoraSpec | null;
+  /** Longest example in tokens. */
+  maxLength: number;
+}
+
+export interface SftSpec extends Base {
+  kind: 'sft';
+  /** Which of our stages this fine-tune is: SFT itself, or the fine-tuning half of RS / GAtt. */
+  origin: 'sft' | 'rs' | 'gatt';
+  loss: LossTokens;
+  train: DataSource;
+  eval: DataSource | null;
+  packing: boolean;
+  truncation: 'keep_start' | 'keep_end';
+  saveMerged: boolean;
+}
+
+export interface RewardSpec extends Base {
+  kind: 'reward';
+  train: DataSource;
+  eval: DataSource | null;
+  margin: MarginKind;
+  centerCoefficient: number;
+  evalBatchSize: number;
+}
+
+export interface DpoSpec extends Base {
+  kind: 'dpo';
+  train: DataSource;
+  eval: DataSource | null;
+  beta: number;
+  lossTypes: readonly string[];
+  lossWeights: readonly number[];
+  labelSmoothing: number;
+  precomputeRef: boolean;
+  strengthWeights: boolean;
+  evalBatchSize: number;
+  saveMerged: boolean;
+}
+
+export interface PpoSpec extends Base {
+  kind: 'ppo';
+  rewardModel: string;
+  prompts: DataSource;
+  evalPrompts: DataSource | null;
+  rolloutBatchSize: number;
+  ppo: PpoConfig['ppo'];
+  rewards: PpoConfig['rewards'];
+  kl: PpoConfig['kl'];
+  generation: PpoConfig['generation'];
+  maxPromptTokens: number;
+  saveMerged: boolean;
+}
+
+export type StageSpec = SftSpec | RewardSpec | DpoSpec | PpoSpec;
+
+type CommonSections = Pick<SftConfig, 'optim' | 'schedule' | 'train' | 'checkpoint' | 'engine'>;
+
+function commonSpec(c: CommonSections): CommonSpec {
+  return {
+    steps: c.train.steps,
+    epochs: c.train.epochs,
+    batchSize: c.train.batch_size,
+    gradAccum: c.optim.grad_accum,
+    lr: c.optim.lr,
+    betas: c.optim.betas,
+    eps: c.optim.eps,
+    weightDecay: c.optim.weight_decay,
+    gradClip: c.optim.grad_clip,
+    schedule: c.schedule.type,
+    warmupSteps: c.schedule.warmup_steps,
+    seed: c.engine.seed,
+    dataSeed: c.train.seed,
+    evalEvery: c.train.eval_every,
+    saveEvery: c.checkpoint.every_steps,
+    keepLast: c.checkpoint.keep_last,
+    gradientCheckpointing: c.train.gradient_checkpointing,
+  };
+}
+
+function loraSpec(l: { enabled?: boolean; r: number; alpha: number; dropout: number; target_modules: string | string[]; use_rslora?: boolean }): LoraSpec | null {
+  if (l.enabled === false) return null;
+  return { r: l.r, alpha: l.alpha, dropout: l.dropout, targetModules: l.target_modules, rslora: l.use_rslora ?? false };
+}
+
+function noAdapter(adapter: string | null, file: string): void {
+  if (adapter !== null) {
+    throw new UserError(
+      `${file}: model.adapter is set (${adapter}); the engines take one model folder: merge the adapter first ` +
+        '(rlhf merge-lora) and point model.path at the merged folder',
+    );
+  }
+}
+
+const abs = (p: string) => resolve(p);
+
+function modelSpec(path: string, tokenizer: { path: string | null; template: ModelSpec['template'] }): ModelSpec {
+  return { path: abs(path), tokenizer: tokenizer.path === null ? null : abs(tokenizer.path), template: tokenizer.template };
+}
+
+/** Loaders the spec builders need for data that exists now. */
+export interface DataReaders {
+  sft(path: string, key: string, loss: LossTokens): Promise<Row[]>;
+  preferences(paths: readonly string[], key: string, margin: MarginKind | null): Promise<Row[]>;
+  prompts(path: string, key: string): Promise<Row[]>;
+}
+
+export async function sftSpec(cfg: SftConfig, file: string, read: DataReaders, holdOut: <T>(rows: T[], n: number, seed: number) => { train: T[]; eval: T[] }): Promise<SftSpec> {
+  const loss: LossTokens = cfg.data.strategy === 'train_on_all' ? 'all' : cfg.data.strategy === 'train_on_last' ? 'last' : 'assistant';
+  let train = await read.sft(cfg.data.train, 'data.train', loss);
+  let evalRows: Row[] | null = null;
+  if (cfg.data.eval !== null) evalRows = await read.sft(cfg.data.eval, 'data.eval', loss);
+  else if (cfg.data.eval_split > 0) ({ train, eval: evalRows } = holdOut(train, cfg.data.eval_split, cfg.train.seed ?? cfg.engine.seed));
+  if (evalRows !== null && cfg.data.eval_max_rows !== null) evalRows = evalRows.slice(0, cfg.data.eval_max_rows);
+  return {
+    kind: 'sft',
+    origin: 'sft',
+    configFile: file,
+    common: commonSpec(cfg),
+    model: modelSpec(cfg.model.path, cfg.tokenizer),
+    lora: loraSpec(cfg.lora),
+    maxLength: cfg.data.max_length,
+    loss,
+    train: { rows: train, from: cfg.data.train },
+    eval: evalRows === null ? null : { rows: evalRows, from: cfg.data.eval ?? `${cfg.data.train} (data.eval_split)` },
+    packing: cfg.data.packing,
+    truncation: cfg.data.truncation,
+    saveMerged: cfg.sft.save_merged,
+  };
+}
+
+export async function rewardSpec(
+  cfg: RewardConfig,
+  file: string,
+  read: DataReaders,
+  subset: <T>(rows: T[], max: number | null, seed: number) => T[],
+  holdOut: <T>(rows: T[], n: number, seed: number) => { train: T[]; eval: T[] },
+): Promise<RewardSpec> {
+  noAdapter(cfg.model.adapter, file);
+  const margin = cfg.reward.margin as MarginKind;
+  const trainFiles = typeof cfg.data.train === 'string' ? [cfg.data.train] : cfg.data.train;
+  let train = await read.preferences(trainFiles, 'data.train', margin);
+  let evalRows: Row[] | null = null;
+  if (cfg.data.eval !== null) evalRows = await read.preferences([cfg.data.eval], 'data.eval', margin);
+  else if (cfg.data.eval_fraction > 0) ({ train, eval: evalRows } = holdOut(train, Math.round(train.length * cfg.data.eval_fraction), cfg.engine.seed));
+  train = subset(train, cfg.data.max_train_pairs, cfg.train.seed ?? cfg.engine.seed);
+  if (evalRows !== null && cfg.data.max_eval_pairs !== null) evalRows = evalRows.slice(0, cfg.data.max_eval_pairs);
+  return {
+    kind: 'reward',
+    configFile: file,
+    common: commonSpec(cfg),
+    model: modelSpec(cfg.model.path, cfg.tokenizer),
+    lora: loraSpec(cfg.lora),
+    maxLength: cfg.data.max_length,
+    train: { rows: train, from: trainFiles.join(' + ') },
+    eval: evalRows === null ? null : { rows: evalRows, from: cfg.data.eval ?? `${trainFiles.join(' + ')} (data.eval_fraction)` },
+    margin,
+    centerCoefficient: cfg.reward.center_rewards_coefficient,
+    evalBatchSize: cfg.reward.eval_batch_size,
+  };
+}
+
+export async function dpoSpec(
+  cfg: DpoConfig,
+  file: string,
+  read: DataReaders,
+  subset: <T>(rows: T[], max: number | null, seed: number) => T[],
+  holdOut: <T>(rows: T[], n: number, seed: number) => { train: T[]; eval: T[] },
+): Promise<DpoSpec> {
+  noAdapter(cfg.model.adapter, file);
+  const trainFiles = typeof cfg.data.train === 'string' ? [cfg.data.train] : cfg.data.train;
+  let train = await read.preferences(trainFiles, 'data.train', null);
+  let evalRows: Row[] | null = null;
+  if (cfg.data.eval !== null) evalRows = await read.preferences([cfg.data.eval], 'data.eval', null);
+  else if (cfg.data.eval_fraction > 0) ({ train, eval: evalRows } = holdOut(train, Math.round(train.length * cfg.data.eval_fraction), cfg.engine.seed));
+  train = subset(train, cfg.data.max_train_pairs, cfg.train.seed ?? cfg.engine.seed);
+  if (evalRows !== null && cfg.data.max_eval_pairs !== null) evalRows = evalRows.slice(0, cfg.data.max_eval_pairs);
+  const lossTypes = typeof cfg.dpo.loss_type === 'string' ? [cfg.dpo.loss_type] : cfg.dpo.loss_type;
+  return {
+    kind: 'dpo',
+    configFile: file,
+    common: commonSpec(cfg),
+    model: modelSpec(cfg.model.path, cfg.tokenizer),
+    lora: loraSpec(cfg.lora),
+    maxLength: cfg.data.max_length,
+    train: { rows: train, from: trainFiles.join(' + ') },
+    eval: evalRows === null ? null : { rows: evalRows, from: cfg.data.eval ?? `${trainFiles.join(' + ')} (data.eval_fraction)` },
+    beta: cfg.dpo.beta,
+    lossTypes,
+    lossWeights: cfg.dpo.loss_weights ?? lossTypes.map(() => 1),
+    labelSmoothing: cfg.dpo.label_smoothing,
+    precomputeRef: cfg.dpo.precompute_ref_log_probs,
+    strengthWeights: cfg.dpo.strength_weights !== null,
+    evalBatchSize: cfg.dpo.eval_batch_size,
+    saveMerged: cfg.lora.enabled && cfg.save_merged,
+  };
+}
+
+export async function ppoSpec(cfg: PpoConfig, file: string, read: DataReaders): Promise<PpoSpec> {
+  noAdapter(cfg.model.adapter, file);
+  let evalRows: Row[] | null = null;
+  if (cfg.data.eval_prompts !== null) {
+    evalRows = await read.prompts(cfg.data.eval_prompts, 'data.eval_prompts');
+    if (cfg.data.eval_limit !== null) evalRows = evalRows.slice(0, cfg.data.eval_limit);
+  }
+  return {
+    kind: 'ppo',
+    configFile: file,
+    common: {
+      steps: cfg.train.steps,
+      epochs: null,
+      batchSize: cfg.ppo.mini_batch_size,
+      gradAccum: cfg.optim.grad_accum,
+      lr: cfg.optim.lr,
+      betas: cfg.optim.betas,
+      eps: cfg.optim.eps,
+      weightDecay: cfg.optim.weight_decay,
+      gradClip: cfg.optim.grad_clip,
+      schedule: cfg.schedule.type,
+      warmupSteps: cfg.schedule.warmup_steps,
+      seed: cfg.engine.seed,
+      dataSeed: cfg.train.seed,
+      evalEvery: cfg.train.eval_every,
+      saveEvery: cfg.checkpoint.every_steps,
+      keepLast: cfg.checkpoint.keep_last,
+      gradientCheckpointing: false,
+    },
+    model: modelSpec(cfg.model.path, cfg.tokenizer),
+    lora: { r: cfg.lora.r, alpha: cfg.lora.alpha, dropout: cfg.lora.dropout, targetModules: cfg.lora.target_modules, rslora: false },
+    maxLength: cfg.data.max_prompt_tokens + cfg.generation.max_new_tokens,
+    rewardModel: abs(cfg.model.reward_model),
+    prompts: { rows: await read.prompts(cfg.data.prompts, 'data.prompts'), from: cfg.data.prompts },
+    evalPrompts: evalRows === null ? null : { rows: evalRows, from: cfg.data.eval_prompts! },
+    rolloutBatchSize: cfg.train.rollout_batch_size,
+    ppo: cfg.ppo,
+    rewards: cfg.rewards,
+    kl: cfg.kl,
+    generation: cfg.generation,
+    maxPromptTokens: cfg.data.max_prompt_tokens,
+    saveMerged: cfg.save_merged,
+  };
+}
+
+/**
+ * Rejection sampling: the samples, their scores and the selection are rlhf-kit's (`rlhf rs`
+ * writes <output_dir>/rs_train.jsonl before it fine-tunes); the fine-tune is SFT on the kept
+ * answers, the last turn of each row trained.
+ */
+export function rsSpec(cfg: RsConfig, file: string): SftSpec {
+  noAdapter(cfg.model.adapter, file);
+  return {
+    kind: 'sft',
+    origin: 'rs',
+    configFile: file,
+    common: commonSpec(cfg),
+    model: modelSpec(cfg.model.path, cfg.tokenizer),
+    lora: loraSpec(cfg.lora),
+    maxLength: cfg.data.max_length,
+    loss: 'last',
+    train: { runtime: abs(resolve(cfg.output_dir, 'rs_train.jsonl')), madeBy: `rlhf rs --config ${file}` },
+    eval: null,
+    packing: false,
+    truncation: 'keep_end',
+    saveMerged: cfg.sft.save_merged,
+  };
+}
+
+/**
+ * Ghost Attention: the synthesised dialogues are rlhf-kit's (`rlhf gatt synth` writes
+ * <output_dir>/synth/gatt_train.jsonl); the fine-tune is SFT on each row's last answer.
+ */
+export function gattSpec(cfg: GattConfig, file: string, synthCommand = `rlhf gatt synth --config ${file}`): SftSpec {
+  noAdapter(cfg.model.adapter, file);
+  return {
+    kind: 'sft',
+    origin: 'gatt',
+    configFile: file,
+    common: commonSpec(cfg),
+    model: modelSpec(cfg.model.path, cfg.tokenizer),
+    lora: loraSpec(cfg.lora),
+    maxLength: cfg.data.max_length,
+    loss: 'last',
+    train: { runtime: abs(resolve(cfg.output_dir, 'synth', 'gatt_train.jsonl')), madeBy: synthCommand },
+    eval: null,
+    packing: cfg.data.packing,
+    truncation: 'keep_end',
+    saveMerged: cfg.sft.save_merged,
+  };
+}
