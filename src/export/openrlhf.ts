@@ -206,7 +206,7 @@ function dpoCommand(spec: DpoSpec, ctx: StageContext): GeneratedScript {
     else if (t === 'sigmoid' || t === 'ipo') {
       if (w !== 1) throw new UserError(`${spec.configFile}: dpo.loss_weights gives ${t} weight ${w}; OpenRLHF's DPO loss has no weight (only nll_loss_coef for sft)`);
       if (t === 'ipo') a.set('dpo.loss_type', 'ipo', 'model.ipo_enable', true, "OpenRLHF's IPO uses summed log-ratios; rlhf-kit and TRL average them over the reply length");
-      else a.set('dpo.loss_type', 'sigmoid', '(default loss)', 'sigmoid', 'the DPO loss');
+      else a.gap('dpo.loss_type', 'sigmoid', "OpenRLHF's default DPO loss (no flag)");
     } else {
       throw new UserError(`${spec.configFile}: dpo.loss_type ${t} has no OpenRLHF equivalent (it has sigmoid, ipo, label_smoothing and nll_loss_coef); export it with --to trl`);
     }
@@ -242,7 +242,10 @@ function ppoCommand(spec: PpoSpec, ctx: StageContext): GeneratedScript {
   a.set('data.prompts', 'from' in spec.prompts ? spec.prompts.from : '', 'data.prompt_dataset', ctx.trainFile!);
   a.set('', '', 'data.input_key', 'prompt');
   a.set('', '', 'data.apply_chat_template', true);
-  if (ctx.evalFile !== null) a.set('data.eval_prompts', spec.evalPrompts && 'from' in spec.evalPrompts ? spec.evalPrompts.from : '', 'eval.dataset', ctx.evalFile, 'data.eval_limit rows');
+  if (ctx.evalFile !== null) {
+    a.set('data.eval_prompts', spec.evalPrompts && 'from' in spec.evalPrompts ? spec.evalPrompts.from : '', 'eval.dataset', ctx.evalFile, 'data.eval_limit rows');
+    a.gap('(greedy evaluation)', 'greedy', "OpenRLHF samples eval.n_samples_per_prompt answers at eval.temperature (its defaults 4 and 0.6); rlhf-kit answers greedily and also scores with the world's judge (rlhf world eval on the output)");
+  }
   templateArg(a, ctx, spec.model.template);
   a.set('data.max_prompt_tokens + generation.max_new_tokens', spec.maxLength, 'data.max_len', spec.maxLength);
   a.set('generation.max_new_tokens', spec.generation.max_new_tokens, 'rollout.max_new_tokens', spec.generation.max_new_tokens);

@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initEngine } from '../engine/index.js';
 import { Rng } from '../engine/rng.js';
 import { UserError } from '../errors.js';
-import { readRewardStats } from '../model/io/reward-stats.js';
+import { requireRewardStats } from '../model/io/reward-stats.js';
 import { injectLora, mergeLora, trainableVariables, unloadLora, unmergeLora } from '../lora/inject.js';
 import { loadAdapter, saveAdapter } from '../lora/peft-io.js';
 import { ScalarHead } from '../model/heads.js';
@@ -278,7 +278,7 @@ export async function runPpo(
   const evalIds = cfg.data.eval_prompts
     ? renderPrompts(tokenizer, evalMessages, template, cfg.data.max_prompt_tokens, cfg.data.eval_prompts)
     : [];
-  const stats = cfg.rewards.normalize ? readRewardStats(cfg.model.reward_model) : null;
+  const stats = cfg.rewards.normalize ? requireRewardStats(cfg.model.reward_model, 'rewards.normalize', 'or set rewards.normalize=false') : null;
 
   const policy = loadHfModel(cfg.model.path);
   const toDispose: LlamaModel[] = [policy];
