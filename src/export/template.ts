@@ -5,7 +5,7 @@
  * exporting them as they are would silently train on every token. These are the same templates
  * with the markers around exactly the tokens our label mask trains (src/tokenizer/dialogue.ts):
  * an assistant answer and its turn-closing token, not the text the template writes after it.
- * Removing the markers gives back the original template, character for character.
+ * Without the markers they render exactly as the originals (Llama 2's is the original, character for character).
  */
 import { CHATML_CHAT_TEMPLATE, LLAMA2_CHAT_TEMPLATE } from '../tokenizer/templates.js';
 import { UserError } from '../errors.js';
