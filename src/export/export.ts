@@ -139,14 +139,12 @@ function stageCommand(engine: Engine, ctx: StageContext, file: string): string {
 
 export async function writeExport(items: readonly ExportItem[], opts: ExportOptions): Promise<ExportResult> {
   const root = resolve(opts.out);
-  mkdirSync(root, { recursive: true });
   const files: string[] = [];
   const write = (path: string, text: string, executable = false) => {
     writeFileSync(path, text);
     if (executable) chmodSync(path, 0o755);
     files.push(path);
   };
-  const outputs = new Map<string, string>();
   const mappings: StageMapping[] = [];
   const stages: ExportResult['stages'] = [];
   const runLines: string[] = [];
@@ -163,10 +161,10 @@ export async function writeExport(items: readonly ExportItem[], opts: ExportOpti
       })
       .replace(/\u0002([a-z]+)/g, (_, name: string) => join(root, name, 'rlhf'));
 
-  for (const item of items) {
+  // 1. Every stage's script, before anything is written: a refused stage leaves no half-written export.
+  const prepared = items.map((item) => {
     const { spec } = item;
     const dir = join(root, item.name);
-    mkdirSync(dir, { recursive: true });
     const train = rowsOf(trainSource(spec));
     const evalRows = rowsOf(evalSource(spec));
     const specRuntime = spec.kind === 'sft' && 'runtime' in spec.train ? { file: spec.train.runtime, madeBy: spec.train.madeBy } : null;
@@ -197,6 +195,14 @@ export async function writeExport(items: readonly ExportItem[], opts: ExportOpti
       if (e instanceof UserError && items.length > 1) throw new UserError(`stage ${item.name}: ${e.message}`, { cause: e });
       throw e;
     }
+    return { item, ctx, generated, template, train, evalRows };
+  });
+
+  // 2. Write them.
+  for (const { item, ctx, generated, template, train, evalRows } of prepared) {
+    const { spec } = item;
+    const dir = ctx.dir;
+    mkdirSync(dir, { recursive: true });
     if (train !== null) {
       await writeRows(ctx.trainFile!, opts.engine === 'openrlhf' ? openrlhfOrder(spec, train, opts.gpus) : train);
       files.push(ctx.trainFile!);
@@ -211,11 +217,11 @@ export async function writeExport(items: readonly ExportItem[], opts: ExportOpti
     const command = stageCommand(opts.engine, ctx, generated.file);
     for (const b of item.before ?? []) runLines.push(fill(b));
     runLines.push(command);
-    outputs.set(item.name, handedOn(ctx));
     stages.push({ name: item.name, dir, output: handedOn(ctx), command });
     mappings.push({ name: item.name, title: TITLES[item.name] ?? item.name, configFile: spec.configFile, script: `${item.name}/${generated.file}`, rows: generated.args.mapping, notes: generated.gaps });
   }
 
+  mkdirSync(root, { recursive: true });
   if (opts.engine === 'trl') {
     const ds = join(root, DEEPSPEED_CONFIG);
     if (opts.deepspeed !== null) write(ds, deepspeedConfig(opts.deepspeed));
