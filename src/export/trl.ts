@@ -155,10 +155,12 @@ function loadData(ctx: StageContext, lastTurnSplit: boolean): string {
 }
 
 function mergeBlock(peftClass: string): string {
+  // A reward model's base loads with one label, the shape of its saved score head.
+  const kwargs = peftClass === 'AutoPeftModelForSequenceClassification' ? ', num_labels=1' : '';
   return [
     '    if model_args.use_peft and data_args.merged_dir and trainer.accelerator.is_main_process:',
     '        # Reloaded from the saved adapter, so this also works after DeepSpeed ZeRO-3 (sharded weights).',
-    `        merged = ${peftClass}.from_pretrained(training_args.output_dir).merge_and_unload()`,
+    `        merged = ${peftClass}.from_pretrained(training_args.output_dir${kwargs}).merge_and_unload()`,
     '        merged.save_pretrained(data_args.merged_dir)',
     '        trainer.processing_class.save_pretrained(data_args.merged_dir)',
   ].join('\n');
