@@ -15,9 +15,26 @@ import { checkRow, readAllRecords, type Message, type Strength } from '../data/i
 import { Rng } from '../engine/rng.js';
 import { UserError } from '../errors.js';
 import { resolveDataPath } from '../paths.js';
-import { pairMargin, type MarginKind } from '../reward/loss.js';
 
 export type Row = Record<string, unknown>;
+
+/** Where a pair's margin comes from (the reward stage's `reward.margin`). */
+export type MarginKind = 'none' | 'small' | 'large' | 'column';
+
+/**
+ * Llama 2's margins (Table 27) by preference strength — the reward stage's table, copied so this
+ * shared block imports no stage; test/export pins the two equal.
+ */
+export const LLAMA2_MARGINS: Record<'small' | 'large', Record<Strength, number>> = {
+  small: { significantly_better: 1, better: 2 / 3, slightly_better: 1 / 3, negligibly_better: 0 },
+  large: { significantly_better: 3, better: 2, slightly_better: 1, negligibly_better: 0 },
+};
+
+function pairMargin(row: { margin?: number; strength?: Strength }, kind: MarginKind): number | null {
+  if (kind === 'none') return 0;
+  if (kind === 'column') return row.margin ?? null;
+  return row.strength === undefined ? null : LLAMA2_MARGINS[kind][row.strength];
+}
 
 /** A data path as the stages resolve it (working directory, else the package), made absolute. */
 export function absoluteDataPath(path: string): string {

@@ -19,7 +19,7 @@ import { ACCELERATE_CONFIG, DEEPSPEED_CONFIG, accelerateConfig, deepspeedConfig 
 import { epochPlan, batchLayout } from './layout.js';
 import { mappingMarkdown, type StageMapping } from './mapping.js';
 import { openrlhfScript } from './openrlhf.js';
-import type { StageSpec } from './spec.js';
+import type { DataSource, StageSpec } from './spec.js';
 import { markGeneration, withoutGenerationMarkers } from './template.js';
 import { trlScript, type GeneratedScript } from './trl.js';
 import { engineLabel, type DeepSpeedStage, type Engine } from './versions.js';
@@ -108,7 +108,7 @@ function stageTemplate(engine: Engine, spec: StageSpec): string | null {
   return null;
 }
 
-function rowsOf(source: StageSpec['kind'] extends never ? never : { rows: Row[] } | { runtime: string } | null): Row[] | null {
+function rowsOf(source: DataSource | null): Row[] | null {
   return source !== null && 'rows' in source ? source.rows : null;
 }
 

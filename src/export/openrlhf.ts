@@ -5,10 +5,10 @@
  * is one `train_<stage>.sh`; flags given to it are appended last, so they win (argparse).
  */
 import { UserError } from '../errors.js';
-import { ArgList, shQuote, type ArgValue } from './args.js';
+import { ArgList, shQuote } from './args.js';
 import type { StageContext } from './context.js';
 import { batchLayout, epochPlan, warmupRatio } from './layout.js';
-import type { CommonSpec, DpoSpec, LoraSpec, PpoSpec, RewardSpec, SftSpec, StageSpec } from './spec.js';
+import { sourceLabel, type CommonSpec, type DpoSpec, type LoraSpec, type PpoSpec, type RewardSpec, type SftSpec, type StageSpec } from './spec.js';
 import { OPENRLHF_VERSION } from './versions.js';
 import type { GeneratedScript } from './trl.js';
 
@@ -138,9 +138,9 @@ function deepspeedCommand(module: string, ctx: StageContext, a: ArgList): string
 function sftCommand(spec: SftSpec, ctx: StageContext): GeneratedScript {
   const a = new ArgList();
   a.set('model.path', ctx.model, 'model.model_name_or_path', shellValue('$MODEL'));
-  const train = ctx.runtimeData?.file ?? ctx.trainFile!;
-  a.set('data.train', spec.train.hasOwnProperty('rows') ? (spec.train as { from: string }).from : ctx.runtimeData!.file, 'data.dataset', train);
-  if (ctx.evalFile !== null) a.set('data.eval', spec.eval && 'from' in spec.eval ? spec.eval.from : '', 'eval.dataset', ctx.evalFile);
+  if (ctx.runtimeData !== null) a.set('(rows made by rlhf-kit)', ctx.runtimeData.madeBy, 'data.dataset', ctx.runtimeData.file, 'read when the script runs');
+  else a.set('data.train', sourceLabel(spec.train), 'data.dataset', ctx.trainFile!);
+  if (ctx.evalFile !== null) a.set('data.eval', sourceLabel(spec.eval), 'eval.dataset', ctx.evalFile);
   a.set('', '', 'data.apply_chat_template', true, "the tokenizer's chat template renders the messages");
   if (spec.loss === 'assistant') {
     a.set('data.strategy', 'train_on_assistant', 'data.input_key', 'messages');
@@ -169,8 +169,8 @@ function sftCommand(spec: SftSpec, ctx: StageContext): GeneratedScript {
 function rewardCommand(spec: RewardSpec, ctx: StageContext): GeneratedScript {
   const a = new ArgList();
   a.set('model.path', ctx.model, 'model.model_name_or_path', shellValue('$MODEL'));
-  a.set('data.train', spec.train && 'from' in spec.train ? spec.train.from : '', 'data.dataset', ctx.trainFile!);
-  if (ctx.evalFile !== null) a.set('data.eval', spec.eval && 'from' in spec.eval ? spec.eval.from : '', 'eval.dataset', ctx.evalFile);
+  a.set('data.train', sourceLabel(spec.train), 'data.dataset', ctx.trainFile!);
+  if (ctx.evalFile !== null) a.set('data.eval', sourceLabel(spec.eval), 'eval.dataset', ctx.evalFile);
   a.set('', '', 'data.apply_chat_template', true);
   a.set('', '', 'data.prompt_key', 'prompt');
   a.set('', '', 'data.chosen_key', 'chosen');
@@ -191,8 +191,8 @@ function rewardCommand(spec: RewardSpec, ctx: StageContext): GeneratedScript {
 function dpoCommand(spec: DpoSpec, ctx: StageContext): GeneratedScript {
   const a = new ArgList();
   a.set('model.path', ctx.model, 'model.model_name_or_path', shellValue('$MODEL'), 'also the reference (ref.model_name_or_path defaults to it)');
-  a.set('data.train', 'from' in spec.train ? spec.train.from : '', 'data.dataset', ctx.trainFile!);
-  if (ctx.evalFile !== null) a.set('data.eval', spec.eval && 'from' in spec.eval ? spec.eval.from : '', 'eval.dataset', ctx.evalFile);
+  a.set('data.train', sourceLabel(spec.train), 'data.dataset', ctx.trainFile!);
+  if (ctx.evalFile !== null) a.set('data.eval', sourceLabel(spec.eval), 'eval.dataset', ctx.evalFile);
   a.set('', '', 'data.apply_chat_template', true);
   a.set('', '', 'data.prompt_key', 'prompt');
   a.set('', '', 'data.chosen_key', 'chosen');
@@ -239,11 +239,11 @@ function ppoCommand(spec: PpoSpec, ctx: StageContext): GeneratedScript {
   if (spec.ppo.critic === 'reward_model') a.set('ppo.critic', 'reward_model', 'critic.model_name_or_path', shellValue('$REWARD'), 'the value model starts from the reward model, as in rlhf-kit');
   else a.gap('ppo.critic', 'policy_head', 'OpenRLHF always trains a separate critic: it starts from the reward model here');
   if (spec.ppo.critic !== 'reward_model') a.set('', '', 'critic.model_name_or_path', shellValue('$REWARD'));
-  a.set('data.prompts', 'from' in spec.prompts ? spec.prompts.from : '', 'data.prompt_dataset', ctx.trainFile!);
+  a.set('data.prompts', sourceLabel(spec.prompts), 'data.prompt_dataset', ctx.trainFile!);
   a.set('', '', 'data.input_key', 'prompt');
   a.set('', '', 'data.apply_chat_template', true);
   if (ctx.evalFile !== null) {
-    a.set('data.eval_prompts', spec.evalPrompts && 'from' in spec.evalPrompts ? spec.evalPrompts.from : '', 'eval.dataset', ctx.evalFile, 'data.eval_limit rows');
+    a.set('data.eval_prompts', sourceLabel(spec.evalPrompts), 'eval.dataset', ctx.evalFile, 'data.eval_limit rows');
     a.gap('(greedy evaluation)', 'greedy', "OpenRLHF samples eval.n_samples_per_prompt answers at eval.temperature (its defaults 4 and 0.6); rlhf-kit answers greedily and also scores with the world's judge (rlhf world eval on the output)");
   }
   templateArg(a, ctx, spec.model.template);
@@ -332,4 +332,3 @@ export function openrlhfScript(spec: StageSpec, ctx: StageContext): GeneratedScr
   }
 }
 
-export type { ArgValue };

@@ -4,15 +4,132 @@
  * and OpenRLHF generators read only this, so a key is interpreted in one place.
  */
 import { resolve } from 'node:path';
-import type { DpoConfig } from '../dpo/config.js';
-import type { GattConfig } from '../gatt/config.js';
-import type { PpoConfig } from '../ppo/config.js';
-import type { MarginKind } from '../reward/loss.js';
-import type { RewardConfig } from '../reward/config.js';
-import type { RsConfig } from '../rs/config.js';
-import type { SftConfig } from '../sft/config.js';
 import { UserError } from '../errors.js';
-import type { LossTokens, Row } from './data.js';
+import type { LossTokens, MarginKind, Row } from './data.js';
+
+
+// What the spec builders read from each stage's resolved config. Structural, so the stages'
+// own config types fit without this shared block importing a stage.
+type Template = 'auto' | 'tokenizer' | 'llama2' | 'chatml';
+interface TokenizerIn {
+  path: string | null;
+  template: Template;
+}
+interface LoraIn {
+  enabled?: boolean;
+  r: number;
+  alpha: number;
+  dropout: number;
+  target_modules: string | readonly string[];
+  use_rslora?: boolean;
+}
+interface CommonIn {
+  output_dir: string;
+  engine: { seed: number };
+  optim: { lr: number; betas: readonly [number, number]; eps: number; weight_decay: number; grad_clip: number | null; grad_accum: number };
+  schedule: { type: 'cosine' | 'linear' | 'constant'; warmup_steps: number };
+  checkpoint: { every_steps: number; keep_last: number | null };
+}
+interface TrainIn {
+  steps: number;
+  epochs: number | null;
+  batch_size: number;
+  eval_every: number;
+  seed: number | null;
+  gradient_checkpointing: boolean;
+}
+export interface SftConfigIn extends CommonIn {
+  train: TrainIn;
+  model: { path: string };
+  tokenizer: TokenizerIn;
+  lora: LoraIn;
+  sft: { save_merged: boolean };
+  data: {
+    train: string;
+    eval: string | null;
+    eval_split: number;
+    eval_max_rows: number | null;
+    strategy: 'train_on_assistant' | 'train_on_all' | 'train_on_last';
+    max_length: number;
+    truncation: 'keep_start' | 'keep_end';
+    packing: boolean;
+  };
+}
+interface PairsDataIn {
+  train: string | readonly string[];
+  eval: string | null;
+  eval_fraction: number;
+  max_train_pairs: number | null;
+  max_eval_pairs: number | null;
+  max_length: number;
+}
+export interface RewardConfigIn extends CommonIn {
+  train: TrainIn;
+  model: { path: string; adapter: string | null };
+  tokenizer: TokenizerIn;
+  lora: LoraIn;
+  data: PairsDataIn;
+  reward: { margin: string; center_rewards_coefficient: number; eval_batch_size: number };
+}
+export interface DpoConfigIn extends CommonIn {
+  train: TrainIn;
+  model: { path: string; adapter: string | null };
+  tokenizer: TokenizerIn;
+  lora: LoraIn & { enabled: boolean };
+  data: PairsDataIn;
+  dpo: {
+    beta: number;
+    loss_type: string | readonly string[];
+    loss_weights: readonly number[] | null;
+    label_smoothing: number;
+    precompute_ref_log_probs: boolean;
+    strength_weights: unknown;
+    eval_batch_size: number;
+  };
+  save_merged: boolean;
+}
+export interface PpoSections {
+  ppo: {
+    mini_batch_size: number;
+    ppo_epochs: number;
+    clip_range: number;
+    clip_range_value: number;
+    vf_coef: number;
+    entropy_coef: number;
+    gamma: number;
+    lam: number;
+    target_kl: number | null;
+    ratio_threshold: number | null;
+    critic: 'reward_model' | 'policy_head';
+  };
+  rewards: { kl_estimator: 'k1' | 'k3' | 'abs' | 'mse'; normalize: boolean; clip: number | null; missing_eos_penalty: number | null; whiten: boolean };
+  kl: { controller: 'adaptive' | 'fixed'; init_coef: number; target: number; horizon: number };
+  generation: { max_new_tokens: number; temperature: number };
+}
+export interface PpoConfigIn extends CommonIn, PpoSections {
+  train: { steps: number; rollout_batch_size: number; eval_every: number; seed: number | null };
+  model: { path: string; adapter: string | null; reward_model: string };
+  tokenizer: TokenizerIn;
+  lora: { r: number; alpha: number; dropout: number; target_modules: string | readonly string[] };
+  data: { prompts: string; eval_prompts: string | null; eval_limit: number | null; max_prompt_tokens: number };
+  save_merged: boolean;
+}
+export interface RsConfigIn extends CommonIn {
+  train: TrainIn;
+  model: { path: string; adapter: string | null };
+  tokenizer: TokenizerIn;
+  lora: LoraIn;
+  sft: { save_merged: boolean };
+  data: { max_length: number };
+}
+export interface GattConfigIn extends CommonIn {
+  train: TrainIn;
+  model: { path: string; adapter: string | null };
+  tokenizer: TokenizerIn;
+  lora: LoraIn;
+  sft: { save_merged: boolean };
+  data: { max_length: number; packing: boolean };
+}
 
 export type ExportStage = 'sft' | 'reward' | 'ppo' | 'dpo' | 'rs' | 'gatt';
 export const EXPORT_STAGES: readonly ExportStage[] = ['sft', 'reward', 'ppo', 'dpo', 'rs', 'gatt'];
@@ -51,6 +168,12 @@ export interface CommonSpec {
  * run time (`runtime`, our file; the generated script converts it when it runs).
  */
 export type DataSource = { rows: Row[]; from: string } | { runtime: string; madeBy: string };
+
+/** Where rows came from, for MAPPING.md. */
+export function sourceLabel(source: DataSource | null): string {
+  if (source === null) return 'null';
+  return 'from' in source ? source.from : source.runtime;
+}
 
 export interface ModelSpec {
   /** Absolute model folder (an rlhf-kit stage folder's final/ is resolved to final/merged at run time). */
@@ -110,19 +233,17 @@ export interface PpoSpec extends Base {
   prompts: DataSource;
   evalPrompts: DataSource | null;
   rolloutBatchSize: number;
-  ppo: PpoConfig['ppo'];
-  rewards: PpoConfig['rewards'];
-  kl: PpoConfig['kl'];
-  generation: PpoConfig['generation'];
+  ppo: PpoSections['ppo'];
+  rewards: PpoSections['rewards'];
+  kl: PpoSections['kl'];
+  generation: PpoSections['generation'];
   maxPromptTokens: number;
   saveMerged: boolean;
 }
 
 export type StageSpec = SftSpec | RewardSpec | DpoSpec | PpoSpec;
 
-type CommonSections = Pick<SftConfig, 'optim' | 'schedule' | 'train' | 'checkpoint' | 'engine'>;
-
-function commonSpec(c: CommonSections): CommonSpec {
+function commonSpec(c: CommonIn & { train: TrainIn }): CommonSpec {
   return {
     steps: c.train.steps,
     epochs: c.train.epochs,
@@ -144,7 +265,7 @@ function commonSpec(c: CommonSections): CommonSpec {
   };
 }
 
-function loraSpec(l: { enabled?: boolean; r: number; alpha: number; dropout: number; target_modules: string | string[]; use_rslora?: boolean }): LoraSpec | null {
+function loraSpec(l: LoraIn): LoraSpec | null {
   if (l.enabled === false) return null;
   return { r: l.r, alpha: l.alpha, dropout: l.dropout, targetModules: l.target_modules, rslora: l.use_rslora ?? false };
 }
@@ -160,7 +281,7 @@ function noAdapter(adapter: string | null, file: string): void {
 
 const abs = (p: string) => resolve(p);
 
-function modelSpec(path: string, tokenizer: { path: string | null; template: ModelSpec['template'] }): ModelSpec {
+function modelSpec(path: string, tokenizer: TokenizerIn): ModelSpec {
   return { path: abs(path), tokenizer: tokenizer.path === null ? null : abs(tokenizer.path), template: tokenizer.template };
 }
 
@@ -171,7 +292,7 @@ export interface DataReaders {
   prompts(path: string, key: string): Promise<Row[]>;
 }
 
-export async function sftSpec(cfg: SftConfig, file: string, read: DataReaders, holdOut: <T>(rows: T[], n: number, seed: number) => { train: T[]; eval: T[] }): Promise<SftSpec> {
+export async function sftSpec(cfg: SftConfigIn, file: string, read: DataReaders, holdOut: <T>(rows: T[], n: number, seed: number) => { train: T[]; eval: T[] }): Promise<SftSpec> {
   const loss: LossTokens = cfg.data.strategy === 'train_on_all' ? 'all' : cfg.data.strategy === 'train_on_last' ? 'last' : 'assistant';
   let train = await read.sft(cfg.data.train, 'data.train', loss);
   let evalRows: Row[] | null = null;
@@ -196,7 +317,7 @@ export async function sftSpec(cfg: SftConfig, file: string, read: DataReaders, h
 }
 
 export async function rewardSpec(
-  cfg: RewardConfig,
+  cfg: RewardConfigIn,
   file: string,
   read: DataReaders,
   subset: <T>(rows: T[], max: number | null, seed: number) => T[],
@@ -227,7 +348,7 @@ export async function rewardSpec(
 }
 
 export async function dpoSpec(
-  cfg: DpoConfig,
+  cfg: DpoConfigIn,
   file: string,
   read: DataReaders,
   subset: <T>(rows: T[], max: number | null, seed: number) => T[],
@@ -262,7 +383,7 @@ export async function dpoSpec(
   };
 }
 
-export async function ppoSpec(cfg: PpoConfig, file: string, read: DataReaders): Promise<PpoSpec> {
+export async function ppoSpec(cfg: PpoConfigIn, file: string, read: DataReaders): Promise<PpoSpec> {
   noAdapter(cfg.model.adapter, file);
   let evalRows: Row[] | null = null;
   if (cfg.data.eval_prompts !== null) {
@@ -312,7 +433,7 @@ export async function ppoSpec(cfg: PpoConfig, file: string, read: DataReaders): 
  * writes <output_dir>/rs_train.jsonl before it fine-tunes); the fine-tune is SFT on the kept
  * answers, the last turn of each row trained.
  */
-export function rsSpec(cfg: RsConfig, file: string): SftSpec {
+export function rsSpec(cfg: RsConfigIn, file: string): SftSpec {
   noAdapter(cfg.model.adapter, file);
   return {
     kind: 'sft',
@@ -335,7 +456,7 @@ export function rsSpec(cfg: RsConfig, file: string): SftSpec {
  * Ghost Attention: the synthesised dialogues are rlhf-kit's (`rlhf gatt synth` writes
  * <output_dir>/synth/gatt_train.jsonl); the fine-tune is SFT on each row's last answer.
  */
-export function gattSpec(cfg: GattConfig, file: string, synthCommand = `rlhf gatt synth --config ${file}`): SftSpec {
+export function gattSpec(cfg: GattConfigIn, file: string, synthCommand = `rlhf gatt synth --config ${file}`): SftSpec {
   noAdapter(cfg.model.adapter, file);
   return {
     kind: 'sft',

@@ -9,7 +9,7 @@ import { UserError } from '../errors.js';
 import { ArgList, pyLiteral, type ArgValue } from './args.js';
 import type { StageContext } from './context.js';
 import { batchLayout } from './layout.js';
-import type { CommonSpec, DpoSpec, LoraSpec, RewardSpec, SftSpec, StageSpec } from './spec.js';
+import { sourceLabel, type CommonSpec, type DpoSpec, type LoraSpec, type RewardSpec, type SftSpec, type StageSpec } from './spec.js';
 import { TRL_VERSION } from './versions.js';
 
 export interface GeneratedScript {
@@ -92,10 +92,10 @@ function dataArgs(a: ArgList, spec: StageSpec, ctx: StageContext, saveMergedKey:
   if (ctx.runtimeData !== null) {
     a.set('(rows made by rlhf-kit)', ctx.runtimeData.madeBy, 'train_file', ctx.runtimeData.file, 'read when the script runs; it stops with a message naming the command when the file is missing');
   } else {
-    a.set('data.train', 'from' in source ? source.from : '', 'train_file', ctx.trainFile, 'converted to TRL columns and written next to the script');
+    a.set('data.train', sourceLabel(source), 'train_file', ctx.trainFile, 'converted to TRL columns and written next to the script');
   }
   const evalSource = spec.kind === 'ppo' ? spec.evalPrompts : spec.eval;
-  if (ctx.evalFile !== null) a.set('data.eval', evalSource !== null && 'from' in evalSource ? evalSource.from : '', 'eval_file', ctx.evalFile);
+  if (ctx.evalFile !== null) a.set('data.eval', sourceLabel(evalSource), 'eval_file', ctx.evalFile);
   if (spec.model.tokenizer !== null) a.set('tokenizer.path', spec.model.tokenizer, 'tokenizer_path', spec.model.tokenizer);
   if (ctx.mergedDir !== null) a.set(saveMergedKey, true, 'merged_dir', ctx.mergedDir, 'the script folds the saved adapter into the model with PEFT (merge_and_unload)');
 }

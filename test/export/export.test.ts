@@ -15,7 +15,7 @@ import { dirname, join, relative } from 'node:path';
 import { jest } from '@jest/globals';
 import { run, type CliIo } from '../../src/cli/main.js';
 import { writeExport } from '../../src/export/export.js';
-import { planExport } from '../../src/export/plan.js';
+import { planExport } from '../../src/cli/export.js';
 import type { Engine } from '../../src/export/versions.js';
 import { packageRoot } from '../../src/paths.js';
 
