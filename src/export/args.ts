@@ -21,7 +21,8 @@ export interface MappingRow {
 
 export function show(value: unknown): string {
   if (value === null || value === undefined) return 'null';
-  if (typeof value === 'string') return value;
+  // A value the shell expands is marked with a leading NUL (see openrlhf.ts); MAPPING.md shows it plain.
+  if (typeof value === 'string') return value.replace(/^\u0000/, '');
   return JSON.stringify(value);
 }
 
