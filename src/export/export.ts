@@ -218,7 +218,7 @@ export async function writeExport(items: readonly ExportItem[], opts: ExportOpti
     for (const b of item.before ?? []) runLines.push(fill(b));
     runLines.push(command);
     stages.push({ name: item.name, dir, output: handedOn(ctx), command });
-    mappings.push({ name: item.name, title: TITLES[item.name] ?? item.name, configFile: spec.configFile, script: `${item.name}/${generated.file}`, rows: generated.args.mapping, notes: generated.gaps });
+    mappings.push({ name: item.name, title: TITLES[item.name] ?? item.name, configFile: spec.configFile, script: `${item.name}/${generated.file}`, rows: generated.args.mapping, notes: [...spec.gaps, ...generated.gaps] });
   }
 
   mkdirSync(root, { recursive: true });

@@ -43,7 +43,7 @@ export interface SftConfigIn extends CommonIn {
   model: { path: string };
   tokenizer: TokenizerIn;
   lora: LoraIn;
-  sft: { save_merged: boolean };
+  sft: { save_merged: boolean; early_stopping_patience: number | null };
   data: {
     train: string;
     eval: string | null;
@@ -119,16 +119,16 @@ export interface RsConfigIn extends CommonIn {
   model: { path: string; adapter: string | null };
   tokenizer: TokenizerIn;
   lora: LoraIn;
-  sft: { save_merged: boolean };
-  data: { max_length: number };
+  sft: { save_merged: boolean; early_stopping_patience: number | null };
+  data: { max_length: number; eval_split: number };
 }
 export interface GattConfigIn extends CommonIn {
   train: TrainIn;
   model: { path: string; adapter: string | null };
   tokenizer: TokenizerIn;
   lora: LoraIn;
-  sft: { save_merged: boolean };
-  data: { max_length: number; packing: boolean };
+  sft: { save_merged: boolean; early_stopping_patience: number | null };
+  data: { max_length: number; packing: boolean; eval_split: number };
 }
 
 export type ExportStage = 'sft' | 'reward' | 'ppo' | 'dpo' | 'rs' | 'gatt';
@@ -190,6 +190,8 @@ interface Base {
   lora: LoraSpec | null;
   /** Longest example in tokens. */
   maxLength: number;
+  /** Keys of the stage with no equivalent in either engine, with what happens instead. */
+  gaps: string[];
 }
 
 export interface SftSpec extends Base {
@@ -270,6 +272,18 @@ function loraSpec(l: LoraIn): LoraSpec | null {
   return { r: l.r, alpha: l.alpha, dropout: l.dropout, targetModules: l.target_modules, rslora: l.use_rslora ?? false };
 }
 
+/** What every fine-tune on dialogues leaves behind in the engines. */
+function sftGaps(cfg: { sft: { early_stopping_patience: number | null } }, evalSplit: number | null): string[] {
+  const gaps: string[] = [];
+  if (cfg.sft.early_stopping_patience !== null) {
+    gaps.push(`\`sft.early_stopping_patience\` (${cfg.sft.early_stopping_patience}): not exported; TRL has transformers' EarlyStoppingCallback (add it to the script), OpenRLHF has none`);
+  }
+  if (evalSplit !== null && evalSplit > 0) {
+    gaps.push(`\`data.eval_split\` (${evalSplit}): the rows are written at run time, so nothing is held out for evaluation`);
+  }
+  return gaps;
+}
+
 function noAdapter(adapter: string | null, file: string): void {
   if (adapter !== null) {
     throw new UserError(
@@ -307,6 +321,7 @@ export async function sftSpec(cfg: SftConfigIn, file: string, read: DataReaders,
     model: modelSpec(cfg.model.path, cfg.tokenizer),
     lora: loraSpec(cfg.lora),
     maxLength: cfg.data.max_length,
+    gaps: sftGaps(cfg, null),
     loss,
     train: { rows: train, from: cfg.data.train },
     eval: evalRows === null ? null : { rows: evalRows, from: cfg.data.eval ?? `${cfg.data.train} (data.eval_split)` },
@@ -339,6 +354,7 @@ export async function rewardSpec(
     model: modelSpec(cfg.model.path, cfg.tokenizer),
     lora: loraSpec(cfg.lora),
     maxLength: cfg.data.max_length,
+    gaps: [],
     train: { rows: train, from: trainFiles.join(' + ') },
     eval: evalRows === null ? null : { rows: evalRows, from: cfg.data.eval ?? `${trainFiles.join(' + ')} (data.eval_fraction)` },
     margin,
@@ -370,6 +386,7 @@ export async function dpoSpec(
     model: modelSpec(cfg.model.path, cfg.tokenizer),
     lora: loraSpec(cfg.lora),
     maxLength: cfg.data.max_length,
+    gaps: [],
     train: { rows: train, from: trainFiles.join(' + ') },
     eval: evalRows === null ? null : { rows: evalRows, from: cfg.data.eval ?? `${trainFiles.join(' + ')} (data.eval_fraction)` },
     beta: cfg.dpo.beta,
@@ -415,6 +432,7 @@ export async function ppoSpec(cfg: PpoConfigIn, file: string, read: DataReaders)
     model: modelSpec(cfg.model.path, cfg.tokenizer),
     lora: { r: cfg.lora.r, alpha: cfg.lora.alpha, dropout: cfg.lora.dropout, targetModules: cfg.lora.target_modules, rslora: false },
     maxLength: cfg.data.max_prompt_tokens + cfg.generation.max_new_tokens,
+    gaps: [],
     rewardModel: abs(cfg.model.reward_model),
     prompts: { rows: await read.prompts(cfg.data.prompts, 'data.prompts'), from: cfg.data.prompts },
     evalPrompts: evalRows === null ? null : { rows: evalRows, from: cfg.data.eval_prompts! },
@@ -443,6 +461,7 @@ export function rsSpec(cfg: RsConfigIn, file: string): SftSpec {
     model: modelSpec(cfg.model.path, cfg.tokenizer),
     lora: loraSpec(cfg.lora),
     maxLength: cfg.data.max_length,
+    gaps: sftGaps(cfg, cfg.data.eval_split),
     loss: 'last',
     train: { runtime: abs(resolve(cfg.output_dir, 'rs_train.jsonl')), madeBy: `rlhf rs --config ${file}` },
     eval: null,
@@ -466,6 +485,7 @@ export function gattSpec(cfg: GattConfigIn, file: string, synthCommand = `rlhf g
     model: modelSpec(cfg.model.path, cfg.tokenizer),
     lora: loraSpec(cfg.lora),
     maxLength: cfg.data.max_length,
+    gaps: sftGaps(cfg, cfg.data.eval_split),
     loss: 'last',
     train: { runtime: abs(resolve(cfg.output_dir, 'synth', 'gatt_train.jsonl')), madeBy: synthCommand },
     eval: null,
