@@ -26,16 +26,18 @@ import { rewardConfigSchema, type RewardConfig } from '../reward/config.js';
 import { rsConfigSchema, type RsConfig } from '../rs/config.js';
 import { sftConfigSchema, type SftConfig } from '../sft/config.js';
 
+const warn = (message: string) => void process.stderr.write(`export: ${message}\n`);
+
 const readers: DataReaders = {
-  async sft(path, key, loss) {
+  async sft(path, key, loss, onBad) {
     const file = absoluteDataPath(path);
-    const rows = sftRows(await readRows(path, key), loss, file);
+    const rows = sftRows(await readRows(path, key), loss, file, { onBad, warn });
     rowLayout(rows, file);
     return rows;
   },
-  async preferences(paths, key, margin) {
+  async preferences(paths, key, margin, onBad) {
     const all: Row[] = [];
-    for (const p of paths) all.push(...preferenceRows(await readRows(p, key), margin, absoluteDataPath(p)));
+    for (const p of paths) all.push(...preferenceRows(await readRows(p, key), margin, absoluteDataPath(p), { onBad, warn }));
     rowLayout(all, paths.join(' + '));
     return all;
   },

@@ -50,9 +50,22 @@ export async function readRows(path: string, key: string): Promise<Row[]> {
   return rows.map((r) => r.value as Row);
 }
 
-function bad(file: string, i: number, issues: { field: string; reason: string }[]): UserError {
-  return new UserError(`${file}: row ${i + 1}: ${issues.map((x) => `${x.field || 'row'}: ${x.reason}`).join('; ')}`);
+/** A row that does not fit its schema: an error naming it, or (`data.on_bad_row: skip`) a warning and the row dropped. */
+export interface BadRows {
+  onBad: 'error' | 'skip';
+  warn: (message: string) => void;
 }
+
+const STRICT: BadRows = { onBad: 'error', warn: () => {} };
+
+function bad(file: string, i: number, issues: { field: string; reason: string }[], policy: BadRows): null {
+  const message = `${file}: row ${i + 1}: ${issues.map((x) => `${x.field || 'row'}: ${x.reason}`).join('; ')}`;
+  if (policy.onBad === 'error') throw new UserError(message);
+  policy.warn(`${message} (skipped: data.on_bad_row is skip)`);
+  return null;
+}
+
+const kept = (rows: (Row | null)[]): Row[] => rows.filter((r): r is Row => r !== null);
 
 /** Which tokens of a dialogue get loss (the `data.strategy` of SFT; GAtt and RS train the last answer). */
 export type LossTokens = 'assistant' | 'all' | 'last';
@@ -61,10 +74,10 @@ export type LossTokens = 'assistant' | 'all' | 'last';
  * Dialogue rows for SFT. `last` splits each dialogue into its conversational prompt (every turn
  * before the last) and completion (the last answer), so both engines train that answer only.
  */
-export function sftRows(rows: readonly Row[], loss: LossTokens, file: string): Row[] {
-  return rows.map((value, i) => {
+export function sftRows(rows: readonly Row[], loss: LossTokens, file: string, policy: BadRows = STRICT): Row[] {
+  return kept(rows.map((value, i) => {
     const c = checkRow('sft', value);
-    if (!c.ok) throw bad(file, i, c.issues);
+    if (!c.ok) return bad(file, i, c.issues, policy);
     const row = c.row as Row;
     if (Array.isArray(row.messages)) {
       const messages = (row.messages as Message[]).map((m) => ({ role: m.role, content: m.content }));
@@ -75,7 +88,7 @@ export function sftRows(rows: readonly Row[], loss: LossTokens, file: string): R
     }
     if (typeof row.prompt === 'string') return { prompt: row.prompt, completion: row.completion };
     return { text: row.text };
-  });
+  }));
 }
 
 /** The columns a set of rows shares; an engine reads one layout per file, so mixed forms are refused. */
@@ -89,10 +102,10 @@ export function rowLayout(rows: readonly Row[], file: string): string {
  * Preference rows: prompt / chosen / rejected, and `margin` (Llama 2's, from `strength` or the
  * margin column) when `margin` is not `none` — the engines only read a margin column.
  */
-export function preferenceRows(rows: readonly Row[], margin: MarginKind | null, file: string): Row[] {
-  return rows.map((value, i) => {
+export function preferenceRows(rows: readonly Row[], margin: MarginKind | null, file: string, policy: BadRows = STRICT): Row[] {
+  return kept(rows.map((value, i) => {
     const c = checkRow('preference', value);
-    if (!c.ok) throw bad(file, i, c.issues);
+    if (!c.ok) return bad(file, i, c.issues, policy);
     const r = c.row;
     const out: Row = r.prompt === undefined ? {} : { prompt: r.prompt };
     out.chosen = r.chosen;
@@ -105,14 +118,14 @@ export function preferenceRows(rows: readonly Row[], margin: MarginKind | null, 
       out.margin = m;
     }
     return out;
-  });
+  }));
 }
 
 /** Prompt rows as `{prompt: messages}` (a text prompt becomes one user turn). */
 export function promptRows(rows: readonly Row[], file: string): Row[] {
   return rows.map((value, i) => {
     const c = checkRow('prompts', value);
-    if (!c.ok) throw bad(file, i, c.issues);
+    if (!c.ok) return bad(file, i, c.issues, STRICT)!;
     const row = c.row as Row;
     const prompt = 'messages' in row ? row.messages : row.prompt;
     return { prompt: typeof prompt === 'string' ? [{ role: 'user', content: prompt }] : prompt };

@@ -36,7 +36,7 @@ function generalNotes(engine: Engine): string[] {
       '); the synthesis, the instruction checkers and the adherence evaluation (`rlhf gatt eval`) stay in rlhf-kit.',
     '**Not carried over.** `engine.*` (rlhf-kit\'s TF.js backend, threads); `train.resume` (the engines resume from their own checkpoints: ' +
       (engine === 'trl' ? '`trainer.train(resume_from_checkpoint=...)`' : '`--ckpt.load_enable`') +
-      '); `data.on_bad_row` (rows are validated when exported: a bad row stops the export, naming it); `data.group_by_length` of the reward stage (the engines order batches themselves); ' +
+      '); `data.on_bad_row` (applied when the rows are exported: a bad row stops the export, naming it, or with skip is dropped with a warning); `data.group_by_length` of the reward stage (the engines order batches themselves); ' +
       '`reward.stats_max_pairs` (no `reward_stats.json` is written: see Coming back); `eval.judge`, `data.eval_prompts` of DPO and GAtt\'s adherence evaluation (the world\'s judge: run `rlhf world eval` / `rlhf gatt eval` on the output).',
     '**Tracking.** rlhf-kit logs to MLflow; the exports log nowhere by default' + (engine === 'trl' ? ' (`--report_to mlflow`, with `MLFLOW_TRACKING_URI` set, turns it on).' : ' (`--logger.wandb.key` or `--logger.tensorboard_dir` turn logging on).'),
   ];

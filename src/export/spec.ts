@@ -53,9 +53,11 @@ export interface SftConfigIn extends CommonIn {
     max_length: number;
     truncation: 'keep_start' | 'keep_end';
     packing: boolean;
+    on_bad_row: 'error' | 'skip';
   };
 }
 interface PairsDataIn {
+  on_bad_row: 'error' | 'skip';
   train: string | readonly string[];
   eval: string | null;
   eval_fraction: number;
@@ -301,16 +303,16 @@ function modelSpec(path: string, tokenizer: TokenizerIn): ModelSpec {
 
 /** Loaders the spec builders need for data that exists now. */
 export interface DataReaders {
-  sft(path: string, key: string, loss: LossTokens): Promise<Row[]>;
-  preferences(paths: readonly string[], key: string, margin: MarginKind | null): Promise<Row[]>;
+  sft(path: string, key: string, loss: LossTokens, onBad: 'error' | 'skip'): Promise<Row[]>;
+  preferences(paths: readonly string[], key: string, margin: MarginKind | null, onBad: 'error' | 'skip'): Promise<Row[]>;
   prompts(path: string, key: string): Promise<Row[]>;
 }
 
 export async function sftSpec(cfg: SftConfigIn, file: string, read: DataReaders, holdOut: <T>(rows: T[], n: number, seed: number) => { train: T[]; eval: T[] }): Promise<SftSpec> {
   const loss: LossTokens = cfg.data.strategy === 'train_on_all' ? 'all' : cfg.data.strategy === 'train_on_last' ? 'last' : 'assistant';
-  let train = await read.sft(cfg.data.train, 'data.train', loss);
+  let train = await read.sft(cfg.data.train, 'data.train', loss, cfg.data.on_bad_row);
   let evalRows: Row[] | null = null;
-  if (cfg.data.eval !== null) evalRows = await read.sft(cfg.data.eval, 'data.eval', loss);
+  if (cfg.data.eval !== null) evalRows = await read.sft(cfg.data.eval, 'data.eval', loss, cfg.data.on_bad_row);
   else if (cfg.data.eval_split > 0) ({ train, eval: evalRows } = holdOut(train, cfg.data.eval_split, cfg.train.seed ?? cfg.engine.seed));
   if (evalRows !== null && cfg.data.eval_max_rows !== null) evalRows = evalRows.slice(0, cfg.data.eval_max_rows);
   return {
@@ -341,9 +343,9 @@ export async function rewardSpec(
   noAdapter(cfg.model.adapter, file);
   const margin = cfg.reward.margin as MarginKind;
   const trainFiles = typeof cfg.data.train === 'string' ? [cfg.data.train] : cfg.data.train;
-  let train = await read.preferences(trainFiles, 'data.train', margin);
+  let train = await read.preferences(trainFiles, 'data.train', margin, cfg.data.on_bad_row);
   let evalRows: Row[] | null = null;
-  if (cfg.data.eval !== null) evalRows = await read.preferences([cfg.data.eval], 'data.eval', margin);
+  if (cfg.data.eval !== null) evalRows = await read.preferences([cfg.data.eval], 'data.eval', margin, cfg.data.on_bad_row);
   else if (cfg.data.eval_fraction > 0) ({ train, eval: evalRows } = holdOut(train, Math.round(train.length * cfg.data.eval_fraction), cfg.engine.seed));
   train = subset(train, cfg.data.max_train_pairs, cfg.train.seed ?? cfg.engine.seed);
   if (evalRows !== null && cfg.data.max_eval_pairs !== null) evalRows = evalRows.slice(0, cfg.data.max_eval_pairs);
@@ -372,9 +374,9 @@ export async function dpoSpec(
 ): Promise<DpoSpec> {
   noAdapter(cfg.model.adapter, file);
   const trainFiles = typeof cfg.data.train === 'string' ? [cfg.data.train] : cfg.data.train;
-  let train = await read.preferences(trainFiles, 'data.train', null);
+  let train = await read.preferences(trainFiles, 'data.train', null, cfg.data.on_bad_row);
   let evalRows: Row[] | null = null;
-  if (cfg.data.eval !== null) evalRows = await read.preferences([cfg.data.eval], 'data.eval', null);
+  if (cfg.data.eval !== null) evalRows = await read.preferences([cfg.data.eval], 'data.eval', null, cfg.data.on_bad_row);
   else if (cfg.data.eval_fraction > 0) ({ train, eval: evalRows } = holdOut(train, Math.round(train.length * cfg.data.eval_fraction), cfg.engine.seed));
   train = subset(train, cfg.data.max_train_pairs, cfg.train.seed ?? cfg.engine.seed);
   if (evalRows !== null && cfg.data.max_eval_pairs !== null) evalRows = evalRows.slice(0, cfg.data.max_eval_pairs);

@@ -32,3 +32,12 @@ test("the SFT hold-out is the stage's own (trainEvalSplit with the same seed)", 
   const items = Array.from({ length: 50 }, (_, i) => i);
   expect(seededHoldOut(items, 7, 3)).toEqual(trainEvalSplit(items, { seed: 3, evalSize: 7 }));
 });
+
+test('data.on_bad_row: error names the file and row; skip drops the row with a warning, as the stages do', () => {
+  const rows = [{ messages: dialogue }, { messages: 'not a list' }, { messages: dialogue }];
+  expect(() => sftRows(rows, 'assistant', 'd.jsonl')).toThrow('d.jsonl: row 2: messages');
+  const warnings: string[] = [];
+  expect(sftRows(rows, 'assistant', 'd.jsonl', { onBad: 'skip', warn: (m) => void warnings.push(m) })).toHaveLength(2);
+  expect(warnings).toEqual([expect.stringContaining('d.jsonl: row 2: messages')]);
+  expect(warnings[0]).toContain('(skipped: data.on_bad_row is skip)');
+});
