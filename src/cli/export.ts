@@ -12,6 +12,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { findConfig, loadConfig, type ResolvedConfig } from '../config/index.js';
 import { dpoConfigSchema, type DpoConfig } from '../dpo/config.js';
 import { UserError } from '../errors.js';
+import { packagePath } from '../paths.js';
 import { shQuote } from '../export/args.js';
 import { absoluteDataPath, preferenceRows, promptRows, readRows, rowLayout, seededHoldOut, seededSubset, sftRows, type Row } from '../export/data.js';
 import { writeExport, type ExportItem } from '../export/export.js';
@@ -82,9 +83,16 @@ export async function planExport(file: string, overrides: readonly string[], eng
 /** The rlhf-kit command that reproduces a pipeline stage's config, plus `extra` overrides. */
 function stageCommandLine(sub: string, stage: PipelineStage, cfg: PipelineConfig, file: string, runDir: string, extra: string[]): string {
   const entry = cfg.stages[stage];
-  const config = entry.config ?? `${file} (stages.${stage})`;
-  const all = [...runOverrides(cfg, runDir, stage), ...mappingToOverrides(entry.overrides), ...extra];
-  return [`rlhf ${sub}`, '--config', shQuote(config), ...all.map(shQuote)].join(' ');
+  if (entry.config === null) {
+    throw new UserError(`${file}: stages.${stage}.config is not set; the exported ${sub} command needs a ${stage} config file (set stages.${stage}.config)`);
+  }
+  const config = resolve(findConfig(entry.config)); // absolute: run.sh works from any folder
+  const key = (o: string) => o.slice(0, o.indexOf('='));
+  const replaced = new Set(extra.map(key));
+  const all = [...runOverrides(cfg, runDir, stage), ...mappingToOverrides(entry.overrides)].filter((o) => !replaced.has(key(o))).concat(extra);
+  // This rlhf-kit's own CLI by absolute path, so run.sh works from any folder without `rlhf` on PATH.
+  const cli = `node ${shQuote(packagePath('dist', 'src', 'cli', 'main.js'))}`;
+  return [`${cli} ${sub}`, '--config', shQuote(config), ...all.map(shQuote)].join(' ');
 }
 
 async function planPipeline(resolved: ResolvedConfig<PipelineConfig>, file: string, engine: Engine): Promise<ExportItem[]> {

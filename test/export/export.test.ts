@@ -179,8 +179,8 @@ test('the pipeline export wires each stage\'s engine output into the next, and G
   expect(ppo).toContain(`POLICY=${join(out, 'sft', 'output', 'merged')}`);
   expect(ppo).toContain(`REWARD=${join(out, 'reward', 'output')}`);
   const runSh = readFileSync(join(out, 'run.sh'), 'utf8').trim().split('\n').filter((l) => !l.startsWith('#') && l !== 'set -euo pipefail');
-  expect(runSh.map((l) => l.split(' ')[0] === 'bash' ? l.split('/').pop() : l.slice(0, 15))).toEqual([
-    'train_sft.sh', 'train_reward.sh', 'train_ppo.sh', 'rlhf gatt synth', 'train_gatt.sh',
+  expect(runSh.map((l) => (l.startsWith('bash ') ? l.split('/').pop() : l.split(' --config')[0]))).toEqual([
+    'train_sft.sh', 'train_reward.sh', 'train_ppo.sh', `node ${join(packageRoot(), 'dist', 'src', 'cli', 'main.js')} gatt synth`, 'train_gatt.sh',
   ]);
   expect(runSh[3]).toContain(`'model.path=${join(out, 'ppo', 'output', 'merged')}'`);
   expect(readFileSync(join(out, 'gatt', 'train_gatt.sh'), 'utf8')).toContain(`--data.dataset ${join(out, 'gatt', 'rlhf', 'synth', 'gatt_train.jsonl')}`);
