@@ -9,7 +9,7 @@
  */
 import { join, resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
-import { findConfig, loadConfig, type ResolvedConfig } from '../config/index.js';
+import { findConfig, loadConfig, resolvedConfigYaml, type ResolvedConfig } from '../config/index.js';
 import { dpoConfigSchema, type DpoConfig } from '../dpo/config.js';
 import { UserError } from '../errors.js';
 import { packagePath } from '../paths.js';
@@ -21,7 +21,7 @@ import { DEEPSPEED_STAGES, ENGINES, engineLabel, type DeepSpeedStage, type Engin
 import { gattConfigSchema, type GattConfig } from '../gatt/config.js';
 import { pipelineConfigSchema, type PipelineConfig, type PipelineStage } from '../pipeline/config.js';
 import { resolveStageConfig, runOverrides } from '../pipeline/runner.js';
-import { mappingToOverrides, resolvePackagePath } from '../pipeline/wiring.js';
+import { resolvePackagePath } from '../pipeline/wiring.js';
 import { ppoConfigSchema, type PpoConfig } from '../ppo/config.js';
 import { rewardConfigSchema, type RewardConfig } from '../reward/config.js';
 import { rsConfigSchema, type RsConfig } from '../rs/config.js';
@@ -80,19 +80,9 @@ export async function planExport(file: string, overrides: readonly string[], eng
   return [{ name: resolved.stage, spec }];
 }
 
-/** The rlhf-kit command that reproduces a pipeline stage's config, plus `extra` overrides. */
-function stageCommandLine(sub: string, stage: PipelineStage, cfg: PipelineConfig, file: string, runDir: string, extra: string[]): string {
-  const entry = cfg.stages[stage];
-  if (entry.config === null) {
-    throw new UserError(`${file}: stages.${stage}.config is not set; the exported ${sub} command needs a ${stage} config file (set stages.${stage}.config)`);
-  }
-  const config = resolve(findConfig(entry.config)); // absolute: run.sh works from any folder
-  const key = (o: string) => o.slice(0, o.indexOf('='));
-  const replaced = new Set(extra.map(key));
-  const all = [...runOverrides(cfg, runDir, stage), ...mappingToOverrides(entry.overrides)].filter((o) => !replaced.has(key(o))).concat(extra);
-  // This rlhf-kit's own CLI by absolute path, so run.sh works from any folder without `rlhf` on PATH.
-  const cli = `node ${shQuote(packagePath('dist', 'src', 'cli', 'main.js'))}`;
-  return [`${cli} ${sub}`, '--config', shQuote(config), ...all.map(shQuote)].join(' ');
+/** This rlhf-kit's own CLI by absolute path, so run.sh works from any folder without `rlhf` on PATH. */
+function rlhfCli(): string {
+  return `node ${shQuote(packagePath('dist', 'src', 'cli', 'main.js'))}`;
 }
 
 async function planPipeline(resolved: ResolvedConfig<PipelineConfig>, file: string, engine: Engine): Promise<ExportItem[]> {
@@ -108,11 +98,8 @@ async function planPipeline(resolved: ResolvedConfig<PipelineConfig>, file: stri
     );
   }
   const runDir = resolve(cfg.output_dir);
-  const spec = async (stage: PipelineStage) => {
-    const schema = SCHEMAS[stage as keyof typeof SCHEMAS];
-    const stageResolved = resolveStageConfig(stage, cfg, schema, runOverrides(cfg, runDir, stage), file);
-    return stageSpecOf(stageResolved, cfg.stages[stage].config ?? `${file} (stages.${stage})`);
-  };
+  const resolveStage = (stage: PipelineStage) => resolveStageConfig(stage, cfg, SCHEMAS[stage as keyof typeof SCHEMAS], runOverrides(cfg, runDir, stage), file);
+  const spec = async (stage: PipelineStage) => stageSpecOf(resolveStage(stage), cfg.stages[stage].config ?? `${file} (stages.${stage})`);
   const items: ExportItem[] = [];
   const byName = new Map<string, ExportItem>();
   const add = (item: ExportItem) => {
@@ -139,15 +126,20 @@ async function planPipeline(resolved: ResolvedConfig<PipelineConfig>, file: stri
     const from = on('ppo') ? 'ppo' : on('dpo') ? 'dpo' : null;
     if (from === null) throw new UserError(`${file}: stages.gatt needs stages.ppo or stages.dpo enabled (GAtt starts from the aligned model)`);
     byName.get(from)!.handsOn = true;
-    const gattSpecified = await spec('gatt');
-    const synthDir = `\u0002gatt`;
-    const synth = stageCommandLine('gatt synth', 'gatt', cfg, file, runDir, [`model.path=${exportedModel(from)}`, `output_dir=${synthDir}`]);
+    // GAtt's synthesis is rlhf-kit's: run on the engine's aligned model, from the stage's config as
+    // the pipeline resolves it (written next to the script), into the export's gatt/rlhf/.
+    const resolved = resolveStage('gatt');
+    const synthDir = '\u0002gatt';
+    const configFile = '\u0003gatt/gatt.resolved.yaml';
+    const synth = [`${rlhfCli()} gatt synth --config`, ...[configFile, `model.path=${exportedModel(from)}`, `output_dir=${synthDir}`].map(shQuote)].join(' ');
+    const gattSpecified = await stageSpecOf(resolved, cfg.stages.gatt.config ?? `${file} (stages.gatt)`);
     add({
       name: 'gatt',
       spec: gattSpecified,
       modelFrom: exportedModel(from),
       before: [synth],
       runtimeData: { file: join(synthDir, 'synth', 'gatt_train.jsonl'), madeBy: synth },
+      files: [{ name: 'gatt.resolved.yaml', text: resolvedConfigYaml(resolved) }],
     });
   }
   if (items.length === 0) throw new UserError(`${file}: no stage to export (sft, reward, ppo, dpo and gatt are all disabled)`);

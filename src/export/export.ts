@@ -49,6 +49,8 @@ export interface ExportItem {
   before?: string[];
   /** Where GAtt / RS rows come from at run time, overriding the spec's (pipeline). */
   runtimeData?: { file: string; madeBy: string };
+  /** Extra files written into the stage's folder (the resolved config its rlhf-kit command reads). */
+  files?: { name: string; text: string }[];
 }
 
 export interface ExportResult {
@@ -151,7 +153,7 @@ export async function writeExport(items: readonly ExportItem[], opts: ExportOpti
 
   const wantsMerged = (item: ExportItem) => (item.spec.kind === 'reward' ? item.handsOn === true : item.spec.saveMerged || item.handsOn === true);
   const outputOf = (item: ExportItem) => join(root, item.name, 'output', ...(item.spec.lora !== null && wantsMerged(item) ? ['merged'] : []));
-  // Plan placeholders: \u0001<stage> = that stage's exported model, \u0002<stage> = its rlhf-kit folder.
+  // Plan placeholders: \u0001<stage> = that stage's exported model, \u0002<stage> = its rlhf-kit folder, \u0003<stage> = its folder.
   const fill = (s: string) =>
     s
       .replace(/\u0001([a-z]+)/g, (_, name: string) => {
@@ -159,7 +161,8 @@ export async function writeExport(items: readonly ExportItem[], opts: ExportOpti
         if (from === undefined) throw new Error(`export plan: no stage ${name}`);
         return outputOf(from);
       })
-      .replace(/\u0002([a-z]+)/g, (_, name: string) => join(root, name, 'rlhf'));
+      .replace(/\u0002([a-z]+)/g, (_, name: string) => join(root, name, 'rlhf'))
+      .replace(/\u0003([a-z]+)/g, (_, name: string) => join(root, name));
 
   // 1. Every stage's script, before anything is written: a refused stage leaves no half-written export.
   const prepared = items.map((item) => {
@@ -212,6 +215,7 @@ export async function writeExport(items: readonly ExportItem[], opts: ExportOpti
       files.push(ctx.evalFile);
     }
     if (template !== null) write(ctx.templateFile!, template);
+    for (const f of item.files ?? []) write(join(dir, f.name), f.text);
     write(join(dir, generated.file), generated.text, true);
 
     const command = stageCommand(opts.engine, ctx, generated.file);
