@@ -95,7 +95,7 @@ function readTemplate(path: string): string | undefined {
  * tokenizer may not carry.
  */
 function stageTemplate(engine: Engine, spec: StageSpec): string | null {
-  const needsMarkers = engine === 'trl' && spec.kind === 'sft' && spec.loss === 'assistant';
+  const needsMarkers = engine === 'trl' && spec.kind === 'sft' && spec.rows === 'messages' && spec.loss === 'assistant';
   const template = configuredTemplate(spec);
   if (needsMarkers) {
     if (template === undefined) {

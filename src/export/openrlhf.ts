@@ -141,18 +141,26 @@ function sftCommand(spec: SftSpec, ctx: StageContext): GeneratedScript {
   if (ctx.runtimeData !== null) a.set('(rows made by rlhf-kit)', ctx.runtimeData.madeBy, 'data.dataset', ctx.runtimeData.file, 'read when the script runs');
   else a.set('data.train', sourceLabel(spec.train), 'data.dataset', ctx.trainFile!);
   if (ctx.evalFile !== null) a.set('data.eval', sourceLabel(spec.eval), 'eval.dataset', ctx.evalFile);
-  a.set('', '', 'data.apply_chat_template', true, "the tokenizer's chat template renders the messages");
-  if (spec.loss === 'assistant') {
-    a.set('data.strategy', 'train_on_assistant', 'data.input_key', 'messages');
-    a.set('data.strategy', 'train_on_assistant', 'data.multiturn', true, 'loss on every assistant turn');
-  } else if (spec.loss === 'all') {
-    a.set('data.strategy', 'train_on_all', 'data.input_key', 'messages');
-    a.set('data.strategy', 'train_on_all', 'data.multiturn', true, 'OpenRLHF has no loss on every token of a chat: the nearest is every assistant turn');
+  if (spec.rows === 'text') {
+    a.set('data.strategy', 'text rows', 'model.pretrain_mode_enable', true, 'plain text rows: every token trained, no chat template');
+    a.set('data.strategy', 'text rows', 'data.input_key', 'text');
+  } else {
+    a.set('', '', 'data.apply_chat_template', true, "the tokenizer's chat template renders the messages");
+  }
+  if (spec.rows === 'text') {
+    // no chat keys
   } else if (ctx.runtimeData !== null) {
     a.set('(last answer trained)', 'train_on_last', 'data.input_key', 'messages', 'without --data.multiturn OpenRLHF trains the last assistant turn only');
+  } else if (spec.rows === 'prompt_completion') {
+    const note = spec.loss === 'last' ? 'rows are prompt (every earlier turn) + completion (the last answer)' : 'prompt + completion rows';
+    a.set('data.strategy', spec.loss === 'last' ? 'train_on_last' : 'prompt/completion rows', 'data.input_key', 'prompt', note);
+    a.set('data.strategy', spec.loss === 'last' ? 'train_on_last' : 'prompt/completion rows', 'data.output_key', 'completion', 'only the completion is trained');
+  } else if (spec.loss === 'assistant') {
+    a.set('data.strategy', 'train_on_assistant', 'data.input_key', 'messages');
+    a.set('data.strategy', 'train_on_assistant', 'data.multiturn', true, 'loss on every assistant turn');
   } else {
-    a.set('data.strategy', 'train_on_last', 'data.input_key', 'prompt', 'rows are prompt (every earlier turn) + completion (the last answer)');
-    a.set('data.strategy', 'train_on_last', 'data.output_key', 'completion', 'only the completion is trained');
+    a.set('data.strategy', 'train_on_all', 'data.input_key', 'messages');
+    a.set('data.strategy', 'train_on_all', 'data.multiturn', true, 'OpenRLHF has no loss on every token of a chat: the nearest is every assistant turn');
   }
   templateArg(a, ctx, spec.model.template);
   a.set('data.max_length', spec.maxLength, 'data.max_len', spec.maxLength, 'OpenRLHF drops a row whose prompt fills max_len and truncates the rest at the end');

@@ -201,6 +201,12 @@ export interface SftSpec extends Base {
   /** Which of our stages this fine-tune is: SFT itself, or the fine-tuning half of RS / GAtt. */
   origin: 'sft' | 'rs' | 'gatt';
   loss: LossTokens;
+  /**
+   * The exported rows: whole dialogues (`messages`), prompt + completion (the completion trained:
+   * rlhf-kit's own prompt/completion rows, or dialogues whose last answer alone is trained), or
+   * plain `text` (every token). Rows made at run time are dialogues, split by the script.
+   */
+  rows: 'messages' | 'prompt_completion' | 'text';
   train: DataSource;
   eval: DataSource | null;
   packing: boolean;
@@ -325,6 +331,7 @@ export async function sftSpec(cfg: SftConfigIn, file: string, read: DataReaders,
     maxLength: cfg.data.max_length,
     gaps: sftGaps(cfg, null),
     loss,
+    rows: train.length === 0 || 'messages' in train[0]! ? 'messages' : 'text' in train[0]! ? 'text' : 'prompt_completion',
     train: { rows: train, from: cfg.data.train },
     eval: evalRows === null ? null : { rows: evalRows, from: cfg.data.eval ?? `${cfg.data.train} (data.eval_split)` },
     packing: cfg.data.packing,
@@ -465,6 +472,7 @@ export function rsSpec(cfg: RsConfigIn, file: string): SftSpec {
     maxLength: cfg.data.max_length,
     gaps: sftGaps(cfg, cfg.data.eval_split),
     loss: 'last',
+    rows: 'messages',
     train: { runtime: abs(resolve(cfg.output_dir, 'rs_train.jsonl')), madeBy: `rlhf rs --config ${file}` },
     eval: null,
     packing: false,
@@ -489,6 +497,7 @@ export function gattSpec(cfg: GattConfigIn, file: string, synthCommand = `rlhf g
     maxLength: cfg.data.max_length,
     gaps: sftGaps(cfg, cfg.data.eval_split),
     loss: 'last',
+    rows: 'messages',
     train: { runtime: abs(resolve(cfg.output_dir, 'synth', 'gatt_train.jsonl')), madeBy: synthCommand },
     eval: null,
     packing: cfg.data.packing,

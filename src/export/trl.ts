@@ -252,16 +252,18 @@ function sftScript(spec: SftSpec, ctx: StageContext): GeneratedScript {
     a.set('data.truncation', spec.truncation, 'truncation_mode', 'keep_start');
   }
   a.set('data.packing', spec.packing, 'packing', spec.packing, spec.packing ? "TRL's bfd packing keeps examples apart (padding-free); rlhf-kit's packed rows attend across examples" : '');
-  if (spec.loss === 'assistant') {
+  const strategy = spec.origin === 'sft' ? 'data.strategy' : '(last answer trained)';
+  if (spec.rows === 'text') {
+    a.gap(strategy, 'text rows', 'plain text rows: TRL trains every token, as rlhf-kit does');
+  } else if (spec.rows === 'prompt_completion' || ctx.runtimeData !== null) {
+    const note = spec.loss === 'last' ? 'rows are conversational prompt (every earlier turn) + completion (the last answer)' : 'prompt + completion rows: the completion is trained, as rlhf-kit does';
+    a.set(strategy, spec.loss === 'last' ? 'train_on_last' : 'prompt/completion rows', 'completion_only_loss', true, note);
+  } else if (spec.loss === 'assistant') {
     a.set('data.strategy', 'train_on_assistant', 'assistant_only_loss', true, 'needs {% generation %} markers: chat_template.jinja is the template with them (the shipped one has none)');
-    a.set('tokenizer.template', spec.model.template, 'chat_template_path', ctx.templateFile);
-  } else if (spec.loss === 'all') {
-    a.set('data.strategy', 'train_on_all', 'assistant_only_loss', false, 'every token of the dialogue');
-    if (ctx.templateFile !== null) a.set('tokenizer.template', spec.model.template, 'chat_template_path', ctx.templateFile);
   } else {
-    a.set(spec.origin === 'sft' ? 'data.strategy' : '(last answer trained)', 'train_on_last', 'completion_only_loss', true, 'rows are conversational prompt (every earlier turn) + completion (the last answer)');
-    if (ctx.templateFile !== null) a.set('tokenizer.template', spec.model.template, 'chat_template_path', ctx.templateFile);
+    a.set('data.strategy', 'train_on_all', 'assistant_only_loss', false, 'every token of the dialogue');
   }
+  if (ctx.templateFile !== null) a.set('tokenizer.template', spec.model.template, 'chat_template_path', ctx.templateFile);
   const what = spec.origin === 'sft' ? 'Supervised fine-tuning' : spec.origin === 'rs' ? 'The fine-tuning half of rejection sampling (SFT on the kept answers)' : 'The fine-tuning half of Ghost Attention (SFT on each dialogue\'s last answer)';
   const notes: string[] = [];
   if (ctx.runtimeData !== null) notes.push(`Its rows come from rlhf-kit: ${ctx.runtimeData.madeBy}  (writes ${ctx.runtimeData.file}).`);

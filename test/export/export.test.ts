@@ -233,3 +233,19 @@ test('rlhf export on the command line: --gpus splits the batch, --deepspeed zero
   expect(bad.err).toContain('TRL has no PPO trainer any more');
   expect(existsSync(join(tmp, 'cli-bad', 'ppo'))).toBe(false);
 }, 60_000);
+
+test('SFT rows that are not dialogues: prompt/completion trains the completion, text every token (as rlhf-kit does)', async () => {
+  const pc = join(tmp, 'pc.jsonl');
+  writeFileSync(pc, ['{"prompt":"Add 1 and 2.","completion":" 3."}', '{"prompt":"Add 2 and 2.","completion":" 4."}'].join('\n') + '\n');
+  const text = join(tmp, 'text.jsonl');
+  writeFileSync(text, ['{"text":"The sky is blue."}', '{"text":"Grass is green."}'].join('\n') + '\n');
+  const trlPc = readFileSync(join(await exportCase('sft-pc', 'configs/sft/world_lora.yaml', 'trl', [`data.train=${pc}`, 'data.eval=null']), 'sft', 'train_sft.py'), 'utf8');
+  expect(trlPc).toContain('"completion_only_loss": True,');
+  expect(trlPc).not.toContain('assistant_only_loss');
+  expect(trlPc).not.toContain('chat_template_path');
+  const openText = readFileSync(join(await exportCase('sft-text', 'configs/sft/world_lora.yaml', 'openrlhf', [`data.train=${text}`, 'data.eval=null']), 'sft', 'train_sft.sh'), 'utf8');
+  expect(openText).toContain('--model.pretrain_mode_enable');
+  expect(openText).toContain('--data.input_key text');
+  expect(openText).not.toContain('--data.apply_chat_template');
+  expect(jsonl(join(tmp, 'sft-text', 'sft', 'train.jsonl'))).toHaveLength(2);
+});
