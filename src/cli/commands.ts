@@ -2,6 +2,7 @@ import type { CommandModule } from 'yargs';
 import { dataCommand } from './data.js';
 import { dpoCommand } from './dpo.js';
 import { envCommand } from './env.js';
+import { exportCommand } from './export.js';
 import { gattCommand } from './gatt.js';
 import { generateCommand } from './generate.js';
 import { mergeLoraCommand } from './merge-lora.js';
@@ -20,4 +21,4 @@ import { worldCommand } from './world.js';
  * its stage or tool exists — never a "not implemented" placeholder.
  */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [dataCommand, dpoCommand, envCommand, gattCommand, generateCommand, mergeLoraCommand, pairsCommand, pipelineCommand, ppoCommand, pretrainCommand, rewardCommand, rsCommand, sftCommand, tokenizerCommand, worldCommand];
+export const commands: CommandModule<any, any>[] = [dataCommand, dpoCommand, envCommand, exportCommand, gattCommand, generateCommand, mergeLoraCommand, pairsCommand, pipelineCommand, ppoCommand, pretrainCommand, rewardCommand, rsCommand, sftCommand, tokenizerCommand, worldCommand];

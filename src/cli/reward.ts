@@ -23,6 +23,7 @@ interface ScoreArgs {
   template: TemplateName | 'auto';
   'batch-size': number;
   normalize: boolean;
+  'write-stats': boolean;
   backend: BackendName;
 }
 
@@ -41,6 +42,7 @@ const scoreCommand: CommandModule<object, ScoreArgs> = {
       })
       .option('batch-size', { type: 'number', default: 32, describe: 'sequences per forward pass' })
       .option('normalize', { type: 'boolean', default: false, describe: "whiten rewards with the model folder's reward_stats.json" })
+      .option('write-stats', { type: 'boolean', default: false, describe: "compute reward_stats.json (mean, std) from this data's rewards and write it into the model folder (a TRL / OpenRLHF reward model has none)" })
       .option('backend', { choices: ['auto', 'wasm', 'cpu', 'tensorflow'] as const, default: 'auto' as const, describe: 'TF.js backend' }) as unknown as Argv<ScoreArgs>,
   handler: async (args) => {
     await initEngine({ backend: args.backend });
@@ -48,7 +50,9 @@ const scoreCommand: CommandModule<object, ScoreArgs> = {
       template: args.template,
       batchSize: args['batch-size'],
       normalize: args.normalize,
+      writeStats: args['write-stats'],
     });
+    if (args['write-stats']) console.log(`wrote ${args.model}/reward_stats.json (mean and std of these rewards; PPO and --normalize use it)`);
     console.log(`scored ${n} rows → ${args.out}`);
   },
 };

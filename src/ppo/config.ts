@@ -137,7 +137,7 @@ const ppoSection = z
 const rewardsSection = z
   .strictObject({
     kl_estimator: z.enum(KL_ESTIMATORS).default('k1').describe('Per-token KL estimator of the penalty: k1, k3, abs or mse.'),
-    normalize: z.boolean().default(true).describe('Normalise scores with the reward model\'s reward_stats.json (mean, std) when it has one.'),
+    normalize: z.boolean().default(true).describe('Normalise scores with the reward model\'s reward_stats.json (mean, std); a reward model without one (trained by TRL or OpenRLHF) is refused: write it with rlhf reward score --write-stats, or set false.'),
     clip: z.number().gt(0).nullable().default(null).describe('Clamp (normalised) scores to [−clip, clip]; null = no clamp.'),
     missing_eos_penalty: z
       .number()

@@ -13,7 +13,7 @@ import { initEngine } from '../engine/index.js';
 import { resolveDataPath } from '../paths.js';
 import { Rng } from '../engine/rng.js';
 import { UserError } from '../errors.js';
-import { readRewardStats } from '../model/io/reward-stats.js';
+import { requireRewardStats } from '../model/io/reward-stats.js';
 import { readRewardReadAt } from '../model/io/reward-read.js';
 import { injectLora, mergeLora, trainableVariables, unloadLora, unmergeLora } from '../lora/inject.js';
 import { loadAdapter, saveAdapter } from '../lora/peft-io.js';
@@ -321,7 +321,7 @@ export async function runPpo(
   if (train.length === 0) throw new UserError(`${promptsFile}: no prompts (data.prompts)`);
   const evalMessages = evalFile ? (await readPrompts(evalFile, { warn: log })).slice(0, cfg.data.eval_limit ?? undefined) : [];
   const evalIds = evalFile ? renderPrompts(tokenizer, evalMessages, template, cfg.data.max_prompt_tokens, evalFile) : [];
-  const stats = cfg.rewards.normalize ? readRewardStats(cfg.model.reward_model) : null;
+  const stats = cfg.rewards.normalize ? requireRewardStats(cfg.model.reward_model, 'rewards.normalize', 'or set rewards.normalize=false') : null;
   // One scoring rule (src/tokenizer/score-position.ts): responses stop at the turn end, where a
   // reward model recording read_at: turn_end reads; one without the record (trained elsewhere on the
   // full rendering) reads at its last token, so it gets what the template writes after the turn end.

@@ -10,7 +10,10 @@ import { loadHfModel } from '../model/index.js';
 import { readRewardReadAt } from '../model/io/reward-read.js';
 import { loadTokenizer, scoredIds, tokenizeDialogue, type ReadAt, type TemplateName, type Tokenizer } from '../tokenizer/index.js';
 import { scoreSequences } from '../model/score.js';
-import { readRewardStats } from './model.js';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../config/write.js';
+import { REWARD_STATS_FILE, requireRewardStats } from '../model/io/reward-stats.js';
+import { rewardStats } from './loss.js';
 import { tokenizePreferenceSide } from './pairs.js';
 
 export { scoreSequences } from '../model/score.js';
@@ -20,6 +23,8 @@ export interface ScoreOptions {
   batchSize?: number;
   /** Whiten with the folder's reward_stats.json: (r − mean) / std. */
   normalize?: boolean;
+  /** Compute reward_stats.json from this data's rewards and write it into the model folder first (a TRL / OpenRLHF reward model has none). */
+  writeStats?: boolean;
 }
 
 /** What to score in one row: one text (`reward`) or two (`reward_chosen`, `reward_rejected`). */
@@ -67,8 +72,7 @@ export async function scoreFile(modelDir: string, dataFile: string, outFile: str
   const tokenizer = await loadTokenizer(modelDir);
   const choice = opts.template ?? 'auto';
   const template: TemplateName = choice !== 'auto' ? choice : tokenizer.chatTemplate !== undefined ? 'tokenizer' : 'llama2';
-  const stats = opts.normalize ? readRewardStats(modelDir) : null;
-  if (opts.normalize && !stats) throw new UserError(`${modelDir}: --normalize needs reward_stats.json in the model folder`);
+  let stats = opts.normalize && !opts.writeStats ? requireRewardStats(modelDir, '--normalize', 'or score without --normalize') : null;
 
   const { rows, errors } = await readAllRecords(dataFile);
   if (errors.length > 0) throw new UserError(`${dataFile}: row ${errors[0]!.row}: ${errors[0]!.error}`);
@@ -84,6 +88,13 @@ export async function scoreFile(modelDir: string, dataFile: string, outFile: str
     rewards = scoreSequences(model, seqs, { padId: tokenizer.padId, batchSize: opts.batchSize ?? 32 });
   } finally {
     model.dispose();
+  }
+  if (opts.writeStats) {
+    // As the reward stage computes them: every reward of the data (both sides of a pair), population std.
+    const s = rewardStats(rewards);
+    if (!(s.std > 0)) throw new UserError(`${dataFile}: the rewards of these rows have no spread (std 0); --write-stats needs varied rows`);
+    writeFileAtomic(join(modelDir, REWARD_STATS_FILE), JSON.stringify(s, null, 2) + '\n');
+    if (opts.normalize) stats = s;
   }
   const norm = (r: number) => (stats ? (r - stats.mean) / Math.max(stats.std, 1e-8) : r);
 

@@ -28,3 +28,17 @@ export function readRewardStats(dir: string): RewardStats | null {
   }
   return r as RewardStats;
 }
+
+/**
+ * `reward_stats.json` of a reward model that is about to be normalised with. A model folder
+ * without it (a reward model trained by TRL or OpenRLHF) is refused, naming the file and how to
+ * compute it; a folder that does not exist returns null (loading the model reports that).
+ */
+export function requireRewardStats(dir: string, key: string, otherwise: string): RewardStats | null {
+  const stats = readRewardStats(dir);
+  if (stats !== null || !existsSync(join(dir, 'config.json'))) return stats;
+  throw new UserError(
+    `${key}: ${join(dir, REWARD_STATS_FILE)} is missing (reward models trained by TRL or OpenRLHF have none): compute it on your ` +
+      `preference pairs with \`rlhf reward score --model ${dir} --data PAIRS --out SCORED --write-stats\`, ${otherwise}`,
+  );
+}
