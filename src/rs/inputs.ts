@@ -1,34 +1,10 @@
-/** What rejection sampling samples from and with: the input policy folder and the prompts. */
-import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+/** What rejection sampling samples: the prompts, and the settings the samples depend on. */
 import { samplingPrompts } from '../data/prompts.js';
 import type { Message } from '../data/schemas.js';
 import { UserError } from '../errors.js';
-import { mergeAdapterFolder } from '../lora/merge.js';
-import { resolveModelPath } from '../model/index.js';
 import { resolveDataPath } from '../paths.js';
 import { renderChatPrompt, type TemplateName, type Tokenizer } from '../tokenizer/index.js';
-import { writeFolderAtomic } from '../training/run.js';
 import type { RsConfig } from './config.js';
-
-/** Inside the run folder: model.path with model.adapter merged in, when an adapter is given. */
-export const INPUT_MODEL_DIR = 'input_model';
-
-/** The policy as one HF folder: model.path, or model.path with model.adapter merged into input_model/. */
-export function prepareInputModel(cfg: RsConfig, log: (m: string) => void): { modelDir: string; tokenizerDir: string } {
-  const base = resolve(resolveModelPath(resolveDataPath(cfg.model.path)));
-  if (!existsSync(join(base, 'config.json'))) {
-    throw new UserError(`model.path: ${cfg.model.path} has no config.json (an HF model folder is needed, e.g. the SFT stage's final/merged)`);
-  }
-  const tokenizerDir = resolve(resolveModelPath(resolveDataPath(cfg.tokenizer.path ?? cfg.model.path)));
-  if (cfg.model.adapter === null) return { modelDir: base, tokenizerDir };
-  const adapter = resolve(resolveDataPath(cfg.model.adapter));
-  const merged = resolve(cfg.output_dir, INPUT_MODEL_DIR);
-  // Written under a temporary name and renamed: a kill never leaves a half-merged policy.
-  writeFolderAtomic(merged, (tmp) => void mergeAdapterFolder(base, adapter, tmp));
-  log(`rs: merged adapter ${adapter} into ${merged}`);
-  return { modelDir: merged, tokenizerDir: cfg.tokenizer.path === null ? merged : tokenizerDir };
-}
 
 /** The prompts to sample: the file's, minus excluded ones, minus too-long ones, the first max_prompts. */
 export async function promptsToSample(

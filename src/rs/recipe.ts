@@ -29,7 +29,8 @@ import { closeStatusFor, openRecipeRun, stageLog, writeFinalFolder, type StageHo
 import { lossChunkRows } from '../training/sft-loss.js';
 import { fineTune, makeTrainable, writeFineTuned } from '../training/fine-tune.js';
 import type { RsConfig } from './config.js';
-import { prepareInputModel, promptsToSample, samplingSettings } from './inputs.js';
+import { promptsToSample, samplingSettings } from './inputs.js';
+import { prepareInputModel } from '../training/input-model.js';
 import { readPool } from './pool.js';
 import { bestOfKReport, logSelection, stageZeroMetrics, type BestOfKReport, type ReplyJudge } from './report.js';
 import { sampleAll } from './sample-all.js';
@@ -38,7 +39,7 @@ import { rewardModelScorer } from './score.js';
 import { selectBest, type PoolEntry } from './select.js';
 import { collateKept, trainingData } from './train-data.js';
 
-export { INPUT_MODEL_DIR } from './inputs.js';
+export { INPUT_MODEL_DIR } from '../training/input-model.js';
 export type { BestOfKReport, ReplyJudge } from './report.js';
 
 export const POOL_FILE = 'pool.jsonl';
@@ -84,7 +85,7 @@ export async function runRs(resolved: ResolvedConfig<RsConfig>, hooks: RsHooks =
     // Before any sampling: a missing pool found after minutes of sampling would waste them.
     throw new UserError(`rs.pool: ${cfg.rs.pool} does not exist (the previous round's rs folder has pool.jsonl)`);
   }
-  const input = prepareInputModel(cfg, log);
+  const input = prepareInputModel(cfg, { label: 'rs', log });
   const modelConfig = loadHfConfig(input.modelDir);
   checkTrainingMemory('rs', engine.backend, {
     config: modelConfig,
