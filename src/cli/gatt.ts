@@ -5,7 +5,6 @@
  */
 import { writeFileSync } from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
-import { findConfig, loadConfig, schemaHelpText } from '../config/index.js';
 import { initEngine, type BackendName } from '../engine/index.js';
 import { UserError } from '../errors.js';
 import { gattConfigSchema } from '../gatt/config.js';
@@ -17,20 +16,14 @@ import { readDialogueSeeds, splitSeeds } from '../gatt/seeds.js';
 import { packagePath } from '../paths.js';
 import { gattWiring } from '../pipeline/stage-deps.js';
 import type { TemplateName } from '../tokenizer/index.js';
+import { loadStageConfig, stageOptions, type StageArgs } from './stage-command.js';
 
-interface ConfigArgs {
-  config: string;
-  overrides: string[];
-}
+type ConfigArgs = StageArgs;
 
 // The parent `gatt` command cannot demand --config (yargs would demand it of `gatt eval` too); its handler checks.
-const configOptions = (y: Argv, demand = true) =>
-  y
-    .option('config', { type: 'string', demandOption: demand, describe: 'Config file, or a shipped config name (e.g. gatt/world)' })
-    .positional('overrides', { type: 'string', array: true, default: [], describe: 'key.sub=value to set, ~key to delete' })
-    .epilogue(schemaHelpText(gattConfigSchema)) as unknown as Argv<ConfigArgs>;
+const configOptions = (y: Argv, demand = true) => stageOptions<ConfigArgs>(y, gattConfigSchema, 'gatt/world', { config: { demandOption: demand } });
 
-const load = (args: ConfigArgs) => loadConfig(findConfig(args.config), args.overrides.map(String), { stage: 'gatt', schema: gattConfigSchema });
+const load = (args: ConfigArgs) => loadStageConfig(args, 'gatt', gattConfigSchema);
 
 const synthCommand: CommandModule<object, ConfigArgs> = {
   command: 'synth [overrides..]',

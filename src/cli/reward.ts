@@ -3,13 +3,13 @@
  * `rlhf reward score --model DIR --data FILE --out FILE`: add reward columns to a dataset.
  */
 import type { Argv, CommandModule } from 'yargs';
-import { findConfig, loadConfig, schemaHelpText } from '../config/index.js';
 import { initEngine, type BackendName } from '../engine/index.js';
 import { UserError } from '../errors.js';
 import { rewardConfigSchema } from '../reward/config.js';
 import { runReward } from '../reward/recipe.js';
 import { scoreFile } from '../reward/score.js';
 import type { TemplateName } from '../tokenizer/index.js';
+import { loadStageConfig, stageOptions } from './stage-command.js';
 
 interface RewardArgs {
   config?: string;
@@ -61,18 +61,10 @@ export const rewardCommand: CommandModule<object, RewardArgs> = {
   command: 'reward [overrides..]',
   describe: 'Train a reward model on preference pairs (Bradley-Terry loss with Llama 2 margins); "reward score" scores a dataset',
   builder: (y: Argv) =>
-    y
-      .command(scoreCommand)
-      .option('config', {
-        type: 'string',
-        global: false,
-        describe: 'Config file, or a shipped config name (e.g. reward/world)',
-      })
-      .positional('overrides', { type: 'string', array: true, default: [], describe: 'key.sub=value to set, ~key to delete' })
-      .epilogue(schemaHelpText(rewardConfigSchema)) as unknown as Argv<RewardArgs>,
+    stageOptions<RewardArgs>(y.command(scoreCommand), rewardConfigSchema, 'reward/world', { config: { global: false } }),
   handler: async (args) => {
     if (args.config === undefined) throw new UserError('rlhf reward: --config FILE is required (or use "rlhf reward score")');
-    const resolved = loadConfig(findConfig(args.config), args.overrides.map(String), { stage: 'reward', schema: rewardConfigSchema });
+    const resolved = loadStageConfig({ config: args.config, overrides: args.overrides }, 'reward', rewardConfigSchema);
     const result = await runReward(resolved);
     const acc = result.eval ? `, eval accuracy ${(100 * result.eval.accuracy).toFixed(2)}%` : '';
     console.log(`reward done: ${result.steps} steps${acc}, reward mean ${result.stats.mean.toFixed(4)} std ${result.stats.std.toFixed(4)}\nmodel: ${result.finalDir}`);

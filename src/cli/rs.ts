@@ -4,10 +4,10 @@
  * gold judge compares the best, median and first sample (best_of_k.json).
  */
 import type { Argv, CommandModule } from 'yargs';
-import { findConfig, loadConfig, schemaHelpText } from '../config/index.js';
 import { rsConfigSchema } from '../rs/config.js';
 import { runRs, type ReplyJudge } from '../rs/recipe.js';
 import { judgeResponses } from '../world/index.js';
+import { loadStageConfig, stageOptions } from './stage-command.js';
 
 interface RsArgs {
   config: string;
@@ -22,17 +22,16 @@ export const rsCommand: CommandModule<object, RsArgs> = {
   command: 'rs [overrides..]',
   describe: 'Rejection-sampling fine-tuning: K samples per prompt, the reward model\'s best kept, SFT on them (LoRA or full)',
   builder: (y: Argv) =>
-    y
-      .option('config', { type: 'string', demandOption: true, describe: 'Config file, or a shipped config name (e.g. rs/world_lora)' })
-      .option('judge', {
-        type: 'boolean',
-        default: true,
-        describe: "compare the best, median and first sample with the bundled world's gold judge (prompts that are not world requests score 0); --no-judge: skip",
-      })
-      .positional('overrides', { type: 'string', array: true, default: [], describe: 'key.sub=value to set, ~key to delete' })
-      .epilogue(schemaHelpText(rsConfigSchema)) as unknown as Argv<RsArgs>,
+    stageOptions<RsArgs>(y, rsConfigSchema, 'rs/world_lora', {
+      more: (o) =>
+        o.option('judge', {
+          type: 'boolean',
+          default: true,
+          describe: "compare the best, median and first sample with the bundled world's gold judge (prompts that are not world requests score 0); --no-judge: skip",
+        }),
+    }),
   handler: async (args) => {
-    const resolved = loadConfig(findConfig(args.config), args.overrides.map(String), { stage: 'rs', schema: rsConfigSchema });
+    const resolved = loadStageConfig(args, 'rs', rsConfigSchema);
     const result = await runRs(resolved, args.judge ? { judge: worldJudge } : {});
     const curve = result.bestOfK.curve.map((p) => `K=${p.k} max ${p.reward_max.toFixed(3)} median ${p.reward_median.toFixed(3)}`).join(', ');
     const judge = result.bestOfK.judge;

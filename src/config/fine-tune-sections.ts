@@ -1,7 +1,8 @@
 /**
- * Config sections of fine-tuning on dialogues, shared by the stages that run it: SFT itself and
- * GAtt (which fine-tunes on its synthesised dialogues with the SFT recipe). Each stage's schema
- * composes them beside its recipe; a stage never imports another stage's config.
+ * Config sections of fine-tuning on dialogues, shared by the stages that run it: SFT itself, GAtt
+ * and rejection sampling (which fine-tune on their own dialogues with the SFT objective), and DPO
+ * (its tokenizer section). Each stage's schema composes them beside its recipe; a stage never
+ * imports another stage's config.
  */
 import { z } from 'zod';
 import { commonSections } from './sections.js';

@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { commonSections, registerStageSchema } from '../config/index.js';
+import { sftTokenizerSection } from '../config/fine-tune-sections.js';
 import { STRENGTHS } from '../data/schemas.js';
 import { DPO_LOSS_TYPES, type DpoLossType } from './loss.js';
 
@@ -37,17 +38,6 @@ const modelSection = z
   })
   .prefault({})
   .describe('Policy and reference model.');
-
-const tokenizerSection = z
-  .strictObject({
-    path: z.string().min(1).nullable().default(null).describe('Folder with tokenizer.json; null = model.path.'),
-    template: z
-      .enum(['auto', 'tokenizer', 'llama2', 'chatml'])
-      .default('auto')
-      .describe("Chat template for message rows: auto = the tokenizer's own chat_template when it has one, else llama2."),
-  })
-  .prefault({})
-  .describe('Tokenizer and chat template.');
 
 const dataSection = z
   .strictObject({
@@ -176,7 +166,7 @@ export const dpoConfigSchema = z
       checkpoint: { every_steps: 50, keep_last: 2 },
     }),
     model: modelSection,
-    tokenizer: tokenizerSection,
+    tokenizer: sftTokenizerSection,
     data: dataSection,
     lora: loraSection,
     dpo: dpoSection,

@@ -12,6 +12,7 @@ import { extname, isAbsolute } from 'node:path';
 import { readRecords } from '../data/records.js';
 import { UserError } from '../errors.js';
 import { packagePath } from '../paths.js';
+import { trainEvalSplit } from '../data/split.js';
 import type { Tokenizer } from '../tokenizer/types.js';
 import { IGNORE_INDEX } from '../training/loss.js';
 
@@ -107,4 +108,29 @@ export function lmBatch(rows: readonly Int32Array[], seqLen: number, padId: numb
     targets += Math.max(0, n);
   });
   return { inputIds, labels, batchSize: b, seqLen, targets };
+}
+
+/**
+ * The corpus as training and eval rows of seq_len + 1 tokens (packed, or one document a row), with
+ * the targets each set holds. Documents are held out whole, so eval text is never seen in training.
+ */
+export function corpusRows(
+  documents: readonly string[],
+  tokenizer: Tokenizer,
+  opts: { seqLen: number; packing: boolean; batchSize: number; seed: number; evalDocuments: number; evalMaxRows: number | null },
+): { trainRows: Int32Array[]; evalRows: Int32Array[]; trainTokens: number; evalTokens: number } {
+  const { seqLen, batchSize } = opts;
+  const split = trainEvalSplit([...documents], { seed: opts.seed, evalSize: Math.min(opts.evalDocuments, documents.length - 1) });
+  const toRows = (docs: string[]) => (opts.packing ? packedRows : documentRows)(tokenizeDocuments(docs, tokenizer), seqLen);
+  const trainRows = toRows(split.train);
+  const evalRows = toRows(split.eval).slice(0, opts.evalMaxRows ?? undefined);
+  if (trainRows.length < batchSize) {
+    throw new UserError(
+      `data.corpus: only ${trainRows.length} training rows of data.seq_len ${seqLen} + 1 tokens, fewer than ` +
+        `train.batch_size ${batchSize}; add text or lower data.seq_len / train.batch_size`,
+    );
+  }
+  const trainTokens = lmBatch(trainRows, seqLen, tokenizer.padId).targets;
+  const evalTokens = evalRows.length > 0 ? lmBatch(evalRows, seqLen, tokenizer.padId).targets : 0;
+  return { trainRows, evalRows, trainTokens, evalTokens };
 }

@@ -3,6 +3,7 @@ import type { LlamaConfig } from '../model/config.js';
 import { llamaConfig } from '../model/config.js';
 import { llamaParamShapes } from '../model/names.js';
 import type { Tokenizer } from '../tokenizer/types.js';
+import { stepsOfRun } from '../training/schedule.js';
 import type { PretrainConfig } from './config.js';
 
 /** The LlamaConfig of the model to train: the config's shape, the tokenizer's vocabulary and special ids. */
@@ -35,8 +36,7 @@ export function plannedSteps(cfg: PretrainConfig, batchesPerEpoch: number): numb
   if (cfg.data.token_budget !== null) {
     return Math.max(1, Math.ceil(cfg.data.token_budget / (cfg.train.batch_size * accum * cfg.data.seq_len)));
   }
-  if (cfg.train.epochs !== null) return Math.max(1, Math.ceil((cfg.train.epochs * batchesPerEpoch) / accum));
-  return cfg.train.steps;
+  return stepsOfRun(cfg.train, batchesPerEpoch, accum);
 }
 
 /**

@@ -8,57 +8,31 @@
  *                                    tokenizer_config.json (chat_template), generation_config.json
  */
 import { join } from 'node:path';
-import { writeFileSync } from 'node:fs';
 import type { ResolvedConfig } from '../config/load.js';
-import { trainEvalSplit } from '../data/split.js';
 import { DataCursor, type CursorState } from '../data/cursor.js';
 import { initEngine, Rng } from '../engine/index.js';
-import { UserError } from '../errors.js';
-import { configToJson } from '../model/config.js';
-import { saveHfModel, CONFIG_FILE } from '../model/io/hf.js';
+import { saveHfModel } from '../model/io/hf.js';
 import { initLlama, type LlamaModel } from '../model/llama.js';
-import { estimatePeakMemory } from '../training/memory.js';
-import { checkMemoryFits, memoryLimits, trainingKnobs } from '../training/memory-check.js';
-
-import type { Tokenizer } from '../tokenizer/types.js';
-import type { RunContext } from '../tracking/index.js';
+import { checkTrainingMemory } from '../training/memory-check.js';
 import type { ProgressStream } from '../tracking/progress.js';
 import { accumulateGradients } from '../training/accumulation.js';
-import { AdamW } from '../training/adamw.js';
+import type { AdamW } from '../training/adamw.js';
 import { clipGradNormInPlace } from '../training/clip.js';
-import { trainLoop } from '../training/loop.js';
-import { withoutStrayTensors } from '../training/fine-tune.js';
-import {
-  FINAL_DIR,
-  closeStatusFor,
-  openStageRun,
-  restoreStageCheckpoint,
-  saveStageCheckpoint,
-  variableWeights,
-  writeFolderAtomic,
-} from '../training/run.js';
+import { loopCadence, trainLoop } from '../training/loop.js';
+import { fullModelWeights, makeAdamW } from '../training/fine-tune.js';
+import { closeStatusFor, openRecipeRun, restoreStageCheckpoint, saveStageCheckpoint, stageLog, writeFolderAtomic, FINAL_DIR, type StageHooks } from '../training/run.js';
 import { learningRateAt } from '../training/schedule.js';
-import type { StopSignal } from '../training/stop-signal.js';
 import type { PretrainConfig } from './config.js';
-import { documentRows, lmBatch, packedRows, readDocuments, resolveInputPath, tokenizeDocuments } from './corpus.js';
+import { corpusRows, lmBatch, readDocuments, resolveInputPath } from './corpus.js';
 import { evaluateLmLoss, lmLossSum } from './lm-loss.js';
 import { copyTokenizerFiles, prepareTokenizer } from './tokenizer.js';
 import { estimateDiskBytes, modelConfig, plannedSteps } from './plan.js';
 
 export { modelConfig, plannedSteps } from './plan.js';
 
-export interface PretrainRunOptions {
-  /** Nest the stage's MLflow run under this run (the pipeline's). */
-  parentRunId?: string;
-  /** Tests: deterministic tracking context. */
-  context?: Partial<RunContext>;
-  /** Tests: a StopSignal wired to a fake process. */
-  stopSignal?: StopSignal;
-  log?: (msg: string) => void;
+export interface PretrainRunOptions extends StageHooks {
   /** Where the progress bar / lines go (default stdout); null = none. */
   progress?: ProgressStream | null;
-  /** Called after every optimizer step with its metrics (pipelines, tests). */
-  onStep?: (step: number, metrics: Record<string, number>) => void;
 }
 
 export interface PretrainResult {
@@ -80,7 +54,7 @@ export interface PretrainResult {
 
 export async function runPretrain(resolved: ResolvedConfig<PretrainConfig>, opts: PretrainRunOptions = {}): Promise<PretrainResult> {
   const cfg = resolved.config;
-  const log = opts.log ?? ((msg: string) => process.stderr.write(msg + '\n'));
+  const log = stageLog(opts);
   const seqLen = cfg.data.seq_len;
   const batchSize = cfg.train.batch_size;
   const accum = cfg.optim.grad_accum;
@@ -88,18 +62,7 @@ export async function runPretrain(resolved: ResolvedConfig<PretrainConfig>, opts
   // ── setup ──────────────────────────────────────────────────────────────────────────────────
   const engine = await initEngine({ backend: cfg.engine.backend, threads: cfg.engine.threads, seed: cfg.engine.seed });
   const documents = await readDocuments(cfg.data.corpus, { separator: cfg.data.document_separator, textColumn: cfg.data.text_column });
-  const run = await openStageRun({
-    stage: 'pretrain',
-    outputDir: cfg.output_dir,
-    resolved,
-    tracking: cfg.tracking,
-    resume: cfg.train.resume,
-    minFreeBytes: estimateDiskBytes(cfg),
-    log,
-    ...(opts.context ? { context: opts.context } : {}),
-    ...(opts.stopSignal ? { stopSignal: opts.stopSignal } : {}),
-    ...(opts.parentRunId !== undefined ? { parentRunId: opts.parentRunId } : {}),
-  });
+  const run = await openRecipeRun('pretrain', resolved, { minFreeBytes: estimateDiskBytes(cfg), hooks: opts, log });
   let model: LlamaModel | undefined;
   let optimizer: AdamW | undefined;
   try {
@@ -113,52 +76,22 @@ export async function runPretrain(resolved: ResolvedConfig<PretrainConfig>, opts
       documents,
     });
 
-    // Documents are held out whole, so eval text is never seen in training.
     const dataSeed = cfg.train.seed ?? cfg.engine.seed;
-    const split = trainEvalSplit(documents, { seed: dataSeed, evalSize: Math.min(cfg.data.eval_documents, documents.length - 1) });
-    const toRows = (docs: string[]) => (cfg.data.packing ? packedRows : documentRows)(tokenizeDocuments(docs, tokenizer), seqLen);
-    const trainRows = toRows(split.train);
-    const evalRows = toRows(split.eval).slice(0, cfg.data.eval_max_rows ?? undefined);
-    if (trainRows.length < batchSize) {
-      throw new UserError(
-        `data.corpus: only ${trainRows.length} training rows of data.seq_len ${seqLen} + 1 tokens, fewer than ` +
-          `train.batch_size ${batchSize}; add text or lower data.seq_len / train.batch_size`,
-      );
-    }
-    const trainTokens = lmBatch(trainRows, seqLen, tokenizer.padId).targets;
-    const evalTokens = evalRows.length > 0 ? lmBatch(evalRows, seqLen, tokenizer.padId).targets : 0;
+    const { trainRows, evalRows, trainTokens, evalTokens } = corpusRows(documents, tokenizer, {
+      seqLen, packing: cfg.data.packing, batchSize, seed: dataSeed, evalDocuments: cfg.data.eval_documents, evalMaxRows: cfg.data.eval_max_rows,
+    });
 
     const llama = modelConfig(cfg, tokenizer);
     // Fail before, not during: every weight trains (AdamW), on micro-batches of seq_len tokens.
-    checkMemoryFits('pretrain', estimatePeakMemory({
-      config: llama,
-      batchSize,
-      seqLen,
-      trained: { kind: 'full' },
-      gradientCheckpointing: cfg.train.gradient_checkpointing,
-      lossChunkRows: null,
-    }), memoryLimits(engine.backend), trainingKnobs({
-      batchSize,
-      maxLengthKey: 'data.seq_len',
-      maxLength: seqLen,
-      gradientCheckpointing: cfg.train.gradient_checkpointing,
-    }), log);
+    checkTrainingMemory('pretrain', engine.backend, {
+      config: llama, batchSize, maxLengthKey: 'data.seq_len', maxLength: seqLen,
+      lora: null, gradientCheckpointing: cfg.train.gradient_checkpointing, lossChunkRows: null,
+    }, log);
     const rng = new Rng(cfg.engine.seed);
     model = initLlama(llama, rng);
     model.gradientCheckpointing = cfg.train.gradient_checkpointing;
-    optimizer = withoutStrayTensors(() => new AdamW(model!.params, {
-      beta1: cfg.optim.betas[0],
-      beta2: cfg.optim.betas[1],
-      eps: cfg.optim.eps,
-      weightDecay: cfg.optim.weight_decay,
-    }));
-    const weights = variableWeights(model.params, {
-      // A checkpoint is a loadable HF model folder too.
-      writeExtra: (dir) => {
-        writeFileSync(join(dir, CONFIG_FILE), JSON.stringify(configToJson(llama), null, 2) + '\n');
-        copyTokenizerFiles(tokenizerDir, dir);
-      },
-    });
+    optimizer = makeAdamW(model.params, cfg.optim);
+    const weights = fullModelWeights(model, tokenizerDir); // a checkpoint is a loadable HF model folder too
 
     const cursorOptions = { size: trainRows.length, batchSize, seed: dataSeed, shuffle: true, dropLast: true };
     let cursor = new DataCursor(cursorOptions);
@@ -192,9 +125,7 @@ export async function runPretrain(resolved: ResolvedConfig<PretrainConfig>, opts
       run,
       startStep,
       totalSteps,
-      maxNonfinite: cfg.train.max_nonfinite,
-      evalEvery: cfg.train.eval_every,
-      checkpointEvery: cfg.checkpoint.every_steps,
+      ...loopCadence(cfg),
       step: (done) => {
         const started = performance.now();
         const microBatches = Array.from({ length: accum }, () =>
@@ -224,18 +155,10 @@ export async function runPretrain(resolved: ResolvedConfig<PretrainConfig>, opts
         history.push({ step: at, eval_loss: ev.loss });
         return { 'eval/loss': ev.loss, 'eval/perplexity': Math.exp(ev.loss) };
       },
-      checkpoint: (at) =>
-        saveStageCheckpoint(run.dir, {
-          weights,
-          optimizer: optimizer!,
-          step: at,
-          epoch: epochOf(),
-          maxSteps: totalSteps,
-          rng,
-          dataCursor: cursor.state,
-          logHistory: history,
-          keepLast: cfg.checkpoint.keep_last,
-        }),
+      checkpoint: (at) => saveStageCheckpoint(run.dir, {
+        weights, optimizer: optimizer!, step: at, epoch: epochOf(), maxSteps: totalSteps, rng,
+        dataCursor: cursor.state, logHistory: history, keepLast: cfg.checkpoint.keep_last,
+      }),
       progress:
         opts.progress === null
           ? null

@@ -7,18 +7,18 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { TokenBatch } from '../data/index.js';
+import { DataCursor, type CursorState, type TokenBatch } from '../data/index.js';
 import type { Rng } from '../engine/rng.js';
-import { injectLora, mergeLora, saveAdapter, trainableVariables } from '../lora/index.js';
+import { injectLora, mergeLora, saveAdapter, trainableVariables, withAdaptersDisabled } from '../lora/index.js';
 import { configToJson, saveHfModel, type LlamaModel } from '../model/index.js';
 import { copyTokenizerFiles } from '../tokenizer/files.js';
 import { accumulateGradients, GradientAccumulator } from './accumulation.js';
 import { AdamW } from './adamw.js';
 import { clipGradNormInPlace } from './clip.js';
 import { updateEarlyStopping, type EarlyStoppingState } from './early-stopping.js';
-import type { LoopSpec } from './loop.js';
-import { adapterWeights, variableWeights, type WeightsIO } from './run.js';
-import { learningRateAt, type ScheduleKind } from './schedule.js';
+import { loopCadence, trainLoop, type LoopCadenceSettings, type LoopResult, type LoopSpec } from './loop.js';
+import { adapterWeights, resumeStage, saveStageCheckpoint, variableWeights, type StageRun, type WeightsIO } from './run.js';
+import { learningRateAt, stepsOfRun, type ScheduleKind } from './schedule.js';
 import { batchLossSum, batchTargets, evaluateLoss } from './sft-loss.js';
 
 /** The config sections fine-tuning reads (SFT's and rejection sampling's schemas both have them). */
@@ -37,6 +37,21 @@ export function withoutStrayTensors<T>(make: () => T): T {
   let made: T | undefined;
   tf.tidy(() => void (made = make()));
   return made!;
+}
+
+/** AdamW over `params` with the optim section's betas, eps and weight decay. */
+export function makeAdamW(params: Map<string, tf.Variable>, o: { betas: [number, number]; eps: number; weight_decay: number }): AdamW {
+  return withoutStrayTensors(() => new AdamW(params, { beta1: o.betas[0], beta2: o.betas[1], eps: o.eps, weightDecay: o.weight_decay }));
+}
+
+/** Every weight of `model` trained: a checkpoint of them is a loadable HF folder (config.json + tokenizer files). */
+export function fullModelWeights(model: LlamaModel, tokenizerDir: string): WeightsIO {
+  return variableWeights(model.params, {
+    writeExtra: (dir) => {
+      writeFileSync(join(dir, 'config.json'), JSON.stringify(configToJson(model.config), null, 2) + '\n');
+      copyTokenizerFiles(tokenizerDir, dir);
+    },
+  });
 }
 
 export interface Trainable {
@@ -64,17 +79,8 @@ export function makeTrainable(model: LlamaModel, cfg: FineTuneSettings, rng: Rng
     );
   }
   const params = lora ? trainableVariables(model) : model.params;
-  const weights = lora
-    ? adapterWeights(model, { baseModelNameOrPath: dirs.modelDir })
-    : variableWeights(model.params, {
-        writeExtra: (dir) => {
-          // A full checkpoint is a loadable HF folder.
-          writeFileSync(join(dir, 'config.json'), JSON.stringify(configToJson(model.config), null, 2) + '\n');
-          copyTokenizerFiles(dirs.tokenizerDir, dir);
-        },
-      });
-  const o = cfg.optim;
-  const optimizer = withoutStrayTensors(() => new AdamW(params, { beta1: o.betas[0], beta2: o.betas[1], eps: o.eps, weightDecay: o.weight_decay }));
+  const weights = lora ? adapterWeights(model, { baseModelNameOrPath: dirs.modelDir }) : fullModelWeights(model, dirs.tokenizerDir);
+  const optimizer = makeAdamW(params, cfg.optim);
   return { lora, params, weights, optimizer };
 }
 
@@ -83,7 +89,7 @@ export function makeTrainable(model: LlamaModel, cfg: FineTuneSettings, rng: Rng
  * the whole step), held-out loss and early stopping on it. `early` is read and updated in place so
  * checkpoints carry it.
  */
-export function fineTuneLoopParts(opts: {
+function fineTuneLoopParts(opts: {
   model: LlamaModel;
   trainable: Trainable;
   cfg: FineTuneSettings;
@@ -125,18 +131,112 @@ export function fineTuneLoopParts(opts: {
   };
 }
 
+/** The config keys the fine-tuning loop reads besides {@link FineTuneSettings}. */
+export interface FineTuneRunSettings extends FineTuneSettings, LoopCadenceSettings {
+  train: { batch_size: number; seed: number | null; epochs: number | null; steps: number; max_nonfinite: number; eval_every: number };
+  engine: { seed: number };
+  checkpoint: { every_steps: number; keep_last: number | null };
+}
+
 /**
- * The final folder: the PEFT adapter (+ tokenizer files, + `merged/` with `sft.save_merged`), or the
- * whole HF model under full fine-tuning. Merging folds the adapters in: call it last.
+ * Fine-tune on `rows` training rows through the harness loop: train.epochs (or train.steps) of
+ * steps; a resumed run's weights, AdamW moments, RNG, data cursor and early-stopping state restored;
+ * checkpoints of all of them on the loop's cadence.
  */
-export function writeFineTuned(model: LlamaModel, dir: string, opts: { lora: boolean; saveMerged: boolean; modelDir: string; tokenizerDir: string }): void {
+export async function fineTune(opts: {
+  label: string;
+  run: StageRun;
+  model: LlamaModel;
+  trainable: Trainable;
+  cfg: FineTuneRunSettings;
+  rng: Rng;
+  rows: number;
+  /** The collated micro-batch of these training rows. */
+  batchOf: (indices: number[]) => TokenBatch;
+  evalBatches: readonly TokenBatch[];
+  progress: boolean;
+  onStep?: LoopSpec['onStep'];
+  log: (m: string) => void;
+}): Promise<LoopResult> {
+  const { label, run, cfg, trainable, rng, log } = opts;
+  const cursorOpts = { size: opts.rows, batchSize: cfg.train.batch_size, seed: cfg.train.seed ?? cfg.engine.seed };
+  const microPerEpoch = new DataCursor(cursorOpts).batchesPerEpoch;
+  const totalSteps = stepsOfRun(cfg.train, microPerEpoch, cfg.optim.grad_accum);
+  const early = { state: { best: null, bad: 0 } as EarlyStoppingState };
+  const restored = resumeStage(run, { weights: trainable.weights, optimizer: trainable.optimizer, rng }, { label, log });
+  if (restored) early.state = (restored.trainerState['early_stopping'] as EarlyStoppingState | undefined) ?? early.state;
+  const cursor = new DataCursor({ ...cursorOpts, ...(restored ? { state: restored.dataCursor as CursorState } : {}) });
+  const epoch = (): number => cursor.state.epoch + cursor.state.index / cursor.size;
+
+  return trainLoop({
+    label,
+    run,
+    startStep: restored?.step ?? 0,
+    totalSteps,
+    ...loopCadence(cfg),
+    ...fineTuneLoopParts({
+      model: opts.model,
+      trainable,
+      cfg,
+      totalSteps,
+      nextBatch: () => opts.batchOf(cursor.next().indices),
+      epoch,
+      evalBatches: opts.evalBatches,
+      early,
+    }),
+    checkpoint: (at) =>
+      saveStageCheckpoint(run.dir, {
+        weights: trainable.weights,
+        optimizer: trainable.optimizer,
+        step: at,
+        epoch: epoch(),
+        maxSteps: totalSteps,
+        rng,
+        dataCursor: cursor.state,
+        extra: { early_stopping: early.state },
+        keepLast: cfg.checkpoint.keep_last,
+      }),
+    progress: opts.progress ? { keys: { loss: 'train/loss', lr: 'train/lr', eval_loss: 'eval/loss' } } : null,
+    ...(opts.onStep ? { onStep: opts.onStep } : {}),
+    log,
+  });
+}
+
+/** Inside final/: the model an adapter was trained on, when model.adapter was merged into model.path. */
+export const ADAPTER_BASE_DIR = 'base';
+
+/**
+ * The final folder: the PEFT adapter (+ tokenizer files, + `base/` with `writeBase`, + `merged/` with
+ * `saveMerged`), or the whole HF model under full fine-tuning. Merging folds the adapters in: call it last.
+ */
+export function writeFineTuned(
+  model: LlamaModel,
+  dir: string,
+  opts: {
+    lora: boolean;
+    saveMerged: boolean;
+    modelDir: string;
+    tokenizerDir: string;
+    /** The base the adapter records (default modelDir). */
+    adapterBase?: string;
+    /**
+     * Write the model the adapter was trained on (model.path with model.adapter merged in) as
+     * base/: recorded as the adapter's base, PEFT-style loading reproduces the policy.
+     */
+    writeBase?: boolean;
+  },
+): void {
   if (!opts.lora) {
     saveHfModel(model, dir);
     copyTokenizerFiles(opts.tokenizerDir, dir);
     return;
   }
-  saveAdapter(model, dir, { baseModelNameOrPath: opts.modelDir });
+  saveAdapter(model, dir, { baseModelNameOrPath: opts.adapterBase ?? opts.modelDir });
   copyTokenizerFiles(opts.tokenizerDir, dir);
+  if (opts.writeBase) {
+    withAdaptersDisabled(model, () => saveHfModel(model, join(dir, ADAPTER_BASE_DIR)));
+    copyTokenizerFiles(opts.tokenizerDir, join(dir, ADAPTER_BASE_DIR));
+  }
   if (opts.saveMerged) {
     mergeLora(model);
     saveHfModel(model, join(dir, 'merged'));

@@ -93,6 +93,17 @@ export interface LoopSpec {
   log(message: string): void;
 }
 
+/** The loop's cadence keys, as every stage config spells them. */
+export interface LoopCadenceSettings {
+  train: { max_nonfinite: number; eval_every: number };
+  checkpoint: { every_steps: number };
+}
+
+/** `train.max_nonfinite`, `train.eval_every` and `checkpoint.every_steps` as the loop takes them. */
+export function loopCadence(cfg: LoopCadenceSettings): Pick<LoopSpec, 'maxNonfinite' | 'evalEvery' | 'checkpointEvery'> {
+  return { maxNonfinite: cfg.train.max_nonfinite, evalEvery: cfg.train.eval_every, checkpointEvery: cfg.checkpoint.every_steps };
+}
+
 export interface LoopResult {
   /** Optimizer steps done in total. */
   step: number;

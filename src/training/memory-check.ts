@@ -10,7 +10,7 @@ import { UserError } from '../errors.js';
 import { formatBytes } from '../model/describe.js';
 import type { LlamaConfig } from '../model/config.js';
 import { lossChunkRows } from './chunked-loss.js';
-import { WASM_HEAP_MAX_BYTES, estimatePeakMemory, loraShortModules, type MemoryEstimate, type MemoryEstimateInput, type Trained } from './memory.js';
+import { WASM_HEAP_MAX_BYTES, estimatePeakMemory, loraShortModules, type FrozenDtype, type MemoryEstimate, type MemoryEstimateInput, type Trained } from './memory.js';
 
 export interface MemoryLimits {
   /** The wasm heap's cap, or null off wasm. */
@@ -124,6 +124,51 @@ export function trainingKnobs(opts: { batchSize: number; maxLengthKey: string; m
   if (opts.gradientCheckpointing === false) knobs.push({ key: 'train.gradient_checkpointing', value: false, suggest: true });
   if (opts.frozenDtype === 'float32') knobs.push({ key: 'model.frozen_dtype', value: 'float32', suggest: 'bfloat16' });
   return knobs;
+}
+
+/** A training run's shape as its config gives it: what both the estimate and the suggested knobs read. */
+export interface TrainingRunShape {
+  config: LlamaConfig;
+  /** `train.batch_size`. */
+  batchSize: number;
+  /** Sequences per batch row: 2 where chosen and rejected go side by side (DPO, reward). Default 1. */
+  sequencesPerRow?: number;
+  /** The config key of the sequence length (`data.max_length`, `data.seq_len`) and its value. */
+  maxLengthKey: string;
+  maxLength: number;
+  /** The LoRA section when adapters train; null = every weight trains. */
+  lora: { r: number; target_modules: string[] | string; dropout: number } | null;
+  gradientCheckpointing: boolean;
+  /** `model.frozen_dtype`, where the stage has that key (suggested under LoRA). */
+  frozenDtype?: FrozenDtype;
+  lossChunkRows: MemoryEstimateInput['lossChunkRows'];
+  /** Further frozen float32 weights beside the model on the heap (a reference copy, …). */
+  extraHeap?: { bytes: number; label: string };
+  /** Stage keys that shrink the run, after the common ones. */
+  extraKnobs?: readonly MemoryKnob[];
+}
+
+/** Refuse, before anything loads, a training run that cannot fit ({@link checkMemoryFits} with the stage's knobs). */
+export function checkTrainingMemory(stage: string, backend: string, shape: TrainingRunShape, log: (m: string) => void): void {
+  const { config, lora } = shape;
+  const estimate = estimatePeakMemory({
+    config,
+    batchSize: (shape.sequencesPerRow ?? 1) * shape.batchSize,
+    seqLen: shape.maxLength,
+    trained: lora ? { kind: 'lora', rank: lora.r, modules: loraShortModules(config, lora.target_modules), dropout: lora.dropout } : { kind: 'full' },
+    gradientCheckpointing: shape.gradientCheckpointing,
+    lossChunkRows: shape.lossChunkRows,
+    ...(shape.frozenDtype !== undefined ? { frozenDtype: shape.frozenDtype } : {}),
+    ...(shape.extraHeap ? { extraHeapBytes: shape.extraHeap.bytes, extraLabel: shape.extraHeap.label } : {}),
+  });
+  const knobs = trainingKnobs({
+    batchSize: shape.batchSize,
+    maxLengthKey: shape.maxLengthKey,
+    maxLength: shape.maxLength,
+    gradientCheckpointing: shape.gradientCheckpointing,
+    frozenDtype: lora ? (shape.frozenDtype ?? null) : null,
+  });
+  checkMemoryFits(stage, estimate, memoryLimits(backend), [...knobs, ...(shape.extraKnobs ?? [])], log);
 }
 
 /** Typical runs of a model and whether each fits here: what `rlhf env --model DIR` prints. */

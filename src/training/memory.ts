@@ -131,6 +131,11 @@ export function loraParameterCount(cfg: LlamaConfig, rank: number, modules: read
 }
 
 /** The peak-memory estimate of one training (or inference) micro-step. */
+/** The model's weights as float32 (a frozen copy beside the model, a reward model held on the heap). */
+export function float32WeightBytes(cfg: LlamaConfig): number {
+  return F32 * parameterCount(cfg).total;
+}
+
 export function estimatePeakMemory(input: MemoryEstimateInput): MemoryEstimate {
   const cfg = input.config;
   const tokens = input.batchSize * input.seqLen;

@@ -301,6 +301,61 @@ async function openLocked(opts: StageRunOptions, dir: string, lock: RunLock, log
   };
 }
 
+/** What the CLI, the pipeline and tests may hand any recipe; the CLI passes none of it. */
+export interface StageHooks {
+  /** Nest the stage's MLflow run under this run (the pipeline's). */
+  parentRunId?: string;
+  /** Tests: deterministic tracking context. */
+  context?: Partial<RunContext>;
+  /** Tests: a StopSignal wired to a fake process. */
+  stopSignal?: StopSignal;
+  log?: (message: string) => void;
+  /** After every optimizer step, with that step's metrics (tests send a stop signal from here). */
+  onStep?: (step: number, metrics: Record<string, number>) => void;
+}
+
+/** The hook's log, or lines on stderr. */
+export function stageLog(hooks: Pick<StageHooks, 'log'>): (message: string) => void {
+  return hooks.log ?? ((message: string) => void process.stderr.write(message + '\n'));
+}
+
+/** The config keys every recipe's run folder reads. */
+export interface RecipeRunSettings {
+  output_dir: string;
+  tracking: TrackingSettings;
+  train: { resume: string };
+}
+
+/** {@link openStageRun} for a recipe: its output_dir, tracking and train.resume, and the caller's hooks. */
+export function openRecipeRun(
+  stage: string,
+  resolved: ResolvedConfig<RecipeRunSettings>,
+  opts: { minFreeBytes?: number; hooks: StageHooks; log: (message: string) => void },
+): Promise<StageRun> {
+  const cfg = resolved.config;
+  const { hooks } = opts;
+  return openStageRun({
+    stage,
+    outputDir: cfg.output_dir,
+    resolved,
+    tracking: cfg.tracking,
+    resume: cfg.train.resume,
+    log: opts.log,
+    ...(opts.minFreeBytes !== undefined ? { minFreeBytes: opts.minFreeBytes } : {}),
+    ...(hooks.context ? { context: hooks.context } : {}),
+    ...(hooks.stopSignal ? { stopSignal: hooks.stopSignal } : {}),
+    ...(hooks.parentRunId !== undefined ? { parentRunId: hooks.parentRunId } : {}),
+  });
+}
+
+/** Write `<run>/final` atomically with `write(tmp)` and tag the tracked run with it; returns its path. */
+export async function writeFinalFolder(run: StageRun, write: (tmp: string) => void): Promise<string> {
+  const finalDir = join(run.dir, FINAL_DIR);
+  writeFolderAtomic(finalDir, write);
+  await run.tracker.setTag('final_dir', finalDir);
+  return finalDir;
+}
+
 function loadTrainerStateOnly(dir: string): TrainerState {
   return JSON.parse(readFileSync(join(dir, TRAINER_STATE_FILE), 'utf8')) as TrainerState;
 }
@@ -445,6 +500,22 @@ export function restoreStageCheckpoint(dir: string, into: { weights: WeightsIO |
   if (!Array.isArray(rngState) || rngState.length !== 4) throw new UserError(`${join(dir, TRAINER_STATE_FILE)}: rng_state missing or not 4 numbers`);
   into.rng.setState(rngState as RngState);
   return { step: trainerState.global_step, epoch: trainerState.epoch, dataCursor: trainerState.data_cursor, trainerState };
+}
+
+/**
+ * A resumed run's state: `run.resumeFrom` restored into the weights, optimizer and rng, `check`ed
+ * (a stage's own refusal: other data, other settings) and logged; null on a fresh start.
+ */
+export function resumeStage(
+  run: StageRun,
+  into: { weights: WeightsIO; optimizer: AdamW; rng: Rng },
+  opts: { label: string; log: (message: string) => void; check?: (restored: RestoredState, from: string) => void },
+): RestoredState | null {
+  if (!run.resumeFrom) return null;
+  const restored = restoreStageCheckpoint(run.resumeFrom, into);
+  opts.check?.(restored, run.resumeFrom);
+  opts.log(`${opts.label}: resumed from ${run.resumeFrom} at step ${restored.step}`);
+  return restored;
 }
 
 /** Steps of the complete checkpoints in a run folder (for logs and tests). */

@@ -34,3 +34,8 @@ export function lrMultiplier(kind: ScheduleKind, step: number, opts: ScheduleOpt
 export function learningRateAt(kind: ScheduleKind, peakLr: number, step: number, opts: ScheduleOptions): number {
   return peakLr * lrMultiplier(kind, step, opts);
 }
+
+/** Optimizer steps of a run: train.epochs over `batchesPerEpoch` micro-batches (grad_accum per step), else train.steps. */
+export function stepsOfRun(train: { epochs: number | null; steps: number }, batchesPerEpoch: number, gradAccum: number): number {
+  return train.epochs !== null ? Math.max(1, Math.ceil((train.epochs * batchesPerEpoch) / gradAccum)) : train.steps;
+}

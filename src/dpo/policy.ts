@@ -1,0 +1,62 @@
+/** DPO's policy: the model folder (with model.adapter merged in), its trainable weights and AdamW. */
+import * as tf from '@tensorflow/tfjs-core';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Rng } from '../engine/rng.js';
+import { UserError } from '../errors.js';
+import { ADAPTER_CONFIG_FILE, injectLora, loadAdapter, trainableVariables, unloadLora } from '../lora/index.js';
+import { loadHfModel, type LlamaModel } from '../model/index.js';
+import type { AdamW } from '../training/adamw.js';
+import { ADAPTER_BASE_DIR, makeAdamW, withoutStrayTensors } from '../training/fine-tune.js';
+import { FINAL_DIR, adapterWeights, variableWeights, type WeightsIO } from '../training/run.js';
+import type { DpoConfig } from './config.js';
+
+/** The model folder, with `adapterDir` (a PEFT adapter) merged into its weights when given. */
+export function loadMergedModel(modelDir: string, adapterDir: string | null): LlamaModel {
+  const model = loadHfModel(modelDir);
+  try {
+    if (adapterDir !== null) {
+      loadAdapter(model, adapterDir);
+      unloadLora(model, { merge: true });
+    }
+    return model;
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+}
+
+export function checkModelFolder(dir: string, key: string): void {
+  if (existsSync(join(dir, 'config.json'))) return;
+  if (existsSync(join(dir, ADAPTER_CONFIG_FILE))) {
+    throw new UserError(`model.path: ${key} is a LoRA adapter folder; set model.path to its base model and model.adapter to this folder`);
+  }
+  throw new UserError(`model.path: ${key} has no config.json (an HF model folder is needed; run the SFT stage first?)`);
+}
+
+/** The base an adapter records: model.path, or final/base when model.adapter was merged into it. */
+export function adapterBase(cfg: DpoConfig, modelDir: string): string {
+  return cfg.model.adapter === null ? modelDir : join(resolve(cfg.output_dir), FINAL_DIR, ADAPTER_BASE_DIR);
+}
+
+/** LoRA adapters injected into the policy (or every weight trainable), their checkpoint I/O and AdamW. */
+export function dpoTrainable(
+  policy: LlamaModel,
+  cfg: DpoConfig,
+  rng: Rng,
+  modelDir: string,
+): { params: Map<string, tf.Variable>; weights: WeightsIO; optimizer: AdamW } {
+  let params: Map<string, tf.Variable>;
+  let weights: WeightsIO;
+  if (cfg.lora.enabled) {
+    withoutStrayTensors(() => injectLora(policy, {
+      targetModules: cfg.lora.target_modules, r: cfg.lora.r, alpha: cfg.lora.alpha, dropout: cfg.lora.dropout, rng, dropoutRng: rng,
+    }));
+    params = trainableVariables(policy);
+    weights = adapterWeights(policy, { baseModelNameOrPath: adapterBase(cfg, modelDir) });
+  } else {
+    params = policy.params;
+    weights = variableWeights(policy.params);
+  }
+  return { params, weights, optimizer: makeAdamW(params, cfg.optim) };
+}

@@ -1,0 +1,36 @@
+/** What rejection sampling samples: the prompts, and the settings the samples depend on. */
+import { samplingPrompts } from '../data/prompts.js';
+import type { Message } from '../data/schemas.js';
+import { UserError } from '../errors.js';
+import { resolveDataPath } from '../paths.js';
+import { renderChatPrompt, type TemplateName, type Tokenizer } from '../tokenizer/index.js';
+import type { RsConfig } from './config.js';
+
+/** The prompts to sample: the file's, minus excluded ones, minus too-long ones, the first max_prompts. */
+export async function promptsToSample(
+  cfg: RsConfig,
+  tokenizer: Tokenizer,
+  template: TemplateName,
+  log: (m: string) => void,
+): Promise<Array<{ key: string; prompt: Message[] }>> {
+  const distinct = await samplingPrompts(resolveDataPath(cfg.data.prompts), cfg.data.exclude.map(resolveDataPath), (m) => log(`rs: ${m}`));
+  const fitting = distinct.filter((p) => renderChatPrompt(tokenizer, p.prompt, template).length <= cfg.data.max_prompt_tokens);
+  if (fitting.length < distinct.length) {
+    log(`rs: ${distinct.length - fitting.length} prompts are longer than data.max_prompt_tokens=${cfg.data.max_prompt_tokens}; skipped`);
+  }
+  const chosen = fitting.slice(0, cfg.data.max_prompts ?? undefined);
+  if (chosen.length === 0) throw new UserError(`data.prompts: ${cfg.data.prompts} has no prompt left to sample (after data.exclude and data.max_prompt_tokens)`);
+  return chosen;
+}
+
+/** What the samples depend on besides K, batch size, seed and the prompt list. */
+export function samplingSettings(cfg: RsConfig, modelDir: string, rewardDir: string, template: TemplateName): Record<string, unknown> {
+  return {
+    policy: modelDir,
+    reward_model: rewardDir,
+    template,
+    temperature: cfg.rs.temperature,
+    top_p: cfg.rs.top_p,
+    max_new_tokens: cfg.rs.max_new_tokens,
+  };
+}
