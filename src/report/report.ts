@@ -34,7 +34,7 @@ export interface RunReport {
   plots: PlotFile[];
 }
 
-const MODEL_LABEL: Record<JudgedModel, string> = { base: 'base', sft: 'SFT', ppo: 'PPO', dpo: 'DPO', gatt: 'GAtt' };
+const MODEL_LABEL: Record<JudgedModel, string> = { base: 'base', sft: 'SFT', rs: 'RS', ppo: 'PPO', dpo: 'DPO', gatt: 'GAtt' };
 
 export const percent = (x: number | null, none = 'not run'): string => (x === null ? none : `${(x * 100).toFixed(1)}%`);
 export const score = (x: number | null): string => (x === null ? 'not run' : x.toFixed(3));
