@@ -86,6 +86,11 @@ export function accuracyByStrengthFromMetrics(rows: readonly MetricsRow[]): Reco
   return {};
 }
 
+/** The judged models a table shows: every one, except RS (only in runs with rounds) when it was not judged. */
+export function shownModels(s: Pick<RunSummary, 'judge'>): JudgedModel[] {
+  return JUDGED_MODELS.filter((m) => m !== 'rs' || s.judge.rs !== null);
+}
+
 function judgeOf(inputs: RunInputs, model: JudgedModel): JudgeEval | null {
   const stage = MODEL_STAGE[model];
   return inputs.finalEval[model] ?? (stage === null ? null : inputs.stages[stage].judge);
