@@ -112,6 +112,12 @@ export const roundsSection = z
           .boolean()
           .default(true)
           .describe("Train on the reward config's data.train as well as every round's new pairs so far; false: the rounds' pairs only."),
+        pairs_weight: z
+          .number()
+          .int()
+          .min(1)
+          .default(1)
+          .describe("Each round's labelled pairs are listed this many times in data.train: oversamples the few on-policy pairs against keep_original's large set; 1 = once."),
       })
       .prefault({})
       .describe("Each round's reward model, retrained on all pairs so far."),

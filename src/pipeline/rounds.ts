@@ -38,6 +38,8 @@ export const LABELLED_EVAL_FILE = 'labelled_eval.jsonl';
 /** Written last: its presence marks a complete pairs step. */
 export const PAIRS_STATS_FILE = 'pairs.json';
 export const REWARD_ACCURACY_FILE = 'reward_accuracy.json';
+/** PPO's training prompts without the held-out evaluation prompts. */
+export const PPO_PROMPTS_FILE = 'ppo_prompts.jsonl';
 
 export const roundDir = (runDir: string, k: number): string => join(runDir, `round_${k}`);
 
@@ -161,10 +163,18 @@ export async function runRounds(input: RoundsInput): Promise<RoundsResult> {
   };
 
   /** A stage inside round k: resolved, then skipped / resumed / run fresh. */
-  const stageStep = async (k: number, stage: 'reward' | 'rs' | 'ppo', def: StageDefinition, wiring: string[], append: (c: Record<string, unknown>) => string[]) => {
+  const stageStep = async (
+    k: number,
+    stage: 'reward' | 'rs' | 'ppo',
+    def: StageDefinition,
+    wiring: string[],
+    append: (c: Record<string, unknown>) => string[],
+    prepare?: (c: Record<string, unknown>) => Promise<void>,
+  ) => {
     const dir = join(roundDir(runDir, k), stage);
     const base = [...roundRunOverrides(cfg, dir, k, stage), ...wiring];
     const first = resolveRoundStage(input, k, stage, def.schema, base);
+    if (prepare) await prepare(first.config as Record<string, unknown>);
     const all = [...base, ...append(first.config as Record<string, unknown>)];
     const resolved = resolveRoundStage(input, k, stage, def.schema, all);
     await step(k, stage, dir, configHash(stage, resolved.config), () => existsSync(join(dir, 'final')), async (resumable) => {
@@ -196,7 +206,8 @@ export async function runRounds(input: RoundsInput): Promise<RoundsResult> {
     const reward = await stageStep(k, 'reward', input.stages.reward, [set('model.path', rewardStart.path), set('model.adapter', rewardStart.adapter)], (c) => {
       const data = c['data'] as { train: string | string[] };
       const original = rounds.reward.keep_original ? (typeof data.train === 'string' ? [data.train] : data.train) : [];
-      return [set('data.train', [...original, ...roundPairs])];
+      const weighted = roundPairs.flatMap((f) => Array.from({ length: rounds.reward.pairs_weight }, () => f));
+      return [set('data.train', [...original, ...weighted])];
     });
     rewardDir = join(reward.dir, 'final');
 
@@ -238,7 +249,15 @@ export async function runRounds(input: RoundsInput): Promise<RoundsResult> {
     // 6. PPO from the rejection-sampled model
     let ppoDir: string | null = null;
     if (rounds.ppo.rounds.includes(k)) {
-      const ppo = await stageStep(k, 'ppo', input.stages.ppo, [set('model.path', policy.path), set('model.adapter', policy.adapter), set('model.reward_model', newReward)], () => []);
+      // PPO's training prompts lose the held-out evaluation prompts too (the world's prompts.jsonl holds 331 rows of them).
+      const ppoPrompts = join(rdir, PPO_PROMPTS_FILE);
+      const ppo = await stageStep(k, 'ppo', input.stages.ppo, [set('model.path', policy.path), set('model.adapter', policy.adapter), set('model.reward_model', newReward)], (c) => {
+        const file = (c['data'] as { prompts?: unknown }).prompts;
+        return typeof file === 'string' ? [set('data.prompts', ppoPrompts)] : [];
+      }, async (c) => {
+        const file = (c['data'] as { prompts: string }).prompts;
+        await writeHeldOutFreePrompts(resolvePackagePath(file), evalPrompts, ppoPrompts);
+      });
       ppoDir = ppo.dir;
       policy = stageModel(ppo.dir, 'ppo');
     }
@@ -317,7 +336,7 @@ function resolveRoundStage(input: RoundsInput, k: number, stage: 'reward' | 'rs'
   const configName = entry.config ?? top?.config ?? null;
   const all = [...overrides, ...(top ? mappingToOverrides(top.overrides) : []), ...mappingToOverrides(entry.overrides)];
   // Appended lists (data.train, data.exclude) come after the user's overrides, so they always hold the rounds' files.
-  const wired = overrides.filter((o) => o.startsWith('data.train=') || o.startsWith('data.exclude='));
+  const wired = overrides.filter((o) => o.startsWith('data.train=') || o.startsWith('data.exclude=') || o.startsWith('data.prompts='));
   const ordered = [...all.filter((o) => !wired.includes(o)), ...wired];
   try {
     if (configName !== null) return loadConfig(findConfig(configName), ordered, { stage, schema });
@@ -333,6 +352,14 @@ function roundFailure(k: number, name: RoundStepName, e: unknown, runDir: string
   if (isUserError(e)) return new UserError(`pipeline stopped: round ${k} ${name} failed: ${e.message}\n${advice}`, { exitCode: e.exitCode, cause: e });
   log(`pipeline stopped: round ${k} ${name} failed (run folder ${runDir}). ${advice}`);
   return e;
+}
+
+/** `file`'s distinct prompts minus those of `heldOut`, as prompt-only rows (written only when they differ from what is there). */
+async function writeHeldOutFreePrompts(file: string, heldOut: string, out: string): Promise<void> {
+  const prompts = await samplingPrompts(file, [heldOut]);
+  if (prompts.length === 0) throw new UserError(`${file}: no PPO prompt left after removing the held-out evaluation prompts (${heldOut})`);
+  const text = prompts.map((p) => JSON.stringify({ prompt: p.prompt })).join('\n') + '\n';
+  if (!existsSync(out) || readFileSync(out, 'utf8') !== text) writeFileAtomic(out, text);
 }
 
 function countLines(path: string): number {

@@ -151,7 +151,7 @@ test('no held-out evaluation prompt appears in any round\'s sampled pairs or rej
   let checked = 0;
   for (const k of [1, 2]) {
     const r = join(runDir, `round_${k}`);
-    const files = ['pairs/pairs.jsonl', 'pairs/labelled_train.jsonl', 'pairs/labelled_eval.jsonl', 'rs/samples/samples.jsonl', 'rs/pool.jsonl', 'rs/rs_train.jsonl'];
+    const files = ['pairs/pairs.jsonl', 'pairs/labelled_train.jsonl', 'pairs/labelled_eval.jsonl', 'rs/samples/samples.jsonl', 'rs/pool.jsonl', 'rs/rs_train.jsonl', ...(k === 2 ? ['ppo_prompts.jsonl'] : [])];
     for (const f of files) {
       for (const row of rows(join(r, f))) {
         const prompt = row.prompt ?? row.messages.slice(0, -1);
@@ -161,6 +161,9 @@ test('no held-out evaluation prompt appears in any round\'s sampled pairs or rej
     }
   }
   expect(checked).toBeGreaterThan(40);
+  // PPO trains on the held-out-free copy of its prompts file.
+  expect(readFileSync(join(runDir, 'round_2', 'ppo', 'config.resolved.yaml'), 'utf8')).toContain(`prompts: ${join(runDir, 'round_2', 'ppo_prompts.jsonl')}`);
+  expect(rows(join(runDir, 'round_2', 'ppo_prompts.jsonl')).length).toBeGreaterThan(100);
 });
 
 test('killed between rounds (round 1 done, round 2 not started): the rerun skips round 1 and reproduces round 2 exactly', async () => {
