@@ -86,6 +86,10 @@ export const roundsSection = z
         max_new_tokens: z.number().int().min(1).default(48).describe('Longest reply in tokens.'),
         batch_size: z.number().int().min(1).default(32).describe('Prompts generated together.'),
         seed: z.number().int().min(0).default(0).describe('Seed of the sampling; round k samples with seed + k.'),
+        backend: z
+          .enum(['auto', 'wasm', 'cpu', 'tensorflow'])
+          .default('auto')
+          .describe('TF.js backend of the pair sampling and the staleness scoring.'),
         eval_fraction: z
           .number()
           .min(0)

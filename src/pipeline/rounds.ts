@@ -22,6 +22,7 @@ import { findConfig, loadConfig, parseYamlSource, resolveConfig, schemaAt, write
 import { samplingPrompts } from '../data/prompts.js';
 import type { Message } from '../data/schemas.js';
 import { writeRowsAtomic } from '../data/write-atomic.js';
+import { initEngine } from '../engine/index.js';
 import { Rng } from '../engine/rng.js';
 import { UserError, isUserError } from '../errors.js';
 import type { PairSide, SamplePairsOptions, UnlabelledPair } from '../generation/pairs.js';
@@ -217,6 +218,7 @@ export async function runRounds(input: RoundsInput): Promise<RoundsResult> {
     const newReward = rewardDir;
     await step(k, 'staleness', rdir, configHash(`round_${k}/staleness`, { pairsHash, reward: reward.hash, previousReward }), () => existsSync(accFile), async () => {
       const held = countLines(heldFile);
+      await initEngine({ backend: rounds.pairs.backend });
       const scored = join(rdir, 'reward_accuracy');
       mkdirSync(scored, { recursive: true });
       const before = held > 0 && previousReward !== null ? await input.deps.accuracy(previousReward, heldFile, join(scored, 'before.jsonl')) : null;
@@ -285,6 +287,8 @@ export async function runRounds(input: RoundsInput): Promise<RoundsResult> {
 /** Steps 1–2: sample, write the unlabelled pairs, label them, split, and write pairs.json last. */
 async function samplePairsStep(input: RoundsInput, k: number, policy: ModelRef, dir: string, evalPrompts: string): Promise<void> {
   const p = input.cfg.rounds.pairs;
+  // The stages init the engine themselves; this step may be the first thing a resumed pipeline runs.
+  await initEngine({ backend: p.backend });
   mkdirSync(dir, { recursive: true });
   const exclude = [...new Set([...p.exclude.map(resolvePackagePath), evalPrompts])];
   const all = await samplingPrompts(resolvePackagePath(p.prompts), exclude, (m) => input.log(`pipeline: round ${k}: pairs: ${m}`));
