@@ -133,7 +133,7 @@ export function bestOfKSpec(rounds: readonly RoundInputs[], base: Record<string,
       height: 160,
       mark: { type: 'line', point: true },
       encoding: {
-        x: { field: 'k', type: 'quantitative', scale: { type: 'log', base: 2 }, title: 'K' },
+        x: { field: 'k', type: 'quantitative', scale: { type: 'log', base: 2 }, axis: { values: [...new Set(values.map((v) => v.k))] }, title: 'K' },
         y: { field: 'reward', type: 'quantitative', title: 'reward' },
         color: { field: 'statistic', type: 'nominal', title: null },
       },
