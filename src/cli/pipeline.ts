@@ -4,7 +4,7 @@ import { findConfig, loadConfig, schemaHelpText } from '../config/index.js';
 import { pipelineConfigSchema } from '../pipeline/config.js';
 import { judgeModels } from '../pipeline/evaluate.js';
 import { runPipeline } from '../pipeline/runner.js';
-import { realStages } from '../pipeline/stages.js';
+import { realRounds, realStages } from '../pipeline/stages.js';
 
 interface PipelineArgs {
   config: string;
@@ -23,6 +23,6 @@ export const pipelineCommand: CommandModule<object, PipelineArgs> = {
       .epilogue(schemaHelpText(pipelineConfigSchema)) as unknown as Argv<PipelineArgs>,
   handler: async (args) => {
     const resolved = loadConfig(findConfig(args.config), args.overrides.map(String), { stage: 'pipeline', schema: pipelineConfigSchema });
-    await runPipeline(resolved, { stages: realStages(), evaluate: judgeModels, force: args.force.map(String) });
+    await runPipeline(resolved, { stages: realStages(), rounds: realRounds(), evaluate: judgeModels, force: args.force.map(String) });
   },
 };

@@ -59,6 +59,18 @@ export const gattDataSection = z
       .describe('Synthesised rows held out (seeded) for eval loss during fine-tuning; 0 = none.'),
     eval_max_rows: positiveInt().nullable().default(200).describe('Evaluate on at most this many held-out rows; null = all.'),
     packing: z.boolean().default(false).describe('Pack several dialogues into each row of max_length tokens.'),
+    mix: z
+      .array(z.string().min(1))
+      .default([])
+      .describe(
+        'Plain-answer rows (SFT format: messages, or prompt/completion) mixed into the fine-tuning with the synthesised dialogues, ' +
+          "e.g. data/world/sft.jsonl or the rs stage's rs_train.jsonl, so the model keeps its single-answer quality (Llama 2 merged GAtt data into its SFT mix); [] = dialogues only.",
+      ),
+    mix_ratio: z
+      .number()
+      .min(0)
+      .default(1)
+      .describe('Mix rows per synthesised row (drawn seeded without replacement, the mix files cycled when they run out); 0 = none.'),
   })
   .prefault({})
   .describe('Dialogue seeds, instructions and training rows.');

@@ -5,16 +5,18 @@
  * Output folder (`output_dir`, runs/<name>/gatt/):
  *   input_model/          the chat model with model.adapter merged in (only when an adapter is given)
  *   synth/gatt_train.jsonl  the synthesised dialogues (SFT `messages` + instruction ids + train_on: last)
+ *   synth/mix_train.jsonl  with data.mix: the synthesised rows + the plain-answer rows mixed in (what is trained on)
  *   synth/stats.json       follow / repair rates of the sampled answers, and the synthesis settings
  *   synth/gatt.resolved.yaml  this stage's full config
  *   config.resolved.yaml, metrics.jsonl, checkpoints/, final/   written by the SFT recipe
  *   adherence.json         adherence by turn, before and after GAtt
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { ResolvedConfig } from '../config/index.js';
 import { writeFileAtomic, writeResolvedConfig } from '../config/index.js';
-import { writeJsonl } from '../data/index.js';
+import { readAllRecords, writeJsonl } from '../data/index.js';
+import { writeRowsAtomic } from '../data/write-atomic.js';
 import { initEngine } from '../engine/index.js';
 import { Rng } from '../engine/rng.js';
 import { UserError } from '../errors.js';
@@ -28,6 +30,7 @@ import type { StopSignal } from '../training/stop-signal.js';
 import type { GattConfig } from './config.js';
 import { formatAdherenceTable, type AdherenceTable } from './evaluate.js';
 import { loadInstructionSet, type InstructionCheckers, type InstructionSet } from './instructions.js';
+import { drawMixRows, mixCount, readMixRows } from './mix.js';
 import { modelAdherence } from './model-eval.js';
 import { modelReplySampler } from './sampler.js';
 import { rewardModelScorer } from './reward-scorer.js';
@@ -38,6 +41,7 @@ export const SYNTH_DIR = 'synth';
 export const SYNTH_FILE = 'gatt_train.jsonl';
 export const STATS_FILE = 'stats.json';
 export const ADHERENCE_FILE = 'adherence.json';
+export const MIX_FILE = 'mix_train.jsonl';
 
 /** Passed on to the fine-tuning recipe. */
 export interface GattHooks {
@@ -126,8 +130,11 @@ async function gattLocked<R extends FineTuneResult>(resolved: ResolvedConfig<Gat
   // ── synthesise ─────────────────────────────────────────────────────────────────────────────
   const synth = await synthesize(resolved, inputModel, opts, log);
 
-  // ── fine-tune: the SFT recipe on the synthesised rows, loss on the last turn only ──────────
-  const sft = await fineTune(sftConfigFor(resolved, inputModel, synth.path), { ...hooks, log });
+  // ── mix: plain-answer rows beside the dialogues, so single answers do not get worse ───────
+  const trainFile = await mixedTrainFile(cfg, synth.path, log);
+
+  // ── fine-tune: the SFT recipe on the synthesised (+ mixed) rows, loss on the last turn only ──
+  const sft = await fineTune(sftConfigFor(resolved, inputModel, trainFile), { ...hooks, log });
 
   // ── measure ────────────────────────────────────────────────────────────────────────────────
   let adherence: GattResult['adherence'] = null;
@@ -243,10 +250,26 @@ async function synthesize(
   return { path, stats: result.stats, fresh: true };
 }
 
+/**
+ * The fine-tuning rows: the synthesised file itself when data.mix is empty, else
+ * synth/mix_train.jsonl — the synthesised rows, then round(rows × data.mix_ratio) rows of the mix
+ * files (seeded from engine.seed, so a resumed run trains on the same file).
+ */
+async function mixedTrainFile(cfg: GattConfig, synthPath: string, log: (m: string) => void): Promise<string> {
+  if (cfg.data.mix.length === 0 || cfg.data.mix_ratio === 0) return synthPath;
+  const synthRows = (await readAllRecords(synthPath)).rows.map((r) => r.value as Record<string, unknown>);
+  const pool = await readMixRows(cfg.data.mix.map((f) => resolveDataPath(f)));
+  const mixed = drawMixRows(pool, mixCount(synthRows.length, cfg.data.mix_ratio), (cfg.engine.seed ^ 0x6d697800) >>> 0);
+  const path = join(dirname(synthPath), MIX_FILE);
+  await writeRowsAtomic(path, [...synthRows, ...mixed.map((r) => ({ messages: r.messages }))]);
+  log(`gatt: fine-tuning on ${synthRows.length} synthesised rows + ${mixed.length} plain rows from ${cfg.data.mix.join(', ')} (${pool.length} there) → ${path}`);
+  return path;
+}
+
 /** Everything synthesis depends on; equal settings mean an earlier dataset can be reused. */
 function synthesisSettings(cfg: GattConfig, input: { modelDir: string; tokenizerDir: string }): Record<string, unknown> {
   const { evaluate: _e, eval_cases: _c, eval_turns: _t, eval_show_turns: _s, ...gatt } = cfg.gatt;
-  const { eval_split: _es, eval_max_rows: _em, packing: _p, ...data } = cfg.data;
+  const { eval_split: _es, eval_max_rows: _em, packing: _p, mix: _m, mix_ratio: _mr, ...data } = cfg.data;
   return { model: input.modelDir, adapter: cfg.model.adapter, tokenizer: input.tokenizerDir, template: cfg.tokenizer.template, seed: cfg.engine.seed, data, gatt };
 }
 

@@ -37,6 +37,122 @@ function stageEntry(stage: PipelineStage, enabledByDefault: boolean) {
     .describe(`The ${stage} stage.`);
 }
 
+/** A stage run inside each round: its config (null: the top-level stage's) and overrides on top of the top-level stage's. */
+function roundStageEntry(stage: 'reward' | 'rs' | 'ppo', fallback: string) {
+  return {
+    config: z
+      .string()
+      .min(1)
+      .nullable()
+      .default(stage === 'rs' ? 'rs/world_lora' : null)
+      .describe(`The ${stage} config file or shipped name for each round; null: ${fallback}.`),
+    overrides: z
+      .record(z.string(), z.unknown())
+      .default({})
+      .describe(
+        `Keys of the ${stage} config set in every round${stage === 'rs' ? '' : `, on top of stages.${stage}.overrides`}, nested or dotted. ` +
+          'The rounds set output_dir, tracking and the input models themselves.',
+      ),
+  };
+}
+
+export const roundsSection = z
+  .strictObject({
+    count: z
+      .number()
+      .int()
+      .min(0)
+      .default(0)
+      .describe(
+        'Iterative rounds after the stages before GAtt (Llama 2 RLHF-V1…V5), each in runs/<name>/round_<k>/: sample pairs from the latest policy → ' +
+          'annotate (the world\'s judge) → retrain the reward model on all pairs so far → rejection sampling → PPO in rounds.ppo.rounds → judge. 0 = none.',
+      ),
+    pairs: z
+      .strictObject({
+        prompts: z.string().min(1).default('data/world/prompts.jsonl').describe('Prompts the fresh pairs are sampled for (TRL prompt-only rows).'),
+        exclude: z
+          .array(z.string().min(1))
+          .default(['data/world/prompts_eval.jsonl'])
+          .describe('Prompt files never sampled; eval.prompts is always excluded as well.'),
+        per_round: z
+          .number()
+          .int()
+          .min(1)
+          .default(256)
+          .describe('Prompts per round: round k takes the k-th block of this many of the prompts left after exclusion (wrapping around), so each round sees fresh prompts.'),
+        temperature: z.number().gt(0).default(1).describe('Sampling temperature of reply A.'),
+        temperature_b: z.number().gt(0).default(0.7).describe('Sampling temperature of reply B (Llama 2 varied temperatures between the two replies).'),
+        top_p: z.number().gt(0).max(1).default(1).describe('Nucleus sampling of both replies (1 = off).'),
+        max_new_tokens: z.number().int().min(1).default(48).describe('Longest reply in tokens.'),
+        batch_size: z.number().int().min(1).default(32).describe('Prompts generated together.'),
+        seed: z.number().int().min(0).default(0).describe('Seed of the sampling; round k samples with seed + k.'),
+        backend: z
+          .enum(['auto', 'wasm', 'cpu', 'tensorflow'])
+          .default('auto')
+          .describe('TF.js backend of the pair sampling and the staleness scoring.'),
+        eval_fraction: z
+          .number()
+          .min(0)
+          .lt(1)
+          .default(0.2)
+          .describe("Share of each round's labelled pairs held out of reward training (seeded): the reward model's accuracy on them before and after retraining is the report's staleness measure."),
+      })
+      .prefault({})
+      .describe('Fresh preference pairs from the latest policy, two replies per prompt at two temperatures.'),
+    annotate: z
+      .strictObject({
+        noise: z.number().min(0).max(0.5).default(0).describe("Probability the world's annotator prefers the worse reply (seeded)."),
+      })
+      .prefault({})
+      .describe("Labelling the pairs with the world's gold judge (rlhf world annotate)."),
+    reward: z
+      .strictObject({
+        ...roundStageEntry('reward', 'stages.reward.config'),
+        from: z
+          .enum(['previous', 'sft'])
+          .default('previous')
+          .describe("Where each round's reward model starts: previous = the last reward model (continued training), sft = the SFT model (a fresh head)."),
+        keep_original: z
+          .boolean()
+          .default(true)
+          .describe("Train on the reward config's data.train as well as every round's new pairs so far; false: the rounds' pairs only."),
+        pairs_weight: z
+          .number()
+          .int()
+          .min(1)
+          .default(1)
+          .describe("Each round's labelled pairs are listed this many times in data.train: oversamples the few on-policy pairs against keep_original's large set; 1 = once."),
+      })
+      .prefault({})
+      .describe("Each round's reward model, retrained on all pairs so far."),
+    rs: z.strictObject(roundStageEntry('rs', 'the rs schema\'s defaults')).prefault({}).describe("Each round's rejection-sampling fine-tuning (rlhf rs)."),
+    pool_from: z
+      .number()
+      .int()
+      .min(2)
+      .nullable()
+      .default(2)
+      .describe("From this round on, rejection sampling keeps the best reply per prompt of all earlier rounds too (Llama 2 from RLHF-V3 on); null = each round's samples only."),
+    ppo: z
+      .strictObject({
+        ...roundStageEntry('ppo', 'stages.ppo.config'),
+        rounds: z
+          .array(z.number().int().min(1))
+          .default([])
+          .describe('The rounds that add PPO on top of the rejection-sampled model (Llama 2: the last one); [] = none.'),
+      })
+      .prefault({})
+      .describe('PPO inside the rounds.'),
+    eval: z
+      .boolean()
+      .default(true)
+      .describe("Judge each round's models (rs, and ppo where it ran) with the eval settings: runs/<name>/round_<k>/eval/<model>.json."),
+  })
+  .prefault({})
+  .describe('Iterative rounds with fresh preferences (Llama 2 §3.2.3).');
+
+export type RoundsConfig = z.output<typeof roundsSection>;
+
 export const pipelineConfigSchema = z
   .strictObject({
     run: runSection,
@@ -62,6 +178,7 @@ export const pipelineConfigSchema = z
       })
       .prefault({})
       .describe('The stages, run in this order.'),
+    rounds: roundsSection,
     eval: z
       .strictObject({
         enabled: z.boolean().default(true).describe('Judge the base, SFT, PPO, DPO and GAtt models on the same held-out prompts at the end.'),

@@ -19,6 +19,7 @@ import { JUDGED_MODELS, type JudgedModel } from '../report/inputs.js';
 import { terminalSummary, writeRunReport, type RunReport } from '../report/index.js';
 import { flattenParams, openTracker, type EndStatus, type RunContext, type Tracker } from '../tracking/index.js';
 import { PIPELINE_STAGES, type PipelineConfig, type PipelineStage } from './config.js';
+import { runRounds, type RoundStepResult, type RoundsDeps } from './rounds.js';
 import { configHash, readPipelineState, writePipelineState, type PipelineState } from './state.js';
 import { mappingToOverrides, resolvePackagePath, stageModel, wiringOverrides, type ModelRef, type WiringContext } from './wiring.js';
 
@@ -53,7 +54,9 @@ export interface PipelineRunOptions {
   stages: StageDefinitions;
   /** The final evaluation (default: none — `stages.ts` provides the judge-based one). */
   evaluate?: FinalEvaluation;
-  /** Stages to redo even when finished (`all` for every one). */
+  /** What the iterative rounds (`rounds.count` > 0) need: `stages.ts` realRounds(). */
+  rounds?: RoundsDeps;
+  /** Stages to redo even when finished (`all` for every one; `rounds` for every round step). */
   force?: readonly string[];
   log?: (message: string) => void;
   /** Where the closing summary goes (default stdout). */
@@ -67,17 +70,19 @@ export type StageAction = 'ran' | 'skipped' | 'disabled';
 export interface PipelineResult {
   runDir: string;
   stages: Array<{ stage: PipelineStage; action: StageAction; seconds: number; dir: string }>;
+  /** The steps of the iterative rounds (empty without rounds). */
+  rounds: RoundStepResult[];
   evaluated: boolean;
   report: RunReport | null;
 }
 
 /** `--force` values checked against the stage names. */
-export function parseForce(force: readonly string[]): Set<PipelineStage | 'eval'> {
-  const known = [...PIPELINE_STAGES, 'eval'] as const;
-  const out = new Set<PipelineStage | 'eval'>();
+export function parseForce(force: readonly string[]): Set<PipelineStage | 'rounds' | 'eval'> {
+  const known = [...PIPELINE_STAGES, 'rounds', 'eval'] as const;
+  const out = new Set<PipelineStage | 'rounds' | 'eval'>();
   for (const f of force.flatMap((x) => x.split(',')).map((x) => x.trim()).filter((x) => x !== '')) {
     if (f === 'all') known.forEach((s) => out.add(s));
-    else if ((known as readonly string[]).includes(f)) out.add(f as PipelineStage | 'eval');
+    else if ((known as readonly string[]).includes(f)) out.add(f as PipelineStage | 'rounds' | 'eval');
     else throw new UserError(`--force ${f}: not a stage; use one of ${known.join(', ')} or all`);
   }
   return out;
@@ -138,13 +143,26 @@ export async function runPipeline(resolved: ResolvedConfig<PipelineConfig>, opts
   await parent.logParams(flattenParams({ stage: 'pipeline', ...(cfg as unknown as Record<string, unknown>) }));
   const ctx: StageRunContext = { log, ...(runId !== '' ? { parentRunId: runId } : {}) };
 
-  const result: PipelineResult = { runDir, stages: [], evaluated: false, report: null };
+  const result: PipelineResult = { runDir, stages: [], rounds: [], evaluated: false, report: null };
   let status: EndStatus = 'FAILED';
   try {
     const wiring: WiringContext = { base: { path: resolvePackagePath(cfg.base_model), adapter: null }, outputs: {} };
     let upstreamRan = false;
 
     for (const stage of PIPELINE_STAGES) {
+      if (stage === 'gatt' && cfg.rounds.count > 0) {
+        // The iterative rounds come after the stages that train the first policy and reward model, before GAtt.
+        if (!opts.rounds) throw new UserError('rounds.count > 0, but this pipeline was started without what the rounds need (stages.ts realRounds)');
+        const rounds = await runRounds({
+          cfg, pipelineFile: resolved.file, runDir, stages: opts.stages, deps: opts.rounds, wiring, state, upstreamRan, force: force.has('rounds'), ctx, log,
+          ...(opts.evaluate ? { evaluate: opts.evaluate } : {}),
+        });
+        result.rounds = rounds.steps;
+        upstreamRan ||= rounds.ran;
+        wiring.outputs.rs = rounds.rs;
+        if (rounds.ppo !== null) wiring.outputs.ppo = rounds.ppo;
+        wiring.rounds = { policy: rounds.ppo !== null ? { stage: 'ppo', dir: rounds.ppo } : { stage: 'rs', dir: rounds.rs }, rs: rounds.rs };
+      }
       const dir = join(runDir, stage);
       const entry = cfg.stages[stage];
       const finished = existsSync(join(dir, 'final'));
@@ -233,7 +251,7 @@ function stageFailure(stage: PipelineStage, e: unknown, result: PipelineResult, 
   return e;
 }
 
-/** The models to judge: base, and the SFT / PPO / GAtt outputs that exist. */
+/** The models to judge: base, and the SFT / RS (last round) / PPO / DPO / GAtt outputs that exist. */
 export function judgedModels(wiring: WiringContext): Partial<Record<JudgedModel, ModelRef>> {
   const models: Partial<Record<JudgedModel, ModelRef>> = {};
   if (existsSync(join(wiring.base.path, 'config.json'))) models.base = wiring.base;

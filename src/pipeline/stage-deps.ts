@@ -7,7 +7,11 @@ import type { DpoRunOptions } from '../dpo/recipe.js';
 import type { GattOptions } from '../gatt/recipe.js';
 import type { ResponseJudge } from '../ppo/recipe.js';
 import { runSft, type SftResult } from '../sft/recipe.js';
+import { Rng } from '../engine/rng.js';
+import type { RsHooks } from '../rs/recipe.js';
+import { annotatePairs } from '../world/annotate.js';
 import { judgeResponses, worldCheckers, worldRepair } from '../world/index.js';
+import type { RoundsDeps } from './rounds.js';
 
 /** GAtt: the SFT recipe for its fine-tuning step, the world's instruction checkers and rewrite rules. */
 export const gattWiring = {
@@ -25,3 +29,16 @@ export const ppoWiring: { judge: ResponseJudge } = {
 
 /** DPO: the world's gold judge for its held-out prompts (eval/judge_score, eval.json). */
 export const dpoWiring = { judge: judgeResponses } satisfies Pick<DpoRunOptions, 'judge'>;
+
+/** rs: the world's gold judge of the best / median / first sample (best_of_k.json). */
+export const rsWiring = {
+  judge: (prompts, replies) => judgeResponses(prompts as Parameters<typeof judgeResponses>[0], replies).scores,
+} satisfies Pick<RsHooks, 'judge'>;
+
+/** The rounds: the world's judge labels each round's fresh pairs (rlhf world annotate). */
+export const roundsWiring: Pick<RoundsDeps, 'annotate'> = {
+  annotate: (rows, { noise, seed, where }) => {
+    const { rows: labelled, stats } = annotatePairs(rows, { noise, rng: new Rng(seed), where });
+    return { rows: labelled, stats: { ...stats } };
+  },
+};

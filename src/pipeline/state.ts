@@ -20,7 +20,8 @@ export interface StageState {
   error?: string;
 }
 
-export type PipelineState = Partial<Record<PipelineStage | 'eval', StageState>>;
+/** Keyed by stage, `eval`, and `round_<k>/<step>` for the steps of the iterative rounds. */
+export type PipelineState = Partial<Record<PipelineStage | 'eval' | `round_${number}/${string}`, StageState>>;
 
 /** JSON with object keys sorted at every level, so equal configs give equal text. */
 export function canonicalJson(value: unknown): string {

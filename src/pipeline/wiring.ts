@@ -46,8 +46,10 @@ export function stageModel(stageDir: string, stage: string): ModelRef {
 export interface WiringContext {
   /** The model SFT starts from: pretrain's final/ or `base_model`. */
   base: ModelRef;
-  /** Finished stages' folders. */
-  outputs: Partial<Record<PipelineStage, string>>;
+  /** Finished stages' folders (`rs`: the last round's rejection-sampling folder). */
+  outputs: Partial<Record<PipelineStage | 'rs', string>>;
+  /** After the iterative rounds: the last round's policy (GAtt starts there) and its rs folder (its rows join GAtt's mix). */
+  rounds?: { policy: { stage: 'rs' | 'ppo'; dir: string }; rs: string };
 }
 
 function need(ctx: WiringContext, stage: PipelineStage, upstream: PipelineStage): string {
@@ -63,7 +65,8 @@ const set = (key: string, value: string | null): string => `${key}=${JSON.string
 /**
  * The `key=value` overrides that point a stage at its inputs:
  * SFT ← base; reward ← SFT model; PPO ← base + SFT (policy and reference) and the reward model;
- * DPO ← the SFT model (policy and reference; no reward model); GAtt ← the PPO policy, else the DPO one.
+ * DPO ← the SFT model (policy and reference; no reward model); GAtt ← the PPO policy, else the DPO one —
+ * or, after iterative rounds, the last round's policy, with its rejection-sampled rows mixed in (data.mix).
  */
 export function wiringOverrides(stage: PipelineStage, ctx: WiringContext): string[] {
   switch (stage) {
@@ -86,6 +89,11 @@ export function wiringOverrides(stage: PipelineStage, ctx: WiringContext): strin
       return [set('model.path', sft.path), set('model.adapter', sft.adapter)];
     }
     case 'gatt': {
+      if (ctx.rounds !== undefined) {
+        // GAtt starts from the last round's policy and mixes its rejection-sampled rows into the fine-tuning.
+        const policy = stageModel(ctx.rounds.policy.dir, ctx.rounds.policy.stage);
+        return [set('model.path', policy.path), set('model.adapter', policy.adapter), `data.mix=${JSON.stringify([join(ctx.rounds.rs, 'rs_train.jsonl')])}`];
+      }
       const from = ctx.outputs.ppo === undefined && ctx.outputs.dpo !== undefined ? 'dpo' : 'ppo';
       const policy = stageModel(need(ctx, stage, from), from);
       return [set('model.path', policy.path), set('model.adapter', policy.adapter)];

@@ -26,7 +26,7 @@ export const STAGES = ['pretrain', 'sft', 'reward', 'ppo', 'dpo', 'gatt'] as con
 export type StageName = (typeof STAGES)[number];
 
 /** The models the judge compares, in the order the summary table shows them. */
-export const JUDGED_MODELS = ['base', 'sft', 'ppo', 'dpo', 'gatt'] as const;
+export const JUDGED_MODELS = ['base', 'sft', 'rs', 'ppo', 'dpo', 'gatt'] as const;
 export type JudgedModel = (typeof JUDGED_MODELS)[number];
 
 /** Llama 2's preference-strength levels, strongest first (the reward-accuracy plot's order). */

@@ -25,6 +25,11 @@ function baseConfig() {
   };
 }
 
+/** `$schema` and the shared look, for specs built outside this file (src/report/rounds.ts). */
+export function specBase(): { $schema: string; config: ReturnType<typeof baseConfig> } {
+  return { $schema: SCHEMA, config: baseConfig() };
+}
+
 export interface LossPoint {
   stage: StageName;
   split: 'train' | 'eval';

@@ -8,10 +8,11 @@ import { basename, join, resolve } from 'node:path';
 import type { TopLevelSpec } from 'vega-lite';
 import { writeFileAtomic } from '../config/write.js';
 import { type Block, toHtml, toMarkdown } from './document.js';
-import { JUDGED_MODELS, STAGES, readRunInputs, type AdherenceResult, type JudgedModel, type RunInputs } from './inputs.js';
-import { adherenceSpec, lossCurvesSpec, lossPoints, ppoCurvesSpec, rewardAccuracySpec } from './plots.js';
+import { STAGES, readRunInputs, type AdherenceResult, type JudgedModel, type RunInputs } from './inputs.js';
+import { adherenceSpec, lossCurvesSpec, lossPoints, ppoCurvesSpec, rewardAccuracySpec, specBase } from './plots.js';
+import { bestOfKSpec, judgeTrajectory, readRounds, roundsBlocks, roundsJudgeSpec } from './rounds.js';
 import { specToSvg, svgToPng } from './render.js';
-import { summarizeRun, type RunSummary } from './summary.js';
+import { shownModels, summarizeRun, type RunSummary } from './summary.js';
 
 export const REPORT_MD = 'report.md';
 export const REPORT_HTML = 'report.html';
@@ -34,7 +35,7 @@ export interface RunReport {
   plots: PlotFile[];
 }
 
-const MODEL_LABEL: Record<JudgedModel, string> = { base: 'base', sft: 'SFT', ppo: 'PPO', dpo: 'DPO', gatt: 'GAtt' };
+const MODEL_LABEL: Record<JudgedModel, string> = { base: 'base', sft: 'SFT', rs: 'RS', ppo: 'PPO', dpo: 'DPO', gatt: 'GAtt' };
 
 export const percent = (x: number | null, none = 'not run'): string => (x === null ? none : `${(x * 100).toFixed(1)}%`);
 export const score = (x: number | null): string => (x === null ? 'not run' : x.toFixed(3));
@@ -46,8 +47,23 @@ export function reportPlots(inputs: RunInputs, summary: RunSummary): Array<{ nam
     { name: 'reward_accuracy', title: 'Reward model accuracy by preference strength', spec: rewardAccuracySpec(summary.rewardAccuracyByStrength, summary.rewardAccuracy) },
     { name: 'ppo', title: 'PPO reward, KL and judge score', spec: ppoCurvesSpec(inputs.stages.ppo) },
     { name: 'gatt_adherence', title: 'Instruction adherence by turn, with and without GAtt', spec: adherenceSpec(summary.adherence) },
+    ...roundsPlots(inputs, summary),
   ];
   return candidates.filter((c): c is { name: string; title: string; spec: TopLevelSpec } => c.spec !== null);
+}
+
+/** The iterative rounds' plots (none in a run without rounds). */
+function roundsPlots(inputs: RunInputs, summary: RunSummary): Array<{ name: string; title: string; spec: TopLevelSpec | null }> {
+  const rounds = readRounds(inputs.runDir);
+  if (rounds.length === 0) return [];
+  return [
+    { name: 'rounds_judge', title: 'Judge score per round and stage', spec: roundsJudgeSpec(roundsTrajectory(inputs, summary), specBase()) },
+    { name: 'best_of_k', title: 'Best of K: max and median reward', spec: bestOfKSpec(rounds, specBase()) },
+  ];
+}
+
+function roundsTrajectory(inputs: RunInputs, summary: RunSummary) {
+  return judgeTrajectory(readRounds(inputs.runDir), { label: 'SFT', judge: summary.judge.sft }, summary.judge.gatt);
 }
 
 export function adherenceTable(a: AdherenceResult): Block {
@@ -66,8 +82,8 @@ export function summaryBlocks(s: RunSummary): Block[] {
   const blocks: Block[] = [
     {
       kind: 'table',
-      header: ['', ...JUDGED_MODELS.map((m) => MODEL_LABEL[m])],
-      rows: [['judge score', ...JUDGED_MODELS.map((m) => score(s.judge[m]))]],
+      header: ['', ...shownModels(s).map((m) => MODEL_LABEL[m])],
+      rows: [['judge score', ...shownModels(s).map((m) => score(s.judge[m]))]],
     },
     {
       kind: 'table',
@@ -80,7 +96,7 @@ export function summaryBlocks(s: RunSummary): Block[] {
   return blocks;
 }
 
-export function reportBlocks(summary: RunSummary, plots: readonly PlotFile[]): Block[] {
+export function reportBlocks(summary: RunSummary, plots: readonly PlotFile[], inputs?: RunInputs): Block[] {
   const s = summary;
   const blocks: Block[] = [
     { kind: 'heading', level: 1, text: `Run report: ${s.name}` },
@@ -91,19 +107,20 @@ export function reportBlocks(summary: RunSummary, plots: readonly PlotFile[]): B
     },
     { kind: 'heading', level: 2, text: 'Summary' },
     ...summaryBlocks(s),
+    ...(inputs ? roundsBlocks(readRounds(inputs.runDir), roundsTrajectory(inputs, s)) : []),
     { kind: 'heading', level: 2, text: 'Plots' },
   ];
   if (plots.length === 0) blocks.push({ kind: 'paragraph', text: 'No stage has logged metrics yet.' });
   for (const p of plots) blocks.push({ kind: 'image', src: p.png, svg: p.svg, alt: p.title });
 
-  const families = [...new Set(JUDGED_MODELS.flatMap((m) => Object.keys(s.judgeByFamily[m])))].sort();
+  const families = [...new Set(shownModels(s).flatMap((m) => Object.keys(s.judgeByFamily[m])))].sort();
   if (families.length > 0) {
     blocks.push(
       { kind: 'heading', level: 2, text: 'Judge score by task family' },
       {
         kind: 'table',
-        header: ['family', ...JUDGED_MODELS.map((m) => MODEL_LABEL[m])],
-        rows: families.map((f) => [f, ...JUDGED_MODELS.map((m) => score(s.judgeByFamily[m][f] ?? null))]),
+        header: ['family', ...shownModels(s).map((m) => MODEL_LABEL[m])],
+        rows: families.map((f) => [f, ...shownModels(s).map((m) => score(s.judgeByFamily[m][f] ?? null))]),
       },
     );
   }
@@ -119,7 +136,7 @@ export function reportBlocks(summary: RunSummary, plots: readonly PlotFile[]): B
   }
 
   blocks.push({ kind: 'heading', level: 2, text: 'Sample generations' });
-  for (const m of JUDGED_MODELS) {
+  for (const m of shownModels(s)) {
     blocks.push({ kind: 'heading', level: 3, text: MODEL_LABEL[m] });
     const samples = s.samples[m];
     if (samples.length === 0) blocks.push({ kind: 'paragraph', text: s.judge[m] === null ? 'not run' : 'no samples recorded' });
@@ -154,7 +171,7 @@ export async function writeRunReport(runDir: string, opts: WriteReportOptions = 
     plots.push(file);
   }
 
-  const blocks = reportBlocks(summary, plots);
+  const blocks = reportBlocks(summary, plots, inputs);
   const markdown = toMarkdown(blocks);
   const html = toHtml(`Run report: ${summary.name}`, blocks);
   writeFileAtomic(join(dir, REPORT_MD), markdown);

@@ -46,8 +46,8 @@ export interface SeriesPoint {
   value: number;
 }
 
-/** The stage whose final model each judged model is (base: pretrain's, or a shipped base). */
-const MODEL_STAGE: Record<JudgedModel, StageName> = { base: 'pretrain', sft: 'sft', ppo: 'ppo', dpo: 'dpo', gatt: 'gatt' };
+/** The stage whose final model each judged model is (base: pretrain's, or a shipped base; rs: the last round's, judged only in eval/). */
+const MODEL_STAGE: Record<JudgedModel, StageName | null> = { base: 'pretrain', sft: 'sft', rs: null, ppo: 'ppo', dpo: 'dpo', gatt: 'gatt' };
 
 /** Metric names per quantity, first match wins (recipes name them TRL-style or plainly). */
 export const LOSS_KEYS = ['train/loss', 'loss'];
@@ -86,8 +86,14 @@ export function accuracyByStrengthFromMetrics(rows: readonly MetricsRow[]): Reco
   return {};
 }
 
+/** The judged models a table shows: every one, except RS (only in runs with rounds) when it was not judged. */
+export function shownModels(s: Pick<RunSummary, 'judge'>): JudgedModel[] {
+  return JUDGED_MODELS.filter((m) => m !== 'rs' || s.judge.rs !== null);
+}
+
 function judgeOf(inputs: RunInputs, model: JudgedModel): JudgeEval | null {
-  return inputs.finalEval[model] ?? inputs.stages[MODEL_STAGE[model]].judge;
+  const stage = MODEL_STAGE[model];
+  return inputs.finalEval[model] ?? (stage === null ? null : inputs.stages[stage].judge);
 }
 
 export function summarizeRun(inputs: RunInputs): RunSummary {

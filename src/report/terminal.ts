@@ -3,9 +3,10 @@
  * accuracy, final KL, GAtt adherence, and small asciichart curves of the losses and PPO reward.
  */
 import asciichart from 'asciichart';
-import { JUDGED_MODELS, STAGES, type RunInputs } from './inputs.js';
+import { STAGES, type RunInputs } from './inputs.js';
 import { percent, score } from './report.js';
-import { LOSS_KEYS, PPO_KEYS, metricSeries, type RunSummary } from './summary.js';
+import { judgeTrajectory, readRounds } from './rounds.js';
+import { LOSS_KEYS, PPO_KEYS, metricSeries, shownModels, type RunSummary } from './summary.js';
 
 /** At most `width` values, evenly picked (first and last kept), so a long run fits a terminal. */
 export function downsample(values: readonly number[], width: number): number[] {
@@ -24,7 +25,12 @@ export function miniChart(title: string, values: readonly number[], opts: { widt
 export function terminalSummary(summary: RunSummary, inputs: RunInputs, opts: { reportPath?: string } = {}): string {
   const s = summary;
   const lines: string[] = [`run ${s.name}: ${STAGES.map((st) => `${st} ${s.status[st]}`).join(', ')}`];
-  lines.push(`judge score   ${JUDGED_MODELS.map((m) => `${m} ${score(s.judge[m])}`).join('   ')}`);
+  lines.push(`judge score   ${shownModels(s).map((m) => `${m} ${score(s.judge[m])}`).join('   ')}`);
+  const rounds = readRounds(inputs.runDir);
+  if (rounds.length > 0) {
+    const start = { label: 'SFT', judge: s.judge.sft };
+    lines.push(`rounds        ${judgeTrajectory(rounds, start, s.judge.gatt).map((p) => `${p.label} ${p.judge.toFixed(3)}`).join(' → ')}`);
+  }
   lines.push(`reward model  accuracy ${percent(s.rewardAccuracy)}   PPO final KL ${s.finalKl === null ? 'not run' : s.finalKl.toFixed(4)}`);
   if (s.adherence) {
     const a = s.adherence;

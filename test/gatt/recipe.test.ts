@@ -143,3 +143,23 @@ test('--turns is a list of turn numbers', () => {
   expect(() => parseTurns('1,x')).toThrow('--turns 1,x: expected a comma-separated list of turn numbers ≥ 1');
 });
 
+
+test('data.mix: the fine-tuning trains on the synthesised rows + round(rows × mix_ratio) plain rows (synth/mix_train.jsonl)', async () => {
+  const mixFile = join(dir, 'plain.jsonl');
+  writeFileSync(mixFile, ['A', 'B', 'C'].map((x) => JSON.stringify({ prompt: `Say ${x}.`, completion: x, reward: 1 })).join('\n') + '\n');
+  const out = join(dir, 'run-mix');
+  const stderr = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
+  try {
+    await gatt(['--config', configFile, `output_dir=${out}`, 'gatt.evaluate=false', `data.mix=[${mixFile}]`, 'data.mix_ratio=2']);
+  } finally {
+    stderr.mockRestore();
+  }
+  const read = (f: string) => readFileSync(f, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const synth = read(join(out, 'synth', 'gatt_train.jsonl'));
+  const mixed = read(join(out, 'synth', 'mix_train.jsonl'));
+  expect(mixed.slice(0, synth.length)).toEqual(synth);
+  const plain = mixed.slice(synth.length);
+  expect(plain).toHaveLength(2 * synth.length);
+  for (const row of plain) expect(row).toEqual({ messages: [{ role: 'user', content: expect.stringMatching(/^Say [ABC]\.$/) }, { role: 'assistant', content: expect.any(String) }] });
+  expect(readFileSync(join(out, 'config.resolved.yaml'), 'utf8')).toMatch(/train: .*mix_train\.jsonl/);
+});

@@ -123,7 +123,7 @@ test('runs the enabled stages in order, each wired to the previous outputs', asy
   expect(existsSync(join(exp, parentId, 'artifacts', 'report.md'))).toBe(true);
 
   expect(result.evaluated).toBe(true);
-  expect(result.report?.summary.judge).toEqual({ base: 0.1, sft: 0.3, ppo: 0.5, dpo: null, gatt: 0.55 });
+  expect(result.report?.summary.judge).toEqual({ base: 0.1, sft: 0.3, rs: null, ppo: 0.5, dpo: null, gatt: 0.55 });
   expect(existsSync(join(runDir, 'report.html'))).toBe(true);
 });
 
@@ -196,7 +196,7 @@ test('a bad stage override is reported with the stage and the pipeline file', as
 });
 
 test('--force accepts stage names and all, and rejects others', async () => {
-  await expect(run([], ['rewards'])).rejects.toThrow('--force rewards: not a stage; use one of pretrain, sft, reward, ppo, dpo, gatt, eval or all');
+  await expect(run([], ['rewards'])).rejects.toThrow('--force rewards: not a stage; use one of pretrain, sft, reward, ppo, dpo, gatt, rounds, eval or all');
 });
 
 test('overrides mapping: nested and dotted keys, values as JSON', () => {

@@ -48,7 +48,7 @@ describe('summary', () => {
     const s = summarizeRun(readRunInputs(dir, 'demo'));
     expect(s.status).toEqual({ pretrain: 'not run', sft: 'finished', reward: 'finished', ppo: 'finished', dpo: 'not run', gatt: 'finished' });
     // base and ppo from eval/, sft from sft/eval.json, gatt nowhere.
-    expect(s.judge).toEqual({ base: 0.1, sft: 0.4, ppo: 0.55, dpo: null, gatt: null });
+    expect(s.judge).toEqual({ base: 0.1, sft: 0.4, rs: null, ppo: 0.55, dpo: null, gatt: null });
     expect(s.rewardAccuracy).toBe(0.75);
     expect(s.rewardAccuracyByStrength.significantly_better).toBe(0.95);
     expect(s.finalKl).toBe(0.05);

@@ -1,0 +1,56 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { drawMixRows, mixCount, mixRowOf, readMixRows } from '../../src/gatt/mix.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'rlhf-gatt-mix-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+test('mix rows: messages kept (extra columns dropped), prompt/completion as text or messages become a dialogue', () => {
+  expect(mixRowOf({ messages: [{ role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Hello' }], reward: 1.5 })).toEqual({
+    messages: [{ role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Hello' }],
+  });
+  expect(mixRowOf({ prompt: 'Add 8 and 5.', completion: '13.' })).toEqual({
+    messages: [{ role: 'user', content: 'Add 8 and 5.' }, { role: 'assistant', content: '13.' }],
+  });
+  expect(mixRowOf({ prompt: [{ role: 'system', content: 'S' }, { role: 'user', content: 'U' }], completion: [{ role: 'assistant', content: 'A' }] })).toEqual({
+    messages: [{ role: 'system', content: 'S' }, { role: 'user', content: 'U' }, { role: 'assistant', content: 'A' }],
+  });
+  expect(mixRowOf({ text: 'plain text' })).toBe('needs messages, or prompt and completion');
+  expect(mixRowOf({ messages: [{ role: 'user', content: 'Hi' }] })).toBe('the last message is not an assistant answer');
+  expect(mixRowOf({ messages: 'Hi' })).toBe('messages: not a list of {role, content}');
+});
+
+test('mix count: round(synthesised rows × ratio)', () => {
+  expect(mixCount(10, 1)).toBe(10);
+  expect(mixCount(10, 0.25)).toBe(3); // 2.5 rounds up
+  expect(mixCount(7, 2)).toBe(14);
+  expect(mixCount(7, 0)).toBe(0);
+});
+
+test('mix rows are drawn without replacement, a fresh permutation each time the pool runs out, seeded', () => {
+  const pool = ['a', 'b', 'c'];
+  const drawn = drawMixRows(pool, 7, 3);
+  expect(drawn).toHaveLength(7);
+  // Each block of 3 is a permutation of the pool; the tail is a prefix of a third one.
+  expect([...drawn.slice(0, 3)].sort()).toEqual(pool);
+  expect([...drawn.slice(3, 6)].sort()).toEqual(pool);
+  expect(pool).toContain(drawn[6]);
+  expect(drawMixRows(pool, 7, 3)).toEqual(drawn);
+  expect(drawMixRows(pool, 2, 3)).toEqual(drawn.slice(0, 2));
+  expect(drawMixRows(pool, 0, 3)).toEqual([]);
+  // Fewer than the pool: distinct rows.
+  const big = Array.from({ length: 50 }, (_, i) => i);
+  expect(new Set(drawMixRows(big, 40, 1)).size).toBe(40);
+  expect(() => drawMixRows([], 2, 0)).toThrow(/data\.mix: the mix files hold no rows/);
+});
+
+test('mix files: every row read in order; a row of another shape names the file and row', async () => {
+  const a = join(dir, 'a.jsonl');
+  const b = join(dir, 'b.jsonl');
+  writeFileSync(a, JSON.stringify({ prompt: 'P1', completion: 'C1' }) + '\n' + JSON.stringify({ messages: [{ role: 'user', content: 'P2' }, { role: 'assistant', content: 'C2' }] }) + '\n');
+  writeFileSync(b, JSON.stringify({ prompt: 'P3', completion: 'C3' }) + '\n' + JSON.stringify({ text: 'no' }) + '\n');
+  const rows = await readMixRows([a]);
+  expect(rows.map((r) => r.messages[0]!.content)).toEqual(['P1', 'P2']);
+  await expect(readMixRows([a, b])).rejects.toThrow(new RegExp(`data\\.mix: ${b.replace(/[.]/g, '\\.')} row 2: needs messages`));
+});
