@@ -4,7 +4,11 @@
  * keep an instruction alive. Llama 2 merged the GAtt data into its fine-tuning mix rather than
  * fine-tuning on it alone; fine-tuning on the dialogues only cost the world model 0.17 judge score.
  */
+import { dirname, join } from 'node:path';
 import { readAllRecords } from '../data/index.js';
+import { writeRowsAtomic } from '../data/write-atomic.js';
+import { resolveDataPath } from '../paths.js';
+import type { GattConfig } from './config.js';
 import { Rng } from '../engine/rng.js';
 import { UserError } from '../errors.js';
 
@@ -84,3 +88,23 @@ export async function readMixRows(files: readonly string[]): Promise<MixRow[]> {
   }
   return rows;
 }
+
+/** The mixed training file in synth/. */
+export const MIX_FILE = 'mix_train.jsonl';
+
+/**
+ * The fine-tuning rows: the synthesised file itself when data.mix is empty, else
+ * synth/mix_train.jsonl — the synthesised rows, then round(rows × data.mix_ratio) rows of the mix
+ * files (seeded from engine.seed, so a resumed run trains on the same file).
+ */
+export async function mixedTrainFile(cfg: GattConfig, synthPath: string, log: (m: string) => void): Promise<string> {
+  if (cfg.data.mix.length === 0 || cfg.data.mix_ratio === 0) return synthPath;
+  const synthRows = (await readAllRecords(synthPath)).rows.map((r) => r.value as Record<string, unknown>);
+  const pool = await readMixRows(cfg.data.mix.map((f) => resolveDataPath(f)));
+  const mixed = drawMixRows(pool, mixCount(synthRows.length, cfg.data.mix_ratio), (cfg.engine.seed ^ 0x6d697800) >>> 0);
+  const path = join(dirname(synthPath), MIX_FILE);
+  await writeRowsAtomic(path, [...synthRows, ...mixed.map((r) => ({ messages: r.messages }))]);
+  log(`gatt: fine-tuning on ${synthRows.length} synthesised rows + ${mixed.length} plain rows from ${cfg.data.mix.join(', ')} (${pool.length} there) → ${path}`);
+  return path;
+}
+
