@@ -17,6 +17,7 @@ import { writeFolderAtomic } from '../training/run.js';
 import { sequenceRewards } from '../model/score.js';
 
 import { REWARD_STATS_FILE, type RewardStats } from '../model/io/reward-stats.js';
+import { REWARD_INFO_FILE, type RewardInfo } from '../model/io/reward-kind.js';
 
 export { REWARD_STATS_FILE, readRewardStats, type RewardStats } from '../model/io/reward-stats.js';
 export { sequenceRewards } from '../model/score.js';
@@ -105,13 +106,18 @@ export function markSequenceClassifier(model: LlamaModel, padId?: number): void 
  * `reward_stats.json`, and the tokenizer files found in `tokenizerDir`. LoRA adapters must be
  * merged (or unloaded) first: only `model.params` are written.
  */
-export function saveRewardModel(model: LlamaModel, dir: string, opts: { stats: RewardStats; tokenizerDir: string; padId: number }): void {
+export function saveRewardModel(
+  model: LlamaModel,
+  dir: string,
+  opts: { stats: RewardStats; tokenizerDir: string; padId: number; info?: RewardInfo },
+): void {
   if (model.adapters.size > 0) throw new Error('saveRewardModel: merge the LoRA adapters first (unloadLora with merge)');
   markSequenceClassifier(model, opts.padId);
   // Written into a temporary sibling and renamed into place: never a half-written model.
   writeFolderAtomic(dir, (tmp) => {
     saveHfModel(model, tmp);
     writeFileSync(join(tmp, REWARD_STATS_FILE), JSON.stringify(opts.stats, null, 2) + '\n');
+    if (opts.info) writeFileSync(join(tmp, REWARD_INFO_FILE), JSON.stringify(opts.info, null, 2) + '\n');
     for (const f of TOKENIZER_FILES) {
       const src = join(opts.tokenizerDir, f);
       if (existsSync(src)) copyFileSync(src, join(tmp, f));
