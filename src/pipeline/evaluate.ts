@@ -12,6 +12,7 @@ import { loadHfModel } from '../model/index.js';
 import type { JudgeEval } from '../report/inputs.js';
 import { loadTokenizer } from '../tokenizer/index.js';
 import { judgeResponses, readPromptsFile } from '../world/evaluate.js';
+import { judgeSafetyResponses } from '../world/safety-eval.js';
 import { greedyChatGenerator } from '../world/greedy.js';
 import type { FinalEvaluationInput } from './runner.js';
 import { resolvePackagePath } from './wiring.js';
@@ -24,6 +25,7 @@ function promptText(messages: ReadonlyArray<{ role: string; content: string }>):
 export async function judgeModels({ models, settings, outDir, log }: FinalEvaluationInput): Promise<void> {
   await initEngine({ backend: settings.backend });
   const prompts = readPromptsFile(resolvePackagePath(settings.prompts), settings.limit ?? undefined);
+  const safetyPrompts = settings.safety_prompts === null ? [] : readPromptsFile(resolvePackagePath(settings.safety_prompts), settings.safety_limit ?? undefined);
   mkdirSync(outDir, { recursive: true });
   for (const [name, ref] of Object.entries(models)) {
     const tokenizer = await loadTokenizer(ref.path);
@@ -40,6 +42,13 @@ export async function judgeModels({ models, settings, outDir, log }: FinalEvalua
         count: score.count,
         samples: prompts.slice(0, settings.samples).map((p, i) => ({ prompt: promptText(p), completion: replies[i]!, score: score.scores[i]! })),
       };
+      if (safetyPrompts.length > 0) {
+        // Llama 2 §4: violations on harmful prompts, false refusals on borderline ones, and each reply's point.
+        const safety = judgeSafetyResponses(safetyPrompts, await generate(safetyPrompts));
+        Object.assign(result, safety);
+        log(`pipeline: eval: ${name} violation rate ${safety.violation_rate?.toFixed(3)} (${safety.harmful_count} harmful), ` +
+          `false refusals ${safety.false_refusal_rate?.toFixed(3)} (${safety.borderline_count} borderline)`);
+      }
       writeFileAtomic(join(outDir, `${name}.json`), JSON.stringify(result, null, 2) + '\n');
       log(`pipeline: eval: ${name} judge score ${score.mean.toFixed(3)} over ${score.count} prompts`);
     } finally {

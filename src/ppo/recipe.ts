@@ -37,6 +37,7 @@ import { klControllerFromState, type KlControllerState, type KlEstimator } from 
 import { iterationMetrics, meanSequenceKl } from './metrics.js';
 import { nextPrompts, type PromptCursor } from './prompts.js';
 import { processScores, shapeRewards, type ScoreOptions } from './rewards.js';
+import { checkRewardKinds, llama2Scorer, readSafetyFlags, rewardModelPaths, type RolloutScorer } from './reward-set.js';
 import { policyHeadCritic, rollout, valueModelCritic, type Critic, type SamplingSettings } from './rollout.js';
 import { ppoUpdate, type UpdateOptions } from './update.js';
 
@@ -60,6 +61,8 @@ export interface PpoOptions {
   gamma: number;
   lambda: number;
   rewards: ScoreOptions & { estimator: KlEstimator; whiten: boolean };
+  /** Scores a rollout with a set of reward models (rewards.combine: llama2) in place of processScores. */
+  scoreRollout?: RolloutScorer;
   /** The controller a fresh run starts with. */
   kl: KlControllerState;
   /** Seeds the run's Rng (sampling, minibatch shuffling, LoRA dropout — restored on resume). */
@@ -145,7 +148,9 @@ export async function trainPpo(models: PpoModels, prompts: number[][], opts: Ppo
       const ro = rollout(models, next.indices.map((i) => prompts[i]!), opts.sampling, rng);
 
       // 2. score: normalise with the reward model's statistics, clip, penalise a missing EOS
-      const scores = processScores(ro.scores, ro.hasEos, opts.rewards);
+      //    (or, with several reward models, their combination: reward-set.ts)
+      const combined = opts.scoreRollout?.(ro, next.indices);
+      const scores = combined ? combined.scores : processScores(ro.scores, ro.hasEos, opts.rewards);
 
       // 3. KL-shaped rewards: −β·KL per token, the score at the last response token
       const klCoef = kl.value;
@@ -164,7 +169,7 @@ export async function trainPpo(models: PpoModels, prompts: number[][], opts: Ppo
       kl.update(meanSequenceKl(shaped.kl), opts.rolloutBatchSize);
 
       // 6. log
-      const metrics = iterationMetrics({ rollout: ro, scores, shaped, returns, update, klCoef, lr, episode: it * opts.rolloutBatchSize });
+      const metrics = { ...iterationMetrics({ rollout: ro, scores, shaped, returns, update, klCoef, lr, episode: it * opts.rolloutBatchSize }), ...combined?.metrics };
       history.push(metrics);
       logHistory.push({ step: it, ...metrics });
       await io.tracker.logMetrics(metrics, it);
@@ -273,12 +278,15 @@ export async function runPpo(
   const tokenizer = await loadTokenizer(tokenizerDir);
   const template: TemplateName = cfg.tokenizer.template !== 'auto' ? cfg.tokenizer.template : tokenizer.chatTemplate ? 'tokenizer' : 'llama2';
   const stopTokenIds = turnEndIds(tokenizer, template);
-  const train = renderPrompts(tokenizer, readPromptsFile(cfg.data.prompts), template, cfg.data.max_prompt_tokens, cfg.data.prompts);
+  const promptFiles = typeof cfg.data.prompts === 'string' ? [cfg.data.prompts] : cfg.data.prompts;
+  const train = promptFiles.flatMap((file) => renderPrompts(tokenizer, readPromptsFile(file), template, cfg.data.max_prompt_tokens, file));
+  const rewardPaths = rewardModelPaths(cfg.model.reward_model, cfg.rewards.combine);
+  checkRewardKinds(rewardPaths, log);
   const evalMessages = cfg.data.eval_prompts ? readPromptsFile(cfg.data.eval_prompts, cfg.data.eval_limit ?? undefined) : [];
   const evalIds = cfg.data.eval_prompts
     ? renderPrompts(tokenizer, evalMessages, template, cfg.data.max_prompt_tokens, cfg.data.eval_prompts)
     : [];
-  const stats = cfg.rewards.normalize ? readRewardStats(cfg.model.reward_model) : null;
+  const stats = cfg.rewards.normalize ? readRewardStats(rewardPaths.primary) : null;
 
   const policy = loadHfModel(cfg.model.path);
   const toDispose: LlamaModel[] = [policy];
@@ -297,11 +305,21 @@ export async function runPpo(
       targetModules: cfg.lora.target_modules, r: cfg.lora.r, alpha: cfg.lora.alpha, dropout: cfg.lora.dropout,
       rng: initRng, dropoutRng: initRng,
     });
-    const rewardModel = loadHfModel(cfg.model.reward_model);
+    const rewardModel = loadHfModel(rewardPaths.primary);
     toDispose.push(rewardModel);
+    let scoreRollout: RolloutScorer | undefined;
+    if (rewardPaths.safety !== null) {
+      const safetyModel = loadHfModel(rewardPaths.safety);
+      toDispose.push(safetyModel);
+      scoreRollout = llama2Scorer({
+        safetyModel, isSafety: readSafetyFlags(promptFiles), helpfulStats: stats,
+        safetyStats: cfg.rewards.normalize ? readRewardStats(rewardPaths.safety) : null,
+        threshold: cfg.rewards.safety_threshold, clip: cfg.rewards.clip, missingEosPenalty: cfg.rewards.missing_eos_penalty,
+      });
+    }
     let critic: Critic;
     if (cfg.ppo.critic === 'reward_model') {
-      const valueModel = loadHfModel(cfg.model.reward_model);
+      const valueModel = loadHfModel(rewardPaths.primary);
       toDispose.push(valueModel);
       critic = valueModelCritic(valueModel);
     } else {
@@ -338,6 +356,7 @@ export async function runPpo(
         normalize: stats, clip: cfg.rewards.clip, missingEosPenalty: cfg.rewards.missing_eos_penalty,
         estimator: cfg.rewards.kl_estimator, whiten: cfg.rewards.whiten,
       },
+      ...(scoreRollout ? { scoreRollout } : {}),
       kl: cfg.kl.controller === 'fixed'
         ? { kind: 'fixed', value: cfg.kl.init_coef }
         : { kind: 'adaptive', value: cfg.kl.init_coef, target: cfg.kl.target, horizon: cfg.kl.horizon },
@@ -397,11 +416,12 @@ export async function runPpo(
  */
 function checkPpoMemory(cfg: PpoConfig, backend: string, log: (m: string) => void): void {
   const policy = loadHfConfig(cfg.model.path);
-  const reward = loadHfConfig(cfg.model.reward_model);
+  const reward = loadHfConfig(rewardModelPaths(cfg.model.reward_model, cfg.rewards.combine).primary);
   const seqLen = cfg.data.max_prompt_tokens + cfg.generation.max_new_tokens;
   const rewardWeights = estimatePeakMemory({ config: reward, batchSize: 1, seqLen: 1, trained: { kind: 'none' }, lossChunkRows: 'none' })
     .items.find((i) => i.what.startsWith('weights'))!.bytes;
-  let extra = rewardWeights;
+  // A set of two reward models (combine: llama2): the safety model's weights too, taken as the same shape.
+  let extra = typeof cfg.model.reward_model === 'string' ? rewardWeights : 2 * rewardWeights;
   if (cfg.ppo.critic === 'reward_model') {
     const value = estimatePeakMemory({ config: reward, batchSize: cfg.ppo.mini_batch_size, seqLen, trained: { kind: 'full' }, lossChunkRows: 'none' });
     extra += value.items.filter((i) => i.where === 'heap').reduce((n, i) => n + i.bytes, 0);

@@ -39,3 +39,4 @@ export {
   type SafetyLabel,
   type PromptCategory,
 } from './safety.js';
+export { judgeSafetyResponses, type SafetyScore } from './safety-eval.js';
