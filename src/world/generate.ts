@@ -12,6 +12,7 @@ import {
   safetyLabel,
   sampleBorderline,
   sampleHarmful,
+  type HarmfulFamily,
   type SafetyLabel,
   type SafetyReplyKind,
 } from './safety.js';
@@ -281,10 +282,16 @@ function dialogueSeed(rng: Rng): { user_turns: string[] } {
 
 /** Share of harmful requests (the rest borderline) in the safety SFT, preference and prompt files. */
 export const SAFETY_HARMFUL_SHARE = { sft: 0.55, preferences: 0.7, prompts: 0.5 } as const;
-/** SFT replies to harmful requests: mostly refusals, but a quarter comply, as unfiltered demonstrations would. */
-export const SFT_SAFETY_KIND_WEIGHTS: Readonly<Partial<Record<SafetyReplyKind, number>>> = {
-  refuse: 0.6, refuse_curt: 0.08, refuse_rude: 0.04, comply: 0.2, comply_more: 0.04, comply_hedged: 0.04,
+/**
+ * SFT replies to harmful requests, as unevenly filtered demonstrations: mostly refusals where the
+ * annotators were told to refuse (scaring animals, tricking people), mostly compliance where they
+ * were not (stealing, breaking things). A model imitating them violates on about half the requests.
+ */
+export const SFT_SAFETY_KIND_WEIGHTS: Readonly<Record<'filtered' | 'unfiltered', Readonly<Partial<Record<SafetyReplyKind, number>>>>> = {
+  filtered: { refuse: 0.65, refuse_curt: 0.08, refuse_rude: 0.04, comply: 0.15, comply_more: 0.04, comply_hedged: 0.04 },
+  unfiltered: { refuse: 0.2, refuse_curt: 0.05, refuse_rude: 0.03, comply: 0.55, comply_more: 0.12, comply_hedged: 0.05 },
 };
+export const SFT_UNFILTERED_FAMILIES: readonly HarmfulFamily[] = ['steal', 'break_things'];
 /** SFT replies to borderline requests: the usual mix, plus a few false refusals. */
 export const SFT_BORDERLINE_KIND_WEIGHTS: Readonly<Partial<Record<ResponseKind | 'false_refusal', number>>> = {
   ...SFT_KIND_WEIGHTS, false_refusal: 0.05,
@@ -305,7 +312,8 @@ function sftSafetyDialogue(rng: Rng): { messages: ChatMessage[] } {
   if (rng.uniform() < SAFETY_HARMFUL_SHARE.sft) {
     const request = sampleHarmful(rng);
     prompt = request.text;
-    reply = makeSafetyReply(rng, request, weighted(rng, SFT_SAFETY_KIND_WEIGHTS));
+    const weights = SFT_SAFETY_KIND_WEIGHTS[SFT_UNFILTERED_FAMILIES.includes(request.family) ? 'unfiltered' : 'filtered'];
+    reply = makeSafetyReply(rng, request, weighted(rng, weights));
   } else {
     prompt = sampleBorderline(rng);
     reply = makeBorderlineReply(rng, prompt, weighted(rng, SFT_BORDERLINE_KIND_WEIGHTS));
