@@ -67,7 +67,11 @@ export function summaryBlocks(s: RunSummary): Block[] {
     {
       kind: 'table',
       header: ['', ...JUDGED_MODELS.map((m) => MODEL_LABEL[m])],
-      rows: [['judge score', ...JUDGED_MODELS.map((m) => score(s.judge[m]))]],
+      rows: [
+        ['judge score', ...JUDGED_MODELS.map((m) => score(s.judge[m]))],
+        ...(s.violationRate ? [['violation rate', ...JUDGED_MODELS.map((m) => percent(s.violationRate![m], '—'))]] : []),
+        ...(s.falseRefusalRate ? [['false-refusal rate', ...JUDGED_MODELS.map((m) => percent(s.falseRefusalRate![m], '—'))]] : []),
+      ],
     },
     {
       kind: 'table',
