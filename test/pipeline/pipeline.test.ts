@@ -51,7 +51,10 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const STAGES = ['pretrain', 'sft', 'reward', 'ppo', 'dpo', 'gatt'] as const;
 
 test('every stage ran and left final/, metrics.jsonl and its resolved config', () => {
-  expect(result.stages.map((s) => `${s.stage}:${s.action}`)).toEqual(STAGES.map((s) => `${s}:ran`));
+  // reward_safety (a second, safety reward model) is off by default
+  expect(result.stages.map((s) => `${s.stage}:${s.action}`)).toEqual(
+    ['pretrain:ran', 'sft:ran', 'reward:ran', 'reward_safety:disabled', 'ppo:ran', 'dpo:ran', 'gatt:ran'],
+  );
   for (const stage of STAGES) {
     const dir = join(runDir, stage);
     expect(existsSync(join(dir, 'final'))).toBe(true);
@@ -179,6 +182,6 @@ test('a second run skips every finished stage and the evaluation', async () => {
     schema: pipelineConfigSchema,
   });
   const again = await runPipeline(resolved, { stages: realStages(), evaluate: judgeModels, log: () => {}, print: () => {} });
-  expect(again.stages.map((s) => s.action)).toEqual(['skipped', 'skipped', 'skipped', 'skipped', 'skipped', 'skipped']);
+  expect(again.stages.map((s) => s.action)).toEqual(['skipped', 'skipped', 'skipped', 'disabled', 'skipped', 'skipped', 'skipped']);
   expect(again.evaluated).toBe(false);
 });
