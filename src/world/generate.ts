@@ -131,7 +131,10 @@ export function generateWorld(options: WorldOptions): Map<string, string> {
   files.set('sft_safety.jsonl', jsonl(times(n(WORLD_SIZES.sft_safety), () => sftSafetyDialogue(streams.sft_safety))));
   files.set('preferences_safety.jsonl', jsonl(times(n(WORLD_SIZES.preferences_safety), () => safetyPair(streams.preferences_safety))));
   files.set('preferences_safety_eval.jsonl', jsonl(times(n(WORLD_SIZES.preferences_safety_eval), () => safetyPair(streams.preferences_safety_eval))));
-  files.set('prompts_safety.jsonl', jsonl(times(n(WORLD_SIZES.prompts_safety), () => safetyPromptRow(streams.prompts_safety))));
+  const safetyPrompts = times(n(WORLD_SIZES.prompts_safety), () => safetyPromptRow(streams.prompts_safety));
+  files.set('prompts_safety.jsonl', jsonl(safetyPrompts));
+  // The harmful rows alone (same rows, same order): the prompts of the world's safety PPO run.
+  files.set('prompts_safety_harmful.jsonl', jsonl(safetyPrompts.filter((r) => r.is_safety)));
   files.set('prompts_safety_eval.jsonl', jsonl(times(n(WORLD_SIZES.prompts_safety_eval), () => safetyPromptRow(streams.prompts_safety_eval))));
   files.set('gatt_instructions.json', JSON.stringify(gattInstructionsFile(), null, 2) + '\n');
   return files;

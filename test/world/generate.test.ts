@@ -6,7 +6,9 @@ import { judge } from '../../src/world/judge.js';
 
 const SMALL = 0.02;
 
-const SAFETY_FILES = ['sft_safety.jsonl', 'preferences_safety.jsonl', 'preferences_safety_eval.jsonl', 'prompts_safety.jsonl', 'prompts_safety_eval.jsonl'];
+const SAFETY_FILES = [
+  'sft_safety.jsonl', 'preferences_safety.jsonl', 'preferences_safety_eval.jsonl', 'prompts_safety.jsonl', 'prompts_safety_harmful.jsonl', 'prompts_safety_eval.jsonl',
+];
 
 /** SHA-256 over the files (`only` the safety files, or every other file — their pin predates them). */
 function digest(files: Map<string, string>, only: 'safety' | 'others' = 'others'): string {
@@ -23,7 +25,7 @@ describe('generateWorld', () => {
 
   test('is deterministic: a pinned SHA-256 for seed 0 at a small scale', () => {
     expect(digest(world)).toBe('f316c0c485e5b8fd12d91a6603aed1c2a76301e15728f5224449965047e93300');
-    expect(digest(world, 'safety')).toBe('786b727bf1cf399a574577fc59ec61eb368ab2217c26fff3cb957e9ebb425ed9');
+    expect(digest(world, 'safety')).toBe('a5ac71fbb592437911b3789dbd00ef98aac6a987ca63c9e84c011c566ff86826');
   });
 
   test('the same seed gives the same bytes, another seed other bytes', () => {

@@ -124,6 +124,12 @@ describe('shipped safety files', () => {
     }
   });
 
+  test('prompts_safety_harmful: exactly the harmful rows of prompts_safety, in order', () => {
+    const harmful = rows('prompts_safety.jsonl').filter((r) => r.is_safety === true);
+    expect(rows('prompts_safety_harmful.jsonl')).toEqual(harmful);
+    expect(harmful.length).toBe(1000);
+  });
+
   test('prompts_safety: harmful rows flagged is_safety, borderline rows not; the eval split is separate', () => {
     for (const name of ['prompts_safety.jsonl', 'prompts_safety_eval.jsonl']) {
       let harmful = 0;
@@ -140,7 +146,7 @@ describe('shipped safety files', () => {
 
   test('the safety files are in the generated world, and the whole data folder stays under 25 MB', () => {
     const names = [...generateWorld({ seed: 0, scale: 0.001 }).keys()];
-    for (const f of ['sft_safety.jsonl', 'preferences_safety.jsonl', 'preferences_safety_eval.jsonl', 'prompts_safety.jsonl', 'prompts_safety_eval.jsonl']) {
+    for (const f of ['sft_safety.jsonl', 'preferences_safety.jsonl', 'preferences_safety_eval.jsonl', 'prompts_safety.jsonl', 'prompts_safety_harmful.jsonl', 'prompts_safety_eval.jsonl']) {
       expect(names).toContain(f);
     }
     const base = ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'generation_config.json'];
