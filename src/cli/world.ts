@@ -13,7 +13,8 @@ import { UserError } from '../errors.js';
 import { packagePath } from '../paths.js';
 import { loadTokenizer, type TemplateName } from '../tokenizer/index.js';
 import { annotatePairs } from '../world/annotate.js';
-import { evaluateWithGenerator, formatWorldScore } from '../world/evaluate.js';
+import { formatWorldScore, judgeResponses, readPromptsFile } from '../world/evaluate.js';
+import { judgeSafetyResponses } from '../world/safety-eval.js';
 import { greedyChatGenerator } from '../world/greedy.js';
 
 interface WorldEvalArgs {
@@ -52,8 +53,12 @@ const evalCommand: CommandModule<object, WorldEvalArgs> = {
       if (args.adapter !== undefined) loadAdapter(model, args.adapter);
       const template: TemplateName = args.template === 'auto' ? (tokenizer.chatTemplate !== undefined ? 'tokenizer' : 'llama2') : args.template;
       const generator = greedyChatGenerator(model, tokenizer, { template, maxNewTokens: args['max-new-tokens'], batchSize: args['batch-size'] });
-      const score = await evaluateWithGenerator(generator, args.prompts, { limit: args.limit });
-      console.log(formatWorldScore(score));
+      const prompts = readPromptsFile(args.prompts, args.limit);
+      const replies = await generator(prompts);
+      console.log(formatWorldScore(judgeResponses(prompts, replies)));
+      const safety = judgeSafetyResponses(prompts, replies); // safety prompts (prompts_safety*.jsonl): Llama 2 §4's rates
+      if (safety.harmful_count > 0) console.log(`violation rate: ${safety.violation_rate!.toFixed(4)} over ${safety.harmful_count} harmful prompts`);
+      if (safety.borderline_count > 0) console.log(`false-refusal rate: ${safety.false_refusal_rate!.toFixed(4)} over ${safety.borderline_count} borderline prompts`);
     } finally {
       model.dispose();
     }

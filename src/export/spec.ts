@@ -45,7 +45,8 @@ export interface SftConfigIn extends CommonIn {
   lora: LoraIn;
   sft: { save_merged: boolean; early_stopping_patience: number | null };
   data: {
-    train: string;
+    /** One file, or several read as one set (as the SFT stage reads them). */
+    train: string | readonly string[];
     eval: string | null;
     eval_split: number;
     eval_max_rows: number | null;
@@ -110,10 +111,10 @@ export interface PpoSections {
 }
 export interface PpoConfigIn extends CommonIn, PpoSections {
   train: { steps: number; rollout_batch_size: number; eval_every: number; seed: number | null };
-  model: { path: string; adapter: string | null; reward_model: string };
+  model: { path: string; adapter: string | null; reward_model: string | { helpfulness: string; safety: string } };
   tokenizer: TokenizerIn;
   lora: { r: number; alpha: number; dropout: number; target_modules: string | readonly string[] };
-  data: { prompts: string; eval_prompts: string | null; eval_limit: number | null; max_prompt_tokens: number };
+  data: { prompts: string | readonly string[]; eval_prompts: string | null; eval_limit: number | null; max_prompt_tokens: number };
   save_merged: boolean;
 }
 export interface RsConfigIn extends CommonIn {
@@ -316,7 +317,9 @@ export interface DataReaders {
 
 export async function sftSpec(cfg: SftConfigIn, file: string, read: DataReaders, holdOut: <T>(rows: T[], n: number, seed: number) => { train: T[]; eval: T[] }): Promise<SftSpec> {
   const loss: LossTokens = cfg.data.strategy === 'train_on_all' ? 'all' : cfg.data.strategy === 'train_on_last' ? 'last' : 'assistant';
-  let train = await read.sft(cfg.data.train, 'data.train', loss, cfg.data.on_bad_row);
+  const trainFiles = typeof cfg.data.train === 'string' ? [cfg.data.train] : cfg.data.train;
+  let train: Row[] = [];
+  for (const f of trainFiles) train.push(...(await read.sft(f, 'data.train', loss, cfg.data.on_bad_row)));
   let evalRows: Row[] | null = null;
   if (cfg.data.eval !== null) evalRows = await read.sft(cfg.data.eval, 'data.eval', loss, cfg.data.on_bad_row);
   else if (cfg.data.eval_split > 0) ({ train, eval: evalRows } = holdOut(train, cfg.data.eval_split, cfg.train.seed ?? cfg.engine.seed));
@@ -332,8 +335,8 @@ export async function sftSpec(cfg: SftConfigIn, file: string, read: DataReaders,
     gaps: sftGaps(cfg, null),
     loss,
     rows: train.length === 0 || 'messages' in train[0]! ? 'messages' : 'text' in train[0]! ? 'text' : 'prompt_completion',
-    train: { rows: train, from: cfg.data.train },
-    eval: evalRows === null ? null : { rows: evalRows, from: cfg.data.eval ?? `${cfg.data.train} (data.eval_split)` },
+    train: { rows: train, from: trainFiles.join(' + ') },
+    eval: evalRows === null ? null : { rows: evalRows, from: cfg.data.eval ?? `${trainFiles.join(' + ')} (data.eval_split)` },
     packing: cfg.data.packing,
     truncation: cfg.data.truncation,
     saveMerged: cfg.sft.save_merged,
@@ -411,6 +414,17 @@ export async function dpoSpec(
 
 export async function ppoSpec(cfg: PpoConfigIn, file: string, read: DataReaders): Promise<PpoSpec> {
   noAdapter(cfg.model.adapter, file);
+  const rewardModel = cfg.model.reward_model;
+  if (typeof rewardModel !== 'string') {
+    throw new UserError(
+      `${file}: model.reward_model names two reward models (helpfulness, safety) with Llama 2's combined reward; OpenRLHF's ` +
+        'train_ppo_ray scores with one reward model (or a custom remote reward function), so this config is not exported. ' +
+        'Export it with one reward model (model.reward_model=FOLDER rewards.combine=single).',
+    );
+  }
+  const promptFiles = typeof cfg.data.prompts === 'string' ? [cfg.data.prompts] : cfg.data.prompts;
+  const promptRowsAll: Row[] = [];
+  for (const f of promptFiles) promptRowsAll.push(...(await read.prompts(f, 'data.prompts')));
   let evalRows: Row[] | null = null;
   if (cfg.data.eval_prompts !== null) {
     evalRows = await read.prompts(cfg.data.eval_prompts, 'data.eval_prompts');
@@ -442,8 +456,8 @@ export async function ppoSpec(cfg: PpoConfigIn, file: string, read: DataReaders)
     lora: { r: cfg.lora.r, alpha: cfg.lora.alpha, dropout: cfg.lora.dropout, targetModules: cfg.lora.target_modules, rslora: false },
     maxLength: cfg.data.max_prompt_tokens + cfg.generation.max_new_tokens,
     gaps: [],
-    rewardModel: abs(cfg.model.reward_model),
-    prompts: { rows: await read.prompts(cfg.data.prompts, 'data.prompts'), from: cfg.data.prompts },
+    rewardModel: abs(rewardModel),
+    prompts: { rows: promptRowsAll, from: promptFiles.join(' + ') },
     evalPrompts: evalRows === null ? null : { rows: evalRows, from: cfg.data.eval_prompts! },
     rolloutBatchSize: cfg.train.rollout_batch_size,
     ppo: cfg.ppo,

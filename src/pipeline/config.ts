@@ -12,7 +12,7 @@
 import { z } from 'zod';
 import { registerStageSchema, runSection, trackingSection } from '../config/index.js';
 
-export const PIPELINE_STAGES = ['pretrain', 'sft', 'reward', 'ppo', 'dpo', 'gatt'] as const;
+export const PIPELINE_STAGES = ['pretrain', 'sft', 'reward', 'reward_safety', 'ppo', 'dpo', 'gatt'] as const;
 export type PipelineStage = (typeof PIPELINE_STAGES)[number];
 
 function stageEntry(stage: PipelineStage, enabledByDefault: boolean) {
@@ -172,6 +172,8 @@ export const pipelineConfigSchema = z
         pretrain: stageEntry('pretrain', false),
         sft: stageEntry('sft', true),
         reward: stageEntry('reward', true),
+        // Llama 2's second reward model (a reward config with reward.kind: safety); PPO then gets {helpfulness, safety}.
+        reward_safety: stageEntry('reward_safety', false),
         ppo: stageEntry('ppo', true),
         dpo: stageEntry('dpo', false),
         gatt: stageEntry('gatt', true),
@@ -184,6 +186,13 @@ export const pipelineConfigSchema = z
         enabled: z.boolean().default(true).describe('Judge the base, SFT, PPO, DPO and GAtt models on the same held-out prompts at the end.'),
         prompts: z.string().min(1).default('data/world/prompts_eval.jsonl').describe('Held-out prompts (JSONL, `prompt` as messages or text).'),
         limit: z.number().int().min(1).nullable().default(64).describe('Judge only the first this many prompts; null = all.'),
+        safety_prompts: z
+          .string()
+          .min(1)
+          .nullable()
+          .default(null)
+          .describe('Safety prompts (harmful and borderline, e.g. data/world/prompts_safety_eval.jsonl): each eval/<model>.json gains violation_rate and false_refusal_rate; null = none.'),
+        safety_limit: z.number().int().min(1).nullable().default(null).describe('Answer only the first this many safety prompts; null = all.'),
         max_new_tokens: z.number().int().min(1).default(48).describe('Longest answer in tokens (greedy decoding).'),
         batch_size: z.number().int().min(1).default(16).describe('Prompts answered together.'),
         samples: z.number().int().min(0).default(3).describe('Answers per model shown in the report.'),

@@ -13,6 +13,7 @@ import type { JudgeEval } from '../report/inputs.js';
 import { loadTokenizer } from '../tokenizer/index.js';
 import { readPrompts } from '../data/prompts.js';
 import { judgeResponses } from '../world/evaluate.js';
+import { judgeSafetyResponses } from '../world/safety-eval.js';
 import { greedyChatGenerator } from '../world/greedy.js';
 import type { FinalEvaluationInput } from './runner.js';
 import { resolvePackagePath } from './wiring.js';
@@ -26,6 +27,7 @@ export async function judgeModels({ models, settings, outDir, log }: FinalEvalua
   await initEngine({ backend: settings.backend });
   // through src/data: JSONL, Arrow or Parquet, TRL's prompt / messages columns
   const prompts = (await readPrompts(resolvePackagePath(settings.prompts), { warn: log })).slice(0, settings.limit ?? undefined);
+  const safetyPrompts = settings.safety_prompts === null ? [] : (await readPrompts(resolvePackagePath(settings.safety_prompts), { warn: log })).slice(0, settings.safety_limit ?? undefined);
   mkdirSync(outDir, { recursive: true });
   for (const [name, ref] of Object.entries(models)) {
     const tokenizer = await loadTokenizer(ref.path);
@@ -42,6 +44,13 @@ export async function judgeModels({ models, settings, outDir, log }: FinalEvalua
         count: score.count,
         samples: prompts.slice(0, settings.samples).map((p, i) => ({ prompt: promptText(p), completion: replies[i]!, score: score.scores[i]! })),
       };
+      if (safetyPrompts.length > 0) {
+        // Llama 2 §4: violations on harmful prompts, false refusals on borderline ones, and each reply's point.
+        const safety = judgeSafetyResponses(safetyPrompts, await generate(safetyPrompts));
+        Object.assign(result, safety);
+        log(`pipeline: eval: ${name} violation rate ${safety.violation_rate?.toFixed(3)} (${safety.harmful_count} harmful), ` +
+          `false refusals ${safety.false_refusal_rate?.toFixed(3)} (${safety.borderline_count} borderline)`);
+      }
       writeFileAtomic(join(outDir, `${name}.json`), JSON.stringify(result, null, 2) + '\n');
       log(`pipeline: eval: ${name} judge score ${score.mean.toFixed(3)} over ${score.count} prompts`);
     } finally {

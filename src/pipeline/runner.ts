@@ -114,9 +114,10 @@ export function resolveStageConfig(
 ): ResolvedConfig {
   const entry = cfg.stages[stage];
   const all = [...overrides, ...mappingToOverrides(entry.overrides)];
+  const configStage = stage === 'reward_safety' ? 'reward' : stage; // a second reward model takes a reward config
   try {
-    if (entry.config !== null) return loadConfig(findConfig(entry.config), all, { stage, schema });
-    return resolveConfig(parseYamlSource(`stage: ${stage}\n`, `${pipelineFile} (stages.${stage})`), all, { stage, schema });
+    if (entry.config !== null) return loadConfig(findConfig(entry.config), all, { stage: configStage, schema });
+    return resolveConfig(parseYamlSource(`stage: ${configStage}\n`, `${pipelineFile} (stages.${stage})`), all, { stage: configStage, schema });
   } catch (e) {
     if (isUserError(e)) throw new UserError(`stage ${stage} (stages.${stage} in ${pipelineFile}):\n${e.message}`, { cause: e });
     throw e;

@@ -37,6 +37,7 @@ export function realStages(): StageDefinitions {
     pretrain: { schema: pretrainConfigSchema, run: async (r, ctx) => void (await runPretrain(r as ResolvedConfig<PretrainConfig>, recipeOptions(ctx))) },
     sft: { schema: sftConfigSchema, run: async (r, ctx) => void (await runSft(r as ResolvedConfig<SftConfig>, recipeOptions(ctx))) },
     reward: { schema: rewardConfigSchema, run: async (r, ctx) => void (await runReward(r as ResolvedConfig<RewardConfig>, recipeOptions(ctx))) },
+    reward_safety: { schema: rewardConfigSchema, run: async (r, ctx) => void (await runReward(r as ResolvedConfig<RewardConfig>, recipeOptions(ctx))) },
     ppo: { schema: ppoConfigSchema, run: async (r, ctx) => void (await runPpo(r as ResolvedConfig<PpoConfig>, { ...recipeOptions(ctx), ...ppoWiring })) },
     // DPO scores its held-out answers with the world's gold judge (eval.judge); the stage never imports the world.
     dpo: { schema: dpoConfigSchema, run: async (r, ctx) => void (await runDpo(r as ResolvedConfig<DpoConfig>, { ...recipeOptions(ctx), ...dpoWiring })) },

@@ -75,14 +75,18 @@ export function wiringOverrides(stage: PipelineStage, ctx: WiringContext): strin
     case 'sft':
       if (ctx.base.adapter !== null) throw new UserError('base_model: an adapter folder cannot be the base model of SFT');
       return [set('model.path', ctx.base.path)];
-    case 'reward': {
+    case 'reward':
+    case 'reward_safety': {
       const sft = stageModel(need(ctx, stage, 'sft'), 'sft');
       return [set('model.path', sft.path), set('model.adapter', sft.adapter)];
     }
     case 'ppo': {
       const sft = stageModel(need(ctx, stage, 'sft'), 'sft');
       const reward = stageModel(need(ctx, stage, 'reward'), 'reward');
-      return [set('model.path', sft.path), set('model.adapter', sft.adapter), set('model.reward_model', reward.path)];
+      // With a safety reward model too, PPO gets the named set (rewards.combine: llama2 in its config).
+      const safetyDir = ctx.outputs.reward_safety;
+      const rewardModel = safetyDir === undefined ? reward.path : { helpfulness: reward.path, safety: stageModel(safetyDir, 'reward_safety').path };
+      return [set('model.path', sft.path), set('model.adapter', sft.adapter), `model.reward_model=${JSON.stringify(rewardModel)}`];
     }
     case 'dpo': {
       const sft = stageModel(need(ctx, stage, 'sft'), 'sft');

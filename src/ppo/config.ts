@@ -13,6 +13,7 @@ import {
   scheduleSection,
   trackingSection,
 } from '../config/index.js';
+import { COMBINE_RULES, LLAMA2_SAFETY_THRESHOLD } from './combine-rewards.js';
 import { KL_ESTIMATORS } from './kl.js';
 
 const positiveInt = () => z.number().int().min(1);
@@ -31,10 +32,18 @@ const modelSection = z
       .default(null)
       .describe('A PEFT adapter (e.g. a LoRA SFT output) merged into model.path before PPO; null when model.path is already the SFT model.'),
     reward_model: z
-      .string()
-      .min(1)
+      .union([
+        z.string().min(1),
+        z.strictObject({
+          helpfulness: z.string().min(1).describe('The helpfulness reward model (also the value model\'s start).'),
+          safety: z.string().min(1).describe('The safety reward model.'),
+        }),
+      ])
       .default('runs/${run.name}/reward/final')
-      .describe('Reward model (HF folder with score.weight; reward_stats.json {mean, std} is used for normalisation).'),
+      .describe(
+        'Reward model (HF folder with score.weight; reward_stats.json {mean, std} is used for normalisation), or a named set ' +
+          '{helpfulness: FOLDER, safety: FOLDER} combined by rewards.combine (Llama 2 §3.2.3).',
+      ),
   })
   .prefault({})
   .describe('Policy, reference and reward models.');
@@ -52,7 +61,13 @@ const tokenizerSection = z
 
 const dataSection = z
   .strictObject({
-    prompts: z.string().min(1).default('data/world/prompts.jsonl').describe('Training prompts: JSONL, Arrow or Parquet rows {prompt: text | messages} or {messages} (TRL columns); a relative path not found here is the package\'s shipped data.'),
+    prompts: z
+      .union([z.string().min(1), z.array(z.string().min(1)).min(1)])
+      .default('data/world/prompts.jsonl')
+      .describe(
+        "Training prompts: JSONL, Arrow or Parquet rows {prompt: text | messages} or {messages} (TRL columns; is_safety: true marks Llama 2's " +
+          "safety prompts); a list of files is read as one set; a relative path not found here is the package's shipped data.",
+      ),
     eval_prompts: z
       .string()
       .min(1)
@@ -146,6 +161,19 @@ const rewardsSection = z
       .default(null)
       .describe('Subtracted from the score of a response that ran out of tokens without EOS; null = none.'),
     whiten: z.boolean().default(false).describe('Whiten per-token rewards (scale only) before GAE.'),
+    combine: z
+      .enum(COMBINE_RULES)
+      .default('single')
+      .describe(
+        'single: the one reward model\'s score; llama2: the safety score on is_safety prompts or where σ(safety) < safety_threshold, ' +
+          'else the helpfulness score, then logit and whitening over the batch (Llama 2 §3.2.3; needs model.reward_model {helpfulness, safety}).',
+      ),
+    safety_threshold: z
+      .number()
+      .gt(0)
+      .lt(1)
+      .default(LLAMA2_SAFETY_THRESHOLD)
+      .describe('combine: llama2 — a reply whose safety score (normalised, in sigmoid space) is below this is scored by the safety model.'),
   })
   .prefault({})
   .describe('Reward shaping: score at the last token minus β·KL per token.');

@@ -39,6 +39,7 @@ import { klControllerFromState, type KlControllerState, type KlEstimator } from 
 import { iterationMetrics, meanSequenceKl } from './metrics.js';
 import { nextPrompts, type PromptCursor } from './prompts.js';
 import { processScores, shapeRewards, type ScoreOptions } from './rewards.js';
+import { checkRewardKinds, llama2Scorer, readSafetyFlags, rewardModelPaths, type RolloutScorer } from './reward-set.js';
 import { policyHeadCritic, rollout, valueModelCritic, type Critic, type SamplingSettings } from './rollout.js';
 import { ppoUpdate, type UpdateOptions } from './update.js';
 
@@ -67,6 +68,8 @@ export interface PpoOptions {
   gamma: number;
   lambda: number;
   rewards: ScoreOptions & { estimator: KlEstimator; whiten: boolean };
+  /** Scores a rollout with a set of reward models (rewards.combine: llama2) in place of processScores. */
+  scoreRollout?: RolloutScorer;
   /** The controller a fresh run starts with. */
   kl: KlControllerState;
   /** Seeds the run's Rng (sampling, minibatch shuffling, LoRA dropout — restored on resume). */
@@ -167,7 +170,9 @@ export async function trainPpo(models: PpoModels, prompts: number[][], opts: Ppo
         const ro = rollout(models, next.indices.map((i) => prompts[i]!), opts.sampling, rng);
 
         // 2. score: normalise with the reward model's statistics, clip, penalise a missing EOS
-        const scores = processScores(ro.scores, ro.hasEos, opts.rewards);
+        //    (or, with several reward models, their combination: reward-set.ts)
+        const combined = opts.scoreRollout?.(ro, next.indices);
+        const scores = combined ? combined.scores : processScores(ro.scores, ro.hasEos, opts.rewards);
 
         // 3. KL-shaped rewards: −β·KL per token, the score at the last response token
         const klCoef = kl.value;
@@ -186,7 +191,7 @@ export async function trainPpo(models: PpoModels, prompts: number[][], opts: Ppo
         kl.update(meanSequenceKl(shaped.kl), opts.rolloutBatchSize);
 
         // 6. the iteration's figures (TRL's names), a sample table now and then
-        const metrics = iterationMetrics({ rollout: ro, scores, shaped, returns, update, klCoef, lr, episode: it * opts.rolloutBatchSize });
+        const metrics = { ...iterationMetrics({ rollout: ro, scores, shaped, returns, update, klCoef, lr, episode: it * opts.rolloutBatchSize }), ...combined?.metrics };
         history.push(metrics);
         logHistory.push({ step: it, ...metrics });
         log(`iteration ${it}/${opts.iterations}: score ${metrics['objective/scores']!.toFixed(4)} kl ${metrics['objective/kl']!.toFixed(4)} β ${klCoef.toPrecision(4)}`);
@@ -315,19 +320,28 @@ export async function runPpo(
   const stopTokenIds = turnEndIds(tokenizer, template);
   // Prompt files through src/data (JSONL, Arrow, Parquet; TRL's prompt / messages columns); a
   // relative path missing from the working directory is the package's shipped data, as in the other stages.
-  const promptsFile = resolveDataPath(cfg.data.prompts);
+  const promptFiles = (typeof cfg.data.prompts === 'string' ? [cfg.data.prompts] : cfg.data.prompts).map(resolveDataPath);
   const evalFile = cfg.data.eval_prompts ? resolveDataPath(cfg.data.eval_prompts) : null;
-  const train = renderPrompts(tokenizer, await readPrompts(promptsFile, { warn: log }), template, cfg.data.max_prompt_tokens, promptsFile);
-  if (train.length === 0) throw new UserError(`${promptsFile}: no prompts (data.prompts)`);
+  const train: number[][] = [];
+  for (const file of promptFiles) train.push(...renderPrompts(tokenizer, await readPrompts(file, { warn: log }), template, cfg.data.max_prompt_tokens, file));
+  if (train.length === 0) throw new UserError(`${promptFiles.join(', ')}: no prompts (data.prompts)`);
+  const rewardPaths = rewardModelPaths(cfg.model.reward_model, cfg.rewards.combine);
+  checkRewardKinds(rewardPaths, log);
   const evalMessages = evalFile ? (await readPrompts(evalFile, { warn: log })).slice(0, cfg.data.eval_limit ?? undefined) : [];
   const evalIds = evalFile ? renderPrompts(tokenizer, evalMessages, template, cfg.data.max_prompt_tokens, evalFile) : [];
-  const stats = cfg.rewards.normalize ? requireRewardStats(cfg.model.reward_model, 'rewards.normalize', 'or set rewards.normalize=false') : null;
+  const stats = cfg.rewards.normalize ? requireRewardStats(rewardPaths.primary, 'rewards.normalize', 'or set rewards.normalize=false') : null;
   // One scoring rule (src/tokenizer/score-position.ts): responses stop at the turn end, where a
   // reward model recording read_at: turn_end reads; one without the record (trained elsewhere on the
   // full rendering) reads at its last token, so it gets what the template writes after the turn end.
-  const readAt = readRewardReadAt(cfg.model.reward_model);
+  const readAt = readRewardReadAt(rewardPaths.primary);
   const rewardSuffix = readAt === 'last_token' ? turnEndSuffix(tokenizer, template) : [];
-  if (rewardSuffix.length > 0) log(`ppo: ${cfg.model.reward_model} reads at its last token: scoring each finished response + ${JSON.stringify(tokenizer.decode(rewardSuffix))}`);
+  if (rewardSuffix.length > 0) log(`ppo: ${rewardPaths.primary} reads at its last token: scoring each finished response + ${JSON.stringify(tokenizer.decode(rewardSuffix))}`);
+  if (rewardPaths.safety !== null && readRewardReadAt(rewardPaths.safety) === 'last_token' && turnEndSuffix(tokenizer, template).length > 0) {
+    throw new UserError(
+      `model.reward_model.safety: ${rewardPaths.safety} reads at its last token (no reward_read.json), but the ${template} template writes text after ` +
+        'the turn end and the combined reward scores the safety model at the turn end; retrain it with rlhf reward (read_at: turn_end)',
+    );
+  }
 
   const policy = loadHfModel(cfg.model.path);
   const toDispose: LlamaModel[] = [policy];
@@ -346,11 +360,21 @@ export async function runPpo(
       targetModules: cfg.lora.target_modules, r: cfg.lora.r, alpha: cfg.lora.alpha, dropout: cfg.lora.dropout,
       rng: initRng, dropoutRng: initRng,
     });
-    const rewardModel = loadHfModel(cfg.model.reward_model);
+    const rewardModel = loadHfModel(rewardPaths.primary);
     toDispose.push(rewardModel);
+    let scoreRollout: RolloutScorer | undefined;
+    if (rewardPaths.safety !== null) {
+      const safetyModel = loadHfModel(rewardPaths.safety);
+      toDispose.push(safetyModel);
+      scoreRollout = llama2Scorer({
+        safetyModel, isSafety: readSafetyFlags(promptFiles), helpfulStats: stats,
+        safetyStats: cfg.rewards.normalize ? requireRewardStats(rewardPaths.safety, 'rewards.normalize', 'or set rewards.normalize=false') : null,
+        threshold: cfg.rewards.safety_threshold, clip: cfg.rewards.clip, missingEosPenalty: cfg.rewards.missing_eos_penalty,
+      });
+    }
     let critic: Critic;
     if (cfg.ppo.critic === 'reward_model') {
-      const valueModel = loadHfModel(cfg.model.reward_model);
+      const valueModel = loadHfModel(rewardPaths.primary);
       toDispose.push(valueModel);
       critic = valueModelCritic(valueModel);
     } else {
@@ -387,6 +411,7 @@ export async function runPpo(
         normalize: stats, clip: cfg.rewards.clip, missingEosPenalty: cfg.rewards.missing_eos_penalty,
         estimator: cfg.rewards.kl_estimator, whiten: cfg.rewards.whiten,
       },
+      ...(scoreRollout ? { scoreRollout } : {}),
       kl: cfg.kl.controller === 'fixed'
         ? { kind: 'fixed', value: cfg.kl.init_coef }
         : { kind: 'adaptive', value: cfg.kl.init_coef, target: cfg.kl.target, horizon: cfg.kl.horizon },
@@ -446,11 +471,12 @@ export async function runPpo(
  */
 function checkPpoMemory(cfg: PpoConfig, backend: string, log: (m: string) => void): void {
   const policy = loadHfConfig(cfg.model.path);
-  const reward = loadHfConfig(cfg.model.reward_model);
+  const reward = loadHfConfig(rewardModelPaths(cfg.model.reward_model, cfg.rewards.combine).primary);
   const seqLen = cfg.data.max_prompt_tokens + cfg.generation.max_new_tokens;
   const rewardWeights = estimatePeakMemory({ config: reward, batchSize: 1, seqLen: 1, trained: { kind: 'none' }, lossChunkRows: 'none' })
     .items.find((i) => i.what.startsWith('weights'))!.bytes;
-  let extra = rewardWeights;
+  // A set of two reward models (combine: llama2): the safety model's weights too, taken as the same shape.
+  let extra = typeof cfg.model.reward_model === 'string' ? rewardWeights : 2 * rewardWeights;
   if (cfg.ppo.critic === 'reward_model') {
     const value = estimatePeakMemory({ config: reward, batchSize: cfg.ppo.mini_batch_size, seqLen, trained: { kind: 'full' }, lossChunkRows: 'none' });
     extra += value.items.filter((i) => i.where === 'heap').reduce((n, i) => n + i.bytes, 0);

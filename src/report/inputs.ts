@@ -47,6 +47,9 @@ export const judgeEvalSchema = z.object({
   samples: z
     .array(z.object({ prompt: z.string(), completion: z.string(), score: finite }))
     .default([]),
+  /** With pipeline eval.safety_prompts: harmful replies that are unsafe, borderline prompts refused (issue 20). */
+  violation_rate: fraction.nullable().optional(),
+  false_refusal_rate: fraction.nullable().optional(),
 });
 export type JudgeEval = z.output<typeof judgeEvalSchema>;
 

@@ -83,7 +83,11 @@ export function summaryBlocks(s: RunSummary): Block[] {
     {
       kind: 'table',
       header: ['', ...shownModels(s).map((m) => MODEL_LABEL[m])],
-      rows: [['judge score', ...shownModels(s).map((m) => score(s.judge[m]))]],
+      rows: [
+        ['judge score', ...shownModels(s).map((m) => score(s.judge[m]))],
+        ...(s.violationRate ? [['violation rate', ...shownModels(s).map((m) => percent(s.violationRate![m], '—'))]] : []),
+        ...(s.falseRefusalRate ? [['false-refusal rate', ...shownModels(s).map((m) => percent(s.falseRefusalRate![m], '—'))]] : []),
+      ],
     },
     {
       kind: 'table',

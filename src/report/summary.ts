@@ -38,6 +38,9 @@ export interface RunSummary {
   /** The last PPO iteration's KL to the reference (objective/kl). */
   finalKl: number | null;
   adherence: AdherenceResult | null;
+  /** With safety prompts in the evaluation (issue 20): violation and false-refusal rates per model, null when not measured. */
+  violationRate?: Record<JudgedModel, number | null>;
+  falseRefusalRate?: Record<JudgedModel, number | null>;
 }
 
 /** A point of a plotted series. */
@@ -91,6 +94,16 @@ export function shownModels(s: Pick<RunSummary, 'judge'>): JudgedModel[] {
   return JUDGED_MODELS.filter((m) => m !== 'rs' || s.judge.rs !== null);
 }
 
+/** Violation and false-refusal rates from eval/<model>.json, only when some model has them. */
+function safetyRates(inputs: RunInputs): Pick<RunSummary, 'violationRate' | 'falseRefusalRate'> {
+  const of = (key: 'violation_rate' | 'false_refusal_rate') =>
+    Object.fromEntries(JUDGED_MODELS.map((m) => [m, judgeOf(inputs, m)?.[key] ?? null])) as Record<JudgedModel, number | null>;
+  const violationRate = of('violation_rate');
+  const falseRefusalRate = of('false_refusal_rate');
+  const any = JUDGED_MODELS.some((m) => violationRate[m] !== null || falseRefusalRate[m] !== null);
+  return any ? { violationRate, falseRefusalRate } : {};
+}
+
 function judgeOf(inputs: RunInputs, model: JudgedModel): JudgeEval | null {
   const stage = MODEL_STAGE[model];
   return inputs.finalEval[model] ?? (stage === null ? null : inputs.stages[stage].judge);
@@ -125,5 +138,6 @@ export function summarizeRun(inputs: RunInputs): RunSummary {
     rewardAccuracyByStrength,
     finalKl: lastMetric(inputs.stages.ppo.metrics, PPO_KEYS.kl),
     adherence: inputs.stages.gatt.adherence,
+    ...safetyRates(inputs),
   };
 }

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { commonSections, registerStageSchema } from '../config/index.js';
 import { MARGIN_KINDS } from './loss.js';
+import { REWARD_KINDS } from '../model/io/reward-kind.js';
 
 export const rewardModelSection = z
   .strictObject({
@@ -55,6 +56,15 @@ export const rewardDataSection = z
       .lt(1)
       .default(0.05)
       .describe('Fraction of train held out (seeded) when data.eval is null.'),
+    mix: z
+      .array(z.number().gt(0))
+      .min(1)
+      .nullable()
+      .default(null)
+      .describe(
+        'Share of the training pairs drawn from each data.train file, in order (e.g. [0.9, 0.1]: Llama 2\'s safety RM on safety ' +
+          'data plus 10% helpfulness data); the largest set with these shares is taken (seeded subsets). null = every pair of every file.',
+      ),
     max_train_pairs: z
       .number()
       .int()
@@ -100,6 +110,10 @@ export const rewardLoraSection = z
 
 export const rewardSection = z
   .strictObject({
+    kind: z
+      .enum(REWARD_KINDS)
+      .default('helpfulness')
+      .describe('What the model scores (Llama 2 §3.2.2 trains one of each): recorded in final/reward_model.json, checked by PPO\'s reward_models.'),
     margin: z
       .enum(MARGIN_KINDS as [string, ...string[]])
       .default('small')

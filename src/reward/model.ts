@@ -19,6 +19,7 @@ import { sequenceRewards } from '../model/score.js';
 import { REWARD_STATS_FILE, type RewardStats } from '../model/io/reward-stats.js';
 import { writeRewardReadAt } from '../model/io/reward-read.js';
 import type { ReadAt } from '../tokenizer/index.js';
+import { REWARD_INFO_FILE, type RewardInfo } from '../model/io/reward-kind.js';
 
 export { REWARD_STATS_FILE, readRewardStats, type RewardStats } from '../model/io/reward-stats.js';
 export { sequenceRewards } from '../model/score.js';
@@ -110,7 +111,15 @@ export function markSequenceClassifier(model: LlamaModel, padId?: number): void 
 export function saveRewardModel(
   model: LlamaModel,
   dir: string,
-  opts: { stats: RewardStats; tokenizerDir: string; padId: number; /** Recorded in reward_read.json (none: the folder reads at its last token). */ readAt?: ReadAt },
+  opts: {
+    stats: RewardStats;
+    tokenizerDir: string;
+    padId: number;
+    /** Recorded in reward_read.json (none: the folder reads at its last token). */
+    readAt?: ReadAt;
+    /** What the model scores (reward_model.json): its kind and the pairs of each training file. */
+    info?: RewardInfo;
+  },
 ): void {
   if (model.adapters.size > 0) throw new Error('saveRewardModel: merge the LoRA adapters first (unloadLora with merge)');
   markSequenceClassifier(model, opts.padId);
@@ -119,6 +128,7 @@ export function saveRewardModel(
     saveHfModel(model, tmp);
     writeFileSync(join(tmp, REWARD_STATS_FILE), JSON.stringify(opts.stats, null, 2) + '\n');
     if (opts.readAt) writeRewardReadAt(tmp, opts.readAt);
+    if (opts.info) writeFileSync(join(tmp, REWARD_INFO_FILE), JSON.stringify(opts.info, null, 2) + '\n');
     for (const f of TOKENIZER_FILES) {
       const src = join(opts.tokenizerDir, f);
       if (existsSync(src)) copyFileSync(src, join(tmp, f));

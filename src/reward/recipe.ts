@@ -39,6 +39,7 @@ import {
   type WeightsIO,
 } from '../training/run.js';
 import type { StopSignal } from '../training/stop-signal.js';
+import type { RewardInfo } from '../model/io/reward-kind.js';
 import type { RewardConfig } from './config.js';
 import { evalMetrics, evaluatePairs, scorePairs, type PairEvaluation } from './evaluate.js';
 import { trainLoop } from '../training/loop.js';
@@ -278,7 +279,8 @@ export async function runReward(resolved: ResolvedConfig<RewardConfig>, opts: Re
 
     if (cfg.lora.enabled) unloadLora(model, { merge: true });
     const finalDir = join(run.dir, FINAL_DIR);
-    saveRewardModel(model, finalDir, { stats, tokenizerDir, padId: tokenizer.padId, readAt: cfg.reward.read_at });
+    const info: RewardInfo = { kind: cfg.reward.kind, train: data.trainCounts, eval: cfg.data.eval };
+    saveRewardModel(model, finalDir, { stats, tokenizerDir, padId: tokenizer.padId, readAt: cfg.reward.read_at, info });
     log(`reward: saved ${finalDir}`);
     await run.close('FINISHED');
     return { dir: run.dir, finalDir, steps: step, eval: finalEval, stats };
@@ -301,7 +303,7 @@ async function loadPairs(
   tokenizer: Tokenizer,
   template: TemplateName,
   log: (msg: string) => void,
-): Promise<{ train: TokenizedPair[]; eval: TokenizedPair[] }> {
+): Promise<{ train: TokenizedPair[]; eval: TokenizedPair[]; trainCounts: Array<{ file: string; pairs: number }> }> {
   const marginKind = cfg.reward.margin as MarginKind;
   const read = async (file: string): Promise<{ file: string; rows: NumberedPreference[] }> => {
     const path = resolvePath(file);
@@ -315,7 +317,7 @@ async function loadPairs(
 
   // Rows keep the file they came from, so a bad row or a missing margin is reported in its own file.
   const trainFiles = typeof cfg.data.train === 'string' ? [cfg.data.train] : cfg.data.train;
-  const train = await Promise.all(trainFiles.map(read));
+  const train = mixFiles(await Promise.all(trainFiles.map(read)), cfg.data.mix, cfg.train.seed ?? cfg.engine.seed, log);
   let trainRows = train.flatMap((t) => t.rows.map((row) => ({ file: t.file, row })));
   let evalRows: { file: string; row: NumberedPreference }[] = [];
   if (cfg.data.eval !== null) {
@@ -330,13 +332,35 @@ async function loadPairs(
   }
   trainRows = sampleSubset(trainRows, cfg.data.max_train_pairs, cfg.train.seed ?? cfg.engine.seed);
   if (cfg.data.max_eval_pairs !== null) evalRows = evalRows.slice(0, cfg.data.max_eval_pairs);
+  const trainCounts: Array<{ file: string; pairs: number }> = [];
   const tokenizeAll = (rows: { file: string; row: NumberedPreference }[], what: string): TokenizedPair[] => {
     const files = [...new Set(rows.map((r) => r.file))];
-    const pairs = files.flatMap((file) => tokenize(file, rows.filter((r) => r.file === file).map((r) => r.row), what));
+    const pairs = files.flatMap((file) => {
+      const filePairs = tokenize(file, rows.filter((r) => r.file === file).map((r) => r.row), what);
+      if (what === 'training') trainCounts.push({ file, pairs: filePairs.length });
+      return filePairs;
+    });
     if (pairs.length === 0 && what === 'training') throw new UserError(`${trainFiles.join(', ')}: no training pair fits data.max_length=${cfg.data.max_length}`);
     return pairs;
   };
-  return { train: tokenizeAll(trainRows, 'training'), eval: tokenizeAll(evalRows, 'eval') };
+  return { train: tokenizeAll(trainRows, 'training'), eval: tokenizeAll(evalRows, 'eval'), trainCounts };
+}
+
+/**
+ * The data mix: with shares w_i (normalised) over files of n_i rows, the largest set with those
+ * shares has T = min_i n_i / w_i rows, round(T·w_i) of them (a seeded subset) from file i.
+ */
+export function mixFiles<T extends { file: string; rows: unknown[] }>(files: T[], mix: readonly number[] | null, seed: number, log: (m: string) => void = () => undefined): T[] {
+  if (mix === null) return files;
+  if (mix.length !== files.length) {
+    throw new UserError(`data.mix: one share per data.train file (${files.length} file${files.length === 1 ? '' : 's'}), got ${mix.length}`);
+  }
+  const total = mix.reduce((s, w) => s + w, 0);
+  const shares = mix.map((w) => w / total);
+  const size = Math.min(...files.map((f, i) => f.rows.length / shares[i]!));
+  const mixed = files.map((f, i) => ({ ...f, rows: sampleSubset(f.rows, Math.round(size * shares[i]!), seed + i) }));
+  log(`reward: data mix ${mixed.map((f, i) => `${f.rows.length} pairs of ${f.file} (${(100 * shares[i]!).toFixed(0)}%)`).join(', ')}`);
+  return mixed;
 }
 
 /** At most `max` items, a seeded choice kept in file order (all of them when max is null). */

@@ -32,12 +32,11 @@ export const sftModelSection = z
 export const sftDataSection = z
   .strictObject({
     train: z
-      .string()
-      .min(1)
+      .union([z.string().min(1), z.array(z.string().min(1)).min(1)])
       .default('data/world/sft.jsonl')
       .describe(
         'Training rows (TRL columns: messages, or prompt/completion, or text). Format from the extension: ' +
-          '.jsonl, .arrow, .parquet. A relative path not found from the working directory is looked up inside the package.',
+          '.jsonl, .arrow, .parquet; a list of files is read as one set. A relative path not found from the working directory is looked up inside the package.',
       ),
     eval: z
       .string()

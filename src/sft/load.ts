@@ -16,18 +16,19 @@ export async function loadSftData(
     const rows = await loadDataset(resolveDataPath(path), 'sft', { onBadRow: cfg.data.on_bad_row, warn: log });
     return rows.map((row) => tokenizeSftRow(tokenizer, row, { template, strategy: cfg.data.strategy }));
   };
-  let train = await read(cfg.data.train);
+  const trainFiles = typeof cfg.data.train === 'string' ? [cfg.data.train] : cfg.data.train;
+  let train = (await Promise.all(trainFiles.map(read))).flat();
   let evalSet: Example[] = [];
   if (cfg.data.eval !== null) evalSet = await read(cfg.data.eval);
   else if (cfg.data.eval_split > 0) {
     if (cfg.data.eval_split >= train.length) {
-      throw new UserError(`data.eval_split: ${cfg.data.eval_split} rows held out, but ${cfg.data.train} has only ${train.length}`);
+      throw new UserError(`data.eval_split: ${cfg.data.eval_split} rows held out, but ${trainFiles.join(', ')} has only ${train.length}`);
     }
     ({ train, eval: evalSet } = trainEvalSplit(train, { seed: cfg.train.seed ?? cfg.engine.seed, evalSize: cfg.data.eval_split }));
   }
   const { kept, dropped } = keepTrainable(train, cfg.data.max_length, cfg.data.truncation);
   if (dropped > 0) log(`sft: ${dropped} training examples have no trained token within data.max_length=${cfg.data.max_length}; dropped`);
-  if (kept.length === 0) throw new UserError(`${cfg.data.train}: no example has a trained token within data.max_length=${cfg.data.max_length}`);
+  if (kept.length === 0) throw new UserError(`${trainFiles.join(', ')}: no example has a trained token within data.max_length=${cfg.data.max_length}`);
   const units = buildUnits(kept, { packing: cfg.data.packing, maxLength: cfg.data.max_length, truncation: cfg.data.truncation });
 
   const evalKept = keepTrainable(evalSet, cfg.data.max_length, cfg.data.truncation).kept.slice(0, cfg.data.eval_max_rows ?? undefined);

@@ -5,6 +5,17 @@ import { INSTRUCTION_FAMILIES, INSTRUCTIONS, applyInstructions, instructionText 
 import { judge } from './judge.js';
 import { makeContrastPair, makeResponse, type ResponseKind } from './responses.js';
 import { FAMILIES, answerSentence, goldAnswer, renderPrompt, sampleTask, type Task } from './tasks.js';
+import {
+  judgeSafety,
+  makeBorderlineReply,
+  makeSafetyReply,
+  safetyLabel,
+  sampleBorderline,
+  sampleHarmful,
+  type HarmfulFamily,
+  type SafetyLabel,
+  type SafetyReplyKind,
+} from './safety.js';
 import { ZIB_COLOURS, ZIB_NUMBERS, ZIB_WORDS, toZib } from './zib.js';
 
 /**
@@ -30,6 +41,12 @@ export const WORLD_SIZES = {
   prompts_eval: 500,
   dialogues: 500,
   corpus_bytes: 4_000_000,
+  /** The safety dimension (src/world/safety.ts): files of their own, the files above unchanged. */
+  sft_safety: 3000,
+  preferences_safety: 6000,
+  preferences_safety_eval: 600,
+  prompts_safety: 2000,
+  prompts_safety_eval: 400,
 } as const;
 
 /** Mixed quality, as real SFT data is: imitation alone leaves room for RLHF. */
@@ -94,6 +111,12 @@ export function generateWorld(options: WorldOptions): Map<string, string> {
     prompts_eval: root.fork(),
     dialogues: root.fork(),
     preference_contrasts: root.fork(),
+    // Forked after every older stream, so adding them left the older files byte-identical.
+    sft_safety: root.fork(),
+    preferences_safety: root.fork(),
+    preferences_safety_eval: root.fork(),
+    prompts_safety: root.fork(),
+    prompts_safety_eval: root.fork(),
   };
   const files = new Map<string, string>();
   files.set('corpus.txt', corpus(streams.corpus, n(WORLD_SIZES.corpus_bytes)));
@@ -105,6 +128,14 @@ export function generateWorld(options: WorldOptions): Map<string, string> {
   files.set('prompts_eval.jsonl', jsonl(times(n(WORLD_SIZES.prompts_eval), () => promptRow(streams.prompts_eval))));
   files.set('dialogues.jsonl', jsonl(times(n(WORLD_SIZES.dialogues), () => dialogueSeed(streams.dialogues))));
   files.set('preferences_contrast.jsonl', jsonl(times(n(WORLD_SIZES.preference_contrasts), () => contrastPair(streams.preference_contrasts))));
+  files.set('sft_safety.jsonl', jsonl(times(n(WORLD_SIZES.sft_safety), () => sftSafetyDialogue(streams.sft_safety))));
+  files.set('preferences_safety.jsonl', jsonl(times(n(WORLD_SIZES.preferences_safety), () => safetyPair(streams.preferences_safety))));
+  files.set('preferences_safety_eval.jsonl', jsonl(times(n(WORLD_SIZES.preferences_safety_eval), () => safetyPair(streams.preferences_safety_eval))));
+  const safetyPrompts = times(n(WORLD_SIZES.prompts_safety), () => safetyPromptRow(streams.prompts_safety));
+  files.set('prompts_safety.jsonl', jsonl(safetyPrompts));
+  // The harmful rows alone (same rows, same order): the prompts of the world's safety PPO run.
+  files.set('prompts_safety_harmful.jsonl', jsonl(safetyPrompts.filter((r) => r.is_safety)));
+  files.set('prompts_safety_eval.jsonl', jsonl(times(n(WORLD_SIZES.prompts_safety_eval), () => safetyPromptRow(streams.prompts_safety_eval))));
   files.set('gatt_instructions.json', JSON.stringify(gattInstructionsFile(), null, 2) + '\n');
   return files;
 }
@@ -248,6 +279,102 @@ function promptRow(rng: Rng): { prompt: ChatMessage[] } {
 function dialogueSeed(rng: Rng): { user_turns: string[] } {
   const turns = rng.uniform() < 0.25 ? 20 : 2 + rng.int(18);
   return { user_turns: times(turns, () => renderPrompt(rng, randomTask(rng))) };
+}
+
+// --- safety --------------------------------------------------------------------------------------
+
+/** Share of harmful requests (the rest borderline) in the safety SFT, preference and prompt files. */
+export const SAFETY_HARMFUL_SHARE = { sft: 0.55, preferences: 0.7, prompts: 0.5 } as const;
+/**
+ * SFT replies to harmful requests, as unevenly filtered demonstrations: mostly refusals where the
+ * annotators were told to refuse (scaring animals, tricking people), mostly compliance where they
+ * were not (stealing, breaking things). The world's LoRA SFT model trained on them violates on 13% of
+ * the held-out harmful requests (greedy; docs/safety.md).
+ */
+export const SFT_SAFETY_KIND_WEIGHTS: Readonly<Record<'filtered' | 'unfiltered', Readonly<Partial<Record<SafetyReplyKind, number>>>>> = {
+  filtered: { refuse: 0.65, refuse_curt: 0.08, refuse_rude: 0.04, comply: 0.15, comply_more: 0.04, comply_hedged: 0.04 },
+  unfiltered: { refuse: 0.2, refuse_curt: 0.05, refuse_rude: 0.03, comply: 0.55, comply_more: 0.12, comply_hedged: 0.05 },
+};
+export const SFT_UNFILTERED_FAMILIES: readonly HarmfulFamily[] = ['steal', 'break_things'];
+/** SFT replies to borderline requests: the usual mix, plus a few false refusals. */
+export const SFT_BORDERLINE_KIND_WEIGHTS: Readonly<Partial<Record<ResponseKind | 'false_refusal', number>>> = {
+  ...SFT_KIND_WEIGHTS, false_refusal: 0.05,
+};
+/** Candidate kinds of a safety preference pair on a harmful request. */
+export const SAFETY_PAIR_KIND_WEIGHTS: Readonly<Partial<Record<SafetyReplyKind, number>>> = {
+  refuse: 0.3, refuse_curt: 0.15, refuse_rude: 0.1, comply: 0.25, comply_more: 0.1, comply_hedged: 0.05, off_task: 0.05,
+};
+/** Candidate kinds on a borderline request: a false refusal is one of them, as often as an answer. */
+export const BORDERLINE_PAIR_KIND_WEIGHTS: Readonly<Partial<Record<ResponseKind | 'false_refusal', number>>> = {
+  best: 0.1, good: 0.25, curt: 0.1, rude: 0.05, rambling: 0.05, wrong: 0.05, false_refusal: 0.4,
+};
+
+/** One-turn dialogues on harmful and borderline requests (sft_safety.jsonl), mixed quality. */
+function sftSafetyDialogue(rng: Rng): { messages: ChatMessage[] } {
+  let prompt: string;
+  let reply: string;
+  if (rng.uniform() < SAFETY_HARMFUL_SHARE.sft) {
+    const request = sampleHarmful(rng);
+    prompt = request.text;
+    const weights = SFT_SAFETY_KIND_WEIGHTS[SFT_UNFILTERED_FAMILIES.includes(request.family) ? 'unfiltered' : 'filtered'];
+    reply = makeSafetyReply(rng, request, weighted(rng, weights));
+  } else {
+    prompt = sampleBorderline(rng);
+    reply = makeBorderlineReply(rng, prompt, weighted(rng, SFT_BORDERLINE_KIND_WEIGHTS));
+  }
+  return { messages: [{ role: 'user', content: prompt }, { role: 'assistant', content: reply }] };
+}
+
+/**
+ * A safety preference pair with Llama 2's safety label (both safe / chosen safe & rejected unsafe /
+ * both unsafe): two replies of different kinds, ordered and graded by the safety judge's combined
+ * score (a safe reply always outscores an unsafe one on a harmful request).
+ */
+function safetyPair(rng: Rng): PreferenceRow & { safety_label: SafetyLabel; category: 'harmful' | 'borderline' } {
+  for (;;) {
+    const harmful = rng.uniform() < SAFETY_HARMFUL_SHARE.preferences;
+    let prompt: string;
+    let a: string;
+    let b: string;
+    if (harmful) {
+      const request = sampleHarmful(rng);
+      prompt = request.text;
+      const kindA = weighted(rng, SAFETY_PAIR_KIND_WEIGHTS);
+      let kindB = weighted(rng, SAFETY_PAIR_KIND_WEIGHTS);
+      while (kindB === kindA) kindB = weighted(rng, SAFETY_PAIR_KIND_WEIGHTS);
+      a = makeSafetyReply(rng, request, kindA);
+      b = makeSafetyReply(rng, request, kindB);
+    } else {
+      prompt = sampleBorderline(rng);
+      const kindA = weighted(rng, BORDERLINE_PAIR_KIND_WEIGHTS);
+      let kindB = weighted(rng, BORDERLINE_PAIR_KIND_WEIGHTS);
+      while (kindB === kindA) kindB = weighted(rng, BORDERLINE_PAIR_KIND_WEIGHTS);
+      a = makeBorderlineReply(rng, prompt, kindA);
+      b = makeBorderlineReply(rng, prompt, kindB);
+    }
+    const ja = judgeSafety(prompt, a);
+    const jb = judgeSafety(prompt, b);
+    const strength = strengthForGap(Math.abs(ja.score - jb.score));
+    if (strength === null) continue;
+    const [chosen, rejected, jc, jr] = ja.score > jb.score ? [a, b, ja, jb] : [b, a, jb, ja];
+    return {
+      prompt: [{ role: 'user', content: prompt }],
+      chosen: [{ role: 'assistant', content: chosen }],
+      rejected: [{ role: 'assistant', content: rejected }],
+      strength,
+      chosen_score: jc.score,
+      rejected_score: jr.score,
+      safety_label: safetyLabel(jc.safety === 1, jr.safety === 1),
+      category: harmful ? 'harmful' : 'borderline',
+    };
+  }
+}
+
+/** A safety PPO / evaluation prompt: harmful rows are flagged is_safety (Llama 2's IS_SAFETY(p)). */
+function safetyPromptRow(rng: Rng): { prompt: ChatMessage[]; is_safety: boolean; category: 'harmful' | 'borderline' } {
+  const harmful = rng.uniform() < SAFETY_HARMFUL_SHARE.prompts;
+  const content = harmful ? sampleHarmful(rng).text : sampleBorderline(rng);
+  return { prompt: [{ role: 'user', content }], is_safety: harmful, category: harmful ? 'harmful' : 'borderline' };
 }
 
 // --- corpus --------------------------------------------------------------------------------------

@@ -27,3 +27,16 @@ export { judgeResponses, evaluateWithGenerator, readPromptsFile, formatWorldScor
 export { FAMILIES, parsePrompt, goldAnswer, answerSentence, sampleTask, renderPrompt, type Family, type Task } from './tasks.js';
 export { makeResponse, RESPONSE_KINDS, type ResponseKind } from './responses.js';
 export { toZib, fromZib } from './zib.js';
+export {
+  judgeSafety,
+  promptCategory,
+  isRefusal,
+  harmStepCount,
+  safetyLabel,
+  HARMFUL_FAMILIES,
+  BORDERLINE_FRAMES,
+  type SafetyJudgement,
+  type SafetyLabel,
+  type PromptCategory,
+} from './safety.js';
+export { judgeSafetyResponses, type SafetyScore } from './safety-eval.js';

@@ -34,7 +34,8 @@ let printed = '';
 beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'pipeline-micro-'));
   runDir = join(tmp, 'runs', 'micro');
-  const resolved = loadConfig('configs/pipeline/micro.yaml', [`output_dir=${runDir}`, `tracking.uri=${join(tmp, 'mlruns')}`], {
+  const safety = ['eval.safety_prompts=data/world/prompts_safety_eval.jsonl', 'eval.safety_limit=12'];
+  const resolved = loadConfig('configs/pipeline/micro.yaml', [`output_dir=${runDir}`, `tracking.uri=${join(tmp, 'mlruns')}`, ...safety], {
     stage: 'pipeline',
     schema: pipelineConfigSchema,
   });
@@ -51,7 +52,10 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const STAGES = ['pretrain', 'sft', 'reward', 'ppo', 'dpo', 'gatt'] as const;
 
 test('every stage ran and left final/, metrics.jsonl and its resolved config', () => {
-  expect(result.stages.map((s) => `${s.stage}:${s.action}`)).toEqual(STAGES.map((s) => `${s}:ran`));
+  // reward_safety (a second, safety reward model) is off by default
+  expect(result.stages.map((s) => `${s.stage}:${s.action}`)).toEqual(
+    ['pretrain:ran', 'sft:ran', 'reward:ran', 'reward_safety:disabled', 'ppo:ran', 'dpo:ran', 'gatt:ran'],
+  );
   for (const stage of STAGES) {
     const dir = join(runDir, stage);
     expect(existsSync(join(dir, 'final'))).toBe(true);
@@ -173,12 +177,25 @@ test('MLflow: one parent run for the pipeline, every stage run nested under it',
   for (const c of children) expect(c.parent).toBe(parents[0]!.id);
 });
 
+test('eval.safety_prompts: every eval/<model>.json carries violation and false-refusal rates and one point per reply', () => {
+  for (const f of readdirSync(join(runDir, 'eval')).filter((n) => n.endsWith('.json'))) {
+    const e = JSON.parse(readFileSync(join(runDir, 'eval', f), 'utf8'));
+    // the first 12 rows of prompts_safety_eval.jsonl: 10 harmful, 2 borderline
+    expect([f, e.harmful_count, e.borderline_count, e.points.length]).toEqual([f, 10, 2, 12]);
+    expect(e.violation_rate).toBeGreaterThanOrEqual(0);
+    expect(e.violation_rate).toBeLessThanOrEqual(1);
+    expect(e.false_refusal_rate).toBeGreaterThanOrEqual(0);
+    expect(e.false_refusal_rate).toBeLessThanOrEqual(1);
+  }
+});
+
 test('a second run skips every finished stage and the evaluation', async () => {
-  const resolved = loadConfig('configs/pipeline/micro.yaml', [`output_dir=${runDir}`, `tracking.uri=${join(tmp, 'mlruns')}`], {
+  const safety = ['eval.safety_prompts=data/world/prompts_safety_eval.jsonl', 'eval.safety_limit=12'];
+  const resolved = loadConfig('configs/pipeline/micro.yaml', [`output_dir=${runDir}`, `tracking.uri=${join(tmp, 'mlruns')}`, ...safety], {
     stage: 'pipeline',
     schema: pipelineConfigSchema,
   });
   const again = await runPipeline(resolved, { stages: realStages(), evaluate: judgeModels, log: () => {}, print: () => {} });
-  expect(again.stages.map((s) => s.action)).toEqual(['skipped', 'skipped', 'skipped', 'skipped', 'skipped', 'skipped']);
+  expect(again.stages.map((s) => s.action)).toEqual(['skipped', 'skipped', 'skipped', 'disabled', 'skipped', 'skipped', 'skipped']);
   expect(again.evaluated).toBe(false);
 });

@@ -50,7 +50,7 @@ function stage(name: string): StageDefinition {
   };
 }
 
-const fakeStages = (): StageDefinitions => ({ pretrain: stage('pretrain'), sft: stage('sft'), reward: stage('reward'), ppo: stage('ppo'), dpo: stage('dpo'), gatt: stage('gatt') });
+const fakeStages = (): StageDefinitions => ({ pretrain: stage('pretrain'), sft: stage('sft'), reward: stage('reward'), reward_safety: stage('reward_safety'), ppo: stage('ppo'), dpo: stage('dpo'), gatt: stage('gatt') });
 
 const sampled: Array<{ prompts: number; seed: number; model: string }> = [];
 const deps: RoundsDeps = {

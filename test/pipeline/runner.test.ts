@@ -20,7 +20,7 @@ const fakeSchema = z.strictObject({
     .strictObject({
       path: z.string().default('none'),
       adapter: z.string().nullable().default(null),
-      reward_model: z.string().nullable().default(null),
+      reward_model: z.union([z.string(), z.record(z.string(), z.string())]).nullable().default(null),
     })
     .prefault({}),
   knob: z.number().default(1),
@@ -60,7 +60,7 @@ function fakeStages(): StageDefinitions {
       await tracker.end('FINISHED');
     },
   });
-  return { pretrain: stage('pretrain'), sft: stage('sft'), reward: stage('reward'), ppo: stage('ppo'), dpo: stage('dpo'), gatt: stage('gatt') };
+  return { pretrain: stage('pretrain'), sft: stage('sft'), reward: stage('reward'), reward_safety: stage('reward_safety'), ppo: stage('ppo'), dpo: stage('dpo'), gatt: stage('gatt') };
 }
 
 const context = () => ({ clock: () => 1_700_000_000_000, newRunId: () => `run${String(++ids).padStart(29, '0')}`, user: 'test', sourceName: 'rlhf' });
@@ -97,7 +97,7 @@ afterEach(() => rmSync(tmp, { recursive: true, force: true }));
 test('runs the enabled stages in order, each wired to the previous outputs', async () => {
   const result = await run();
   const runDir = join(tmp, 'runs', 'demo');
-  expect(result.stages.map((s) => `${s.stage}:${s.action}`)).toEqual(['pretrain:disabled', 'sft:ran', 'reward:ran', 'ppo:ran', 'dpo:disabled', 'gatt:ran']);
+  expect(result.stages.map((s) => `${s.stage}:${s.action}`)).toEqual(['pretrain:disabled', 'sft:ran', 'reward:ran', 'reward_safety:disabled', 'ppo:ran', 'dpo:disabled', 'gatt:ran']);
   const base = join(tmp, 'base');
   const sftFinal = join(runDir, 'sft', 'final');
   expect(calls.map((c) => [c.stage, c.model])).toEqual([
@@ -119,7 +119,7 @@ test('runs the enabled stages in order, each wired to the previous outputs', asy
   expect(nested).toHaveLength(4);
   for (const r of nested) expect(readFileSync(join(exp, r, 'tags', 'mlflow.parentRunId'), 'utf8')).toBe(parentId);
   expect(readFileSync(join(exp, parentId, 'meta.yaml'), 'utf8')).toContain('status: 3'); // FINISHED
-  expect(readFileSync(join(exp, parentId, 'metrics', 'judge', 'ppo'), 'utf8')).toBe('1700000000000 0.5 6\n');
+  expect(readFileSync(join(exp, parentId, 'metrics', 'judge', 'ppo'), 'utf8')).toBe('1700000000000 0.5 7\n');
   expect(existsSync(join(exp, parentId, 'artifacts', 'report.md'))).toBe(true);
 
   expect(result.evaluated).toBe(true);
@@ -131,12 +131,12 @@ test('a second run skips finished stages; a changed config reruns that stage and
   await run();
   calls = [];
   let result = await run();
-  expect(result.stages.map((s) => s.action)).toEqual(['disabled', 'skipped', 'skipped', 'skipped', 'disabled', 'skipped']);
+  expect(result.stages.map((s) => s.action)).toEqual(['disabled', 'skipped', 'skipped', 'disabled', 'skipped', 'disabled', 'skipped']);
   expect(result.evaluated).toBe(false);
   expect(calls).toEqual([]);
 
   result = await run(['stages.ppo.overrides.knob=3']);
-  expect(result.stages.map((s) => s.action)).toEqual(['disabled', 'skipped', 'skipped', 'ran', 'disabled', 'ran']);
+  expect(result.stages.map((s) => s.action)).toEqual(['disabled', 'skipped', 'skipped', 'disabled', 'ran', 'disabled', 'ran']);
   expect(result.evaluated).toBe(true);
 
   calls = [];
@@ -181,7 +181,7 @@ test('a stage whose input is disabled and missing is a user error naming both', 
 test('DPO instead of reward + PPO: DPO starts from the SFT model, GAtt from the DPO policy, the report judges DPO', async () => {
   const result = await run(['stages.reward.enabled=false', 'stages.ppo.enabled=false', 'stages.dpo.enabled=true']);
   const runDir = join(tmp, 'runs', 'demo');
-  expect(result.stages.map((s) => `${s.stage}:${s.action}`)).toEqual(['pretrain:disabled', 'sft:ran', 'reward:disabled', 'ppo:disabled', 'dpo:ran', 'gatt:ran']);
+  expect(result.stages.map((s) => `${s.stage}:${s.action}`)).toEqual(['pretrain:disabled', 'sft:ran', 'reward:disabled', 'reward_safety:disabled', 'ppo:disabled', 'dpo:ran', 'gatt:ran']);
   expect(calls.map((c) => [c.stage, c.model])).toEqual([
     ['sft', { path: join(tmp, 'base'), adapter: null, reward_model: null }],
     ['dpo', { path: join(tmp, 'base'), adapter: join(runDir, 'sft', 'final'), reward_model: null }],
@@ -190,13 +190,24 @@ test('DPO instead of reward + PPO: DPO starts from the SFT model, GAtt from the 
   expect(readdirSync(join(runDir, 'eval')).sort()).toEqual(['base.json', 'dpo.json', 'gatt.json', 'sft.json']);
 });
 
+test('a safety reward model (Llama 2): reward_safety starts from the SFT model too, PPO gets {helpfulness, safety}', async () => {
+  const result = await run(['stages.reward_safety.enabled=true']);
+  const runDir = join(tmp, 'runs', 'demo');
+  expect(result.stages.map((s) => `${s.stage}:${s.action}`)).toContain('reward_safety:ran');
+  const sftFinal = join(runDir, 'sft', 'final');
+  expect(calls.filter((c) => c.stage === 'reward_safety' || c.stage === 'ppo').map((c) => [c.stage, c.model])).toEqual([
+    ['reward_safety', { path: join(tmp, 'base'), adapter: sftFinal, reward_model: null }],
+    ['ppo', { path: join(tmp, 'base'), adapter: sftFinal, reward_model: { helpfulness: join(runDir, 'reward', 'final'), safety: join(runDir, 'reward_safety', 'final') } }],
+  ]);
+});
+
 test('a bad stage override is reported with the stage and the pipeline file', async () => {
   const error = await run(['stages.sft.overrides.train.stepz=3']).catch((e: unknown) => e);
   expect((error as Error).message).toMatch(/^stage sft \(stages\.sft in pipeline\.yaml\):\noverride 'train\.stepz=3' train\.stepz: unknown key \(did you mean train\.steps\?\)/);
 });
 
 test('--force accepts stage names and all, and rejects others', async () => {
-  await expect(run([], ['rewards'])).rejects.toThrow('--force rewards: not a stage; use one of pretrain, sft, reward, ppo, dpo, gatt, rounds, eval or all');
+  await expect(run([], ['rewards'])).rejects.toThrow('--force rewards: not a stage; use one of pretrain, sft, reward, reward_safety, ppo, dpo, gatt, rounds, eval or all');
 });
 
 test('overrides mapping: nested and dotted keys, values as JSON', () => {

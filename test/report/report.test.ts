@@ -55,6 +55,21 @@ describe('summary', () => {
     expect(s.adherence?.without_gatt.all).toEqual([0.95, 0.5, 0.2]);
   });
 
+  test('violation and false-refusal rates from eval/<model>.json, as rows of the summary table only when measured', () => {
+    writeFakeRun(dir);
+    const plain = summarizeRun(readRunInputs(dir, 'demo'));
+    expect(plain.violationRate).toBeUndefined();
+    expect((summaryBlocks(plain)[0] as { rows: string[][] }).rows.map((r) => r[0])).toEqual(['judge score']);
+    writeJson(join(dir, 'eval', 'base.json'), { judge_score: 0.1, samples: [], violation_rate: 0.5, false_refusal_rate: 0 });
+    writeJson(join(dir, 'eval', 'ppo.json'), { judge_score: 0.55, samples: [], violation_rate: 0.125, false_refusal_rate: 0.04 });
+    const s = summarizeRun(readRunInputs(dir, 'demo'));
+    expect(s.violationRate).toEqual({ base: 0.5, sft: null, ppo: 0.125, dpo: null, gatt: null });
+    expect(s.falseRefusalRate?.ppo).toBe(0.04);
+    const rows = (summaryBlocks(s)[0] as { rows: string[][] }).rows;
+    expect(rows[1]).toEqual(['violation rate', '50.0%', '—', '12.5%', '—', '—']);
+    expect(rows[2]).toEqual(['false-refusal rate', '0.0%', '—', '4.0%', '—', '—']);
+  });
+
   test('without result files, the metrics give PPO judge score and reward accuracy', () => {
     writeFakeRun(dir);
     rmSync(join(dir, 'eval'), { recursive: true });

@@ -9,6 +9,7 @@ import { Rng } from '../../src/engine/rng.js';
 import { initLlama, llamaConfig, loadHfModel, saveHfModel } from '../../src/model/index.js';
 import { rewardConfigSchema } from '../../src/reward/config.js';
 import { readRewardStats } from '../../src/reward/model.js';
+import { readRewardInfo } from '../../src/model/io/reward-kind.js';
 import { runReward } from '../../src/reward/recipe.js';
 import { scoreFile } from '../../src/reward/score.js';
 import { loadTokenizer } from '../../src/tokenizer/index.js';
@@ -67,6 +68,24 @@ function config(name: string, overrides: string[] = []) {
   );
   return loadConfig(file, overrides, { stage: 'reward', schema: rewardConfigSchema });
 }
+
+test('reward.kind and data.mix: a safety model records what it scores and the pairs of each file', async () => {
+  const file = join(root, 'mix.yaml');
+  config('tmp'); // writes tmp.yaml, the shared test config
+  writeFileSync(
+    file,
+    readFileSync(join(root, 'tmp.yaml'), 'utf8')
+      .replace(/output_dir: .*/, `output_dir: ${join(root, 'mix')}`)
+      .replace(/data: \{ train: [^,]+,/, `data: { train: [${join(root, 'train.jsonl')}, ${join(root, 'eval.jsonl')}], mix: [0.8, 0.2],`),
+  );
+  const cfg = loadConfig(file, ['train.steps=1', 'train.eval_every=0', 'checkpoint.every_steps=0', 'reward.kind=safety'], { stage: 'reward', schema: rewardConfigSchema });
+  await runReward(cfg, quiet);
+  const info = readRewardInfo(join(root, 'mix', 'final'))!;
+  // 32 + 8 rows at 80/20: T = min(32 / 0.8, 8 / 0.2) = 40 → 32 and 8
+  expect(info.kind).toBe('safety');
+  expect(info.train.map((t) => t.pairs)).toEqual([32, 8]);
+  expect(info.train[0]!.file).toBe(join(root, 'train.jsonl'));
+});
 
 function finalWeights(dir: string): Map<string, number[]> {
   const m = loadHfModel(join(dir, 'final'));

@@ -110,6 +110,16 @@ describe('sft recipe on a tiny model', () => {
     expect(checkpointSteps(result.outputDir)).toEqual([5, 10]);
   });
 
+  test('data.train as a list of files is read as one set', async () => {
+    const logs: string[] = [];
+    const hooks: SftHooks = { progress: false, log: (m) => logs.push(m) };
+    await runSft(config('list-one', ['train.steps=1', 'train.eval_every=0', 'checkpoint.every_steps=0']), hooks);
+    await runSft(config('list-two', [`data.train=[${world.train}, ${world.train}]`, 'train.steps=1', 'train.eval_every=0', 'checkpoint.every_steps=0']), hooks);
+    const counts = logs.map((l) => /(\d+) examples/.exec(l)?.[1]).filter((c) => c !== undefined).map(Number);
+    expect(counts).toHaveLength(2);
+    expect(counts[1]).toBe(2 * counts[0]!);
+  });
+
   test('resume: SIGINT after step 5 writes a checkpoint and exits 130; resuming reproduces all 10 losses', async () => {
     const { proc, stop } = fakeStop();
     const stopAt5: SftHooks = { ...quiet, stopSignal: stop, onStep: (s) => void (s === 5 && proc.emit('SIGINT')) };

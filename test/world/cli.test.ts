@@ -20,7 +20,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 test('data synth writes the same files as generateWorld, one line per file', async () => {
   const out = join(dir, 'world');
   const lines = await cli(synthCommand, ['synth', '--out', out, '--seed', '2', '--scale', '0.01']);
-  expect(lines).toHaveLength(10);
+  expect(lines).toHaveLength(16); // 10 files, and the 6 of the safety dimension
   for (const [name, content] of generateWorld({ seed: 2, scale: 0.01 })) expect(readFileSync(join(out, name), 'utf8')).toBe(content);
   await expect(cli(synthCommand, ['synth', '--out', out, '--seed', '-1'])).rejects.toThrow('--seed must be a non-negative integer, got -1');
 });

@@ -6,9 +6,14 @@ import { judge } from '../../src/world/judge.js';
 
 const SMALL = 0.02;
 
-function digest(files: Map<string, string>): string {
+const SAFETY_FILES = [
+  'sft_safety.jsonl', 'preferences_safety.jsonl', 'preferences_safety_eval.jsonl', 'prompts_safety.jsonl', 'prompts_safety_harmful.jsonl', 'prompts_safety_eval.jsonl',
+];
+
+/** SHA-256 over the files (`only` the safety files, or every other file — their pin predates them). */
+function digest(files: Map<string, string>, only: 'safety' | 'others' = 'others'): string {
   const h = createHash('sha256');
-  for (const [name, content] of files) h.update(name + '\0' + content + '\0');
+  for (const [name, content] of files) if (SAFETY_FILES.includes(name) === (only === 'safety')) h.update(name + '\0' + content + '\0');
   return h.digest('hex');
 }
 
@@ -20,6 +25,7 @@ describe('generateWorld', () => {
 
   test('is deterministic: a pinned SHA-256 for seed 0 at a small scale', () => {
     expect(digest(world)).toBe('f316c0c485e5b8fd12d91a6603aed1c2a76301e15728f5224449965047e93300');
+    expect(digest(world, 'safety')).toBe('a5ac71fbb592437911b3789dbd00ef98aac6a987ca63c9e84c011c566ff86826');
   });
 
   test('the same seed gives the same bytes, another seed other bytes', () => {
@@ -30,8 +36,10 @@ describe('generateWorld', () => {
   test('every file is there, with row counts that follow the scale', () => {
     expect([...world.keys()]).toEqual([
       'corpus.txt', 'sft.jsonl', 'sft_eval.jsonl', 'preferences.jsonl', 'preferences_eval.jsonl',
-      'prompts.jsonl', 'prompts_eval.jsonl', 'dialogues.jsonl', 'preferences_contrast.jsonl', 'gatt_instructions.json',
+      'prompts.jsonl', 'prompts_eval.jsonl', 'dialogues.jsonl', 'preferences_contrast.jsonl', ...SAFETY_FILES, 'gatt_instructions.json',
     ]);
+    expect(rows(world, 'preferences_safety.jsonl')).toHaveLength(Math.round(WORLD_SIZES.preferences_safety * SMALL));
+    expect(rows(world, 'prompts_safety_eval.jsonl')).toHaveLength(Math.round(WORLD_SIZES.prompts_safety_eval * SMALL));
     expect(rows(world, 'sft.jsonl')).toHaveLength(Math.round(WORLD_SIZES.sft * SMALL));
     expect(rows(world, 'preferences.jsonl')).toHaveLength(Math.round(WORLD_SIZES.preferences * SMALL));
     expect(rows(world, 'preferences_contrast.jsonl')).toHaveLength(Math.round(WORLD_SIZES.preference_contrasts * SMALL));
