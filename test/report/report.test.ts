@@ -63,7 +63,7 @@ describe('summary', () => {
     writeJson(join(dir, 'eval', 'base.json'), { judge_score: 0.1, samples: [], violation_rate: 0.5, false_refusal_rate: 0 });
     writeJson(join(dir, 'eval', 'ppo.json'), { judge_score: 0.55, samples: [], violation_rate: 0.125, false_refusal_rate: 0.04 });
     const s = summarizeRun(readRunInputs(dir, 'demo'));
-    expect(s.violationRate).toEqual({ base: 0.5, sft: null, ppo: 0.125, dpo: null, gatt: null });
+    expect(s.violationRate).toEqual({ base: 0.5, sft: null, ppo: 0.125, dpo: null, rs: null, gatt: null });
     expect(s.falseRefusalRate?.ppo).toBe(0.04);
     const rows = (summaryBlocks(s)[0] as { rows: string[][] }).rows;
     expect(rows[1]).toEqual(['violation rate', '50.0%', '—', '12.5%', '—', '—']);
