@@ -73,3 +73,20 @@ export function evalMetrics(e: PairEvaluation, prefix = 'eval/'): Record<string,
   for (const [level, v] of Object.entries(e.byStrength)) out[`${prefix}accuracy_by_strength/${level}`] = v.accuracy;
   return out;
 }
+
+/** `eval.json`: fractions, as the report's `rewardEvalSchema` reads them. */
+export function evalSummary(e: PairEvaluation): { accuracy: number; accuracy_by_strength: Record<string, number>; pairs_by_strength: Record<string, number>; pairs: number } {
+  const levels = Object.entries(e.byStrength);
+  return {
+    accuracy: e.accuracy,
+    accuracy_by_strength: Object.fromEntries(levels.map(([k, v]) => [k, v.accuracy])),
+    pairs_by_strength: Object.fromEntries(levels.map(([k, v]) => [k, v.pairs])),
+    pairs: e.pairs,
+  };
+}
+
+export function formatByStrength(e: PairEvaluation): string {
+  return Object.entries(e.byStrength)
+    .map(([level, v]) => `${level} ${(100 * v.accuracy).toFixed(1)}% of ${v.pairs}`)
+    .join(', ');
+}
