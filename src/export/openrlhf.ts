@@ -174,9 +174,8 @@ function sftCommand(spec: SftSpec, ctx: StageContext): GeneratedScript {
   return { file: `train_${ctx.name}.sh`, text: lines.join('\n') + '\n', args: a, gaps: note ? [note] : [] };
 }
 
-function rewardCommand(spec: RewardSpec, ctx: StageContext): GeneratedScript {
-  const a = new ArgList();
-  a.set('model.path', ctx.model, 'model.model_name_or_path', shellValue('$MODEL'));
+/** Preference pairs as OpenRLHF reads them: the converted files, prompt / chosen / rejected keys, the chat template. */
+function preferenceDataArgs(a: ArgList, spec: RewardSpec | DpoSpec, ctx: StageContext): void {
   a.set('data.train', sourceLabel(spec.train), 'data.dataset', ctx.trainFile!);
   if (ctx.evalFile !== null) a.set('data.eval', sourceLabel(spec.eval), 'eval.dataset', ctx.evalFile);
   a.set('', '', 'data.apply_chat_template', true);
@@ -184,6 +183,12 @@ function rewardCommand(spec: RewardSpec, ctx: StageContext): GeneratedScript {
   a.set('', '', 'data.chosen_key', 'chosen');
   a.set('', '', 'data.rejected_key', 'rejected');
   templateArg(a, ctx, spec.model.template);
+}
+
+function rewardCommand(spec: RewardSpec, ctx: StageContext): GeneratedScript {
+  const a = new ArgList();
+  a.set('model.path', ctx.model, 'model.model_name_or_path', shellValue('$MODEL'));
+  preferenceDataArgs(a, spec, ctx);
   a.set('data.max_length', spec.maxLength, 'data.max_len', spec.maxLength, 'OpenRLHF truncates a longer side; rlhf-kit drops the pair');
   if (spec.margin !== 'none') a.set('reward.margin', spec.margin, 'model.margin_loss_enable', true, "reads each row's `margin` column (written from strength, Llama 2 Table 27): −log σ(r_c − r_r − m)");
   else a.gap('reward.margin', 'none', 'no margin: −log σ(r_c − r_r)');
@@ -199,13 +204,7 @@ function rewardCommand(spec: RewardSpec, ctx: StageContext): GeneratedScript {
 function dpoCommand(spec: DpoSpec, ctx: StageContext): GeneratedScript {
   const a = new ArgList();
   a.set('model.path', ctx.model, 'model.model_name_or_path', shellValue('$MODEL'), 'also the reference (ref.model_name_or_path defaults to it)');
-  a.set('data.train', sourceLabel(spec.train), 'data.dataset', ctx.trainFile!);
-  if (ctx.evalFile !== null) a.set('data.eval', sourceLabel(spec.eval), 'eval.dataset', ctx.evalFile);
-  a.set('', '', 'data.apply_chat_template', true);
-  a.set('', '', 'data.prompt_key', 'prompt');
-  a.set('', '', 'data.chosen_key', 'chosen');
-  a.set('', '', 'data.rejected_key', 'rejected');
-  templateArg(a, ctx, spec.model.template);
+  preferenceDataArgs(a, spec, ctx);
   a.set('data.max_length', spec.maxLength, 'data.max_len', spec.maxLength, 'OpenRLHF truncates a longer pair; rlhf-kit drops it');
   a.set('dpo.beta', spec.beta, 'model.beta', spec.beta);
   spec.lossTypes.forEach((t, i) => {

@@ -343,6 +343,24 @@ export async function sftSpec(cfg: SftConfigIn, file: string, read: DataReaders,
   };
 }
 
+/** Preference rows as the reward and DPO stages pick them: the train files, a held-out split, the seeded subset. */
+async function preferenceRowsOf(
+  cfg: RewardConfigIn | DpoConfigIn,
+  read: DataReaders,
+  margin: MarginKind | null,
+  subset: <T>(rows: T[], max: number | null, seed: number) => T[],
+  holdOut: <T>(rows: T[], n: number, seed: number) => { train: T[]; eval: T[] },
+): Promise<{ trainFiles: readonly string[]; train: Row[]; evalRows: Row[] | null }> {
+  const trainFiles = typeof cfg.data.train === 'string' ? [cfg.data.train] : cfg.data.train;
+  let train = await read.preferences(trainFiles, 'data.train', margin, cfg.data.on_bad_row);
+  let evalRows: Row[] | null = null;
+  if (cfg.data.eval !== null) evalRows = await read.preferences([cfg.data.eval], 'data.eval', margin, cfg.data.on_bad_row);
+  else if (cfg.data.eval_fraction > 0) ({ train, eval: evalRows } = holdOut(train, Math.round(train.length * cfg.data.eval_fraction), cfg.engine.seed));
+  train = subset(train, cfg.data.max_train_pairs, cfg.train.seed ?? cfg.engine.seed);
+  if (evalRows !== null && cfg.data.max_eval_pairs !== null) evalRows = evalRows.slice(0, cfg.data.max_eval_pairs);
+  return { trainFiles, train, evalRows };
+}
+
 export async function rewardSpec(
   cfg: RewardConfigIn,
   file: string,
@@ -352,13 +370,7 @@ export async function rewardSpec(
 ): Promise<RewardSpec> {
   noAdapter(cfg.model.adapter, file);
   const margin = cfg.reward.margin as MarginKind;
-  const trainFiles = typeof cfg.data.train === 'string' ? [cfg.data.train] : cfg.data.train;
-  let train = await read.preferences(trainFiles, 'data.train', margin, cfg.data.on_bad_row);
-  let evalRows: Row[] | null = null;
-  if (cfg.data.eval !== null) evalRows = await read.preferences([cfg.data.eval], 'data.eval', margin, cfg.data.on_bad_row);
-  else if (cfg.data.eval_fraction > 0) ({ train, eval: evalRows } = holdOut(train, Math.round(train.length * cfg.data.eval_fraction), cfg.engine.seed));
-  train = subset(train, cfg.data.max_train_pairs, cfg.train.seed ?? cfg.engine.seed);
-  if (evalRows !== null && cfg.data.max_eval_pairs !== null) evalRows = evalRows.slice(0, cfg.data.max_eval_pairs);
+  const { trainFiles, train, evalRows } = await preferenceRowsOf(cfg, read, margin, subset, holdOut);
   return {
     kind: 'reward',
     configFile: file,
@@ -383,13 +395,7 @@ export async function dpoSpec(
   holdOut: <T>(rows: T[], n: number, seed: number) => { train: T[]; eval: T[] },
 ): Promise<DpoSpec> {
   noAdapter(cfg.model.adapter, file);
-  const trainFiles = typeof cfg.data.train === 'string' ? [cfg.data.train] : cfg.data.train;
-  let train = await read.preferences(trainFiles, 'data.train', null, cfg.data.on_bad_row);
-  let evalRows: Row[] | null = null;
-  if (cfg.data.eval !== null) evalRows = await read.preferences([cfg.data.eval], 'data.eval', null, cfg.data.on_bad_row);
-  else if (cfg.data.eval_fraction > 0) ({ train, eval: evalRows } = holdOut(train, Math.round(train.length * cfg.data.eval_fraction), cfg.engine.seed));
-  train = subset(train, cfg.data.max_train_pairs, cfg.train.seed ?? cfg.engine.seed);
-  if (evalRows !== null && cfg.data.max_eval_pairs !== null) evalRows = evalRows.slice(0, cfg.data.max_eval_pairs);
+  const { trainFiles, train, evalRows } = await preferenceRowsOf(cfg, read, null, subset, holdOut);
   const lossTypes = typeof cfg.dpo.loss_type === 'string' ? [cfg.dpo.loss_type] : cfg.dpo.loss_type;
   return {
     kind: 'dpo',
@@ -475,24 +481,7 @@ export async function ppoSpec(cfg: PpoConfigIn, file: string, read: DataReaders)
  * answers, the last turn of each row trained.
  */
 export function rsSpec(cfg: RsConfigIn, file: string): SftSpec {
-  noAdapter(cfg.model.adapter, file);
-  return {
-    kind: 'sft',
-    origin: 'rs',
-    configFile: file,
-    common: commonSpec(cfg),
-    model: modelSpec(cfg.model.path, cfg.tokenizer),
-    lora: loraSpec(cfg.lora),
-    maxLength: cfg.data.max_length,
-    gaps: sftGaps(cfg, cfg.data.eval_split),
-    loss: 'last',
-    rows: 'messages',
-    train: { runtime: abs(resolve(cfg.output_dir, 'rs_train.jsonl')), madeBy: `rlhf rs --config ${file}` },
-    eval: null,
-    packing: false,
-    truncation: 'keep_end',
-    saveMerged: cfg.sft.save_merged,
-  };
+  return lastTurnSftSpec(cfg, file, 'rs', { runtime: abs(resolve(cfg.output_dir, 'rs_train.jsonl')), madeBy: `rlhf rs --config ${file}` }, false);
 }
 
 /**
@@ -500,10 +489,21 @@ export function rsSpec(cfg: RsConfigIn, file: string): SftSpec {
  * <output_dir>/synth/gatt_train.jsonl); the fine-tune is SFT on each row's last answer.
  */
 export function gattSpec(cfg: GattConfigIn, file: string, synthCommand = `rlhf gatt synth --config ${file}`): SftSpec {
+  return lastTurnSftSpec(cfg, file, 'gatt', { runtime: abs(resolve(cfg.output_dir, 'synth', 'gatt_train.jsonl')), madeBy: synthCommand }, cfg.data.packing);
+}
+
+/** SFT on rows rlhf-kit writes at run time (rejection sampling's kept answers, GAtt's dialogues), each row's last answer trained. */
+function lastTurnSftSpec(
+  cfg: RsConfigIn | GattConfigIn,
+  file: string,
+  origin: 'rs' | 'gatt',
+  train: { runtime: string; madeBy: string },
+  packing: boolean,
+): SftSpec {
   noAdapter(cfg.model.adapter, file);
   return {
     kind: 'sft',
-    origin: 'gatt',
+    origin,
     configFile: file,
     common: commonSpec(cfg),
     model: modelSpec(cfg.model.path, cfg.tokenizer),
@@ -512,9 +512,9 @@ export function gattSpec(cfg: GattConfigIn, file: string, synthCommand = `rlhf g
     gaps: sftGaps(cfg, cfg.data.eval_split),
     loss: 'last',
     rows: 'messages',
-    train: { runtime: abs(resolve(cfg.output_dir, 'synth', 'gatt_train.jsonl')), madeBy: synthCommand },
+    train,
     eval: null,
-    packing: cfg.data.packing,
+    packing,
     truncation: 'keep_end',
     saveMerged: cfg.sft.save_merged,
   };

@@ -9,6 +9,7 @@ import type { Rng } from '../engine/rng.js';
 import { generate } from '../generation/index.js';
 import type { LlamaModel } from '../model/index.js';
 import { renderChatPrompt, turnEndIds, type ChatMessage, type TemplateName, type Tokenizer } from '../tokenizer/index.js';
+import { replyTexts } from '../generation/chat.js';
 import { trimHistory } from './history.js';
 import type { ReplySampler } from './synthesize.js';
 
@@ -51,10 +52,7 @@ export function modelReplySampler(model: LlamaModel, tokenizer: Tokenizer, opts:
         padTokenId: tokenizer.padId,
         ...(opts.rng ? { rng: opts.rng } : {}),
       });
-      out.tokens.forEach((row, r) => {
-        const kept = row.filter((id, i) => out.mask[r]![i] === 1 && !stopTokenIds.includes(id));
-        replies.push(tokenizer.decode(kept, { skipSpecialTokens: true }).trim());
-      });
+      replies.push(...replyTexts(tokenizer, out, stopTokenIds));
     }
     return replies;
   };

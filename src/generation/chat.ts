@@ -41,11 +41,20 @@ export function sampleChatReplies(
       padTokenId: tokenizer.padId,
       ...(opts.rng ? { rng: opts.rng } : {}),
     });
-    out.tokens.forEach((row, r) => {
-      const kept = row.filter((id, i) => out.mask[r]![i] === 1 && !stopTokenIds.includes(id));
-      replies.push(tokenizer.decode(kept, { skipSpecialTokens: true }).trim());
-      finished.push(out.finished[r]!);
-    });
+    replies.push(...replyTexts(tokenizer, out, stopTokenIds));
+    finished.push(...out.finished);
   }
   return { replies, finished };
+}
+
+/** The text of each generated reply: its own tokens (mask 1), turn-end tokens dropped, special tokens skipped. */
+export function replyTexts(
+  tokenizer: Pick<Tokenizer, 'decode'>,
+  out: { tokens: number[][]; mask: number[][] },
+  stopTokenIds: readonly number[],
+): string[] {
+  return out.tokens.map((row, r) => {
+    const kept = row.filter((id, i) => out.mask[r]![i] === 1 && !stopTokenIds.includes(id));
+    return tokenizer.decode(kept, { skipSpecialTokens: true }).trim();
+  });
 }
