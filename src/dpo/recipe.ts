@@ -31,7 +31,7 @@ import { checkTrainingMemory } from '../training/memory-check.js';
 import { loopCadence, trainLoop } from '../training/loop.js';
 import { writeFineTuned } from '../training/fine-tune.js';
 import { resolveDataPath } from '../paths.js';
-import { closeStatusFor, openRecipeRun, resumeStage, saveStageCheckpoint, stageLog, writeFinalFolder, type StageHooks, type StageRun } from '../training/run.js';
+import { closeStatusFor, openRecipeRun, runDiskBytes, resumeStage, saveStageCheckpoint, stageLog, writeFinalFolder, type StageHooks, type StageRun } from '../training/run.js';
 import { lossTypes, lossWeights, type DpoConfig } from './config.js';
 import { collateDpo, pairReplyTokens } from './data.js';
 import { dpoEvaluator, evalSummary } from './evaluate.js';
@@ -100,7 +100,7 @@ export async function runDpo(resolved: ResolvedConfig<DpoConfig>, opts: DpoRunOp
     if (frozenCopy) frozen = loadMergedModel(modelDir, adapterDir);
     const totalSteps = stepsOfRun(cfg.train, Math.ceil(data.train.length / cfg.train.batch_size), cfg.optim.grad_accum);
     const trainableCount = [...trainable.values()].reduce((n, v) => n + v.size, 0);
-    const minFreeBytes = Math.ceil(4 * (((cfg.checkpoint.keep_last ?? 3) + 1) * 3 * trainableCount + 3 * policy.numParameters()) * 1.2);
+    const minFreeBytes = runDiskBytes({ trainable: trainableCount, savedWeights: 3 * policy.numParameters() /* final/, base/, merged/ */, keepLast: cfg.checkpoint.keep_last });
     run = await openRecipeRun('dpo', resolved, { minFreeBytes, hooks: opts, log });
 
     // Precomputed before a checkpoint is restored: the reference is the policy before any update.

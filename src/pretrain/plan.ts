@@ -4,6 +4,7 @@ import { llamaConfig } from '../model/config.js';
 import { llamaParamShapes } from '../model/names.js';
 import type { Tokenizer } from '../tokenizer/types.js';
 import { stepsOfRun } from '../training/schedule.js';
+import { runDiskBytes } from '../training/run.js';
 import type { PretrainConfig } from './config.js';
 
 /** The LlamaConfig of the model to train: the config's shape, the tokenizer's vocabulary and special ids. */
@@ -49,6 +50,5 @@ export function estimateDiskBytes(cfg: PretrainConfig): number {
   for (const s of llamaParamShapes(shape, { lmHead: !shape.tie_word_embeddings, score: false }).values()) {
     params += s.reduce((a, b) => a * b, 1);
   }
-  const checkpoints = (cfg.checkpoint.keep_last ?? 10) + 1;
-  return 2 * (checkpoints * 3 + 1) * params * 4;
+  return runDiskBytes({ trainable: params, savedWeights: params, keepLast: cfg.checkpoint.keep_last ?? 10 });
 }

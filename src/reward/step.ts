@@ -6,7 +6,7 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { Rng } from '../engine/rng.js';
 import { injectLora, trainableVariables } from '../lora/index.js';
-import { adapterWeights, variableWeights, type WeightsIO } from '../training/run.js';
+import { adapterWeights, runDiskBytes, variableWeights, type WeightsIO } from '../training/run.js';
 import type { RewardConfig } from './config.js';
 import type { LlamaModel } from '../model/index.js';
 import { clipGradNormInPlace, disposeGrads, globalNorm, microBatchGrads, type GradientAccumulator } from '../training/index.js';
@@ -72,10 +72,8 @@ export function rewardTrainable(model: LlamaModel, cfg: Pick<RewardConfig, 'lora
   return { trainable: trainableVariables(model), weights: adapterWeights(model, { baseModelNameOrPath: cfg.model.path }) };
 }
 
-/** Checkpoints (trainable weights + 2 Adam moments each) and the final model, float32, with room to spare. */
+/** Disk for the run: checkpoints of the trainable weights, and the merged reward model. */
 export function estimateOutputBytes(model: LlamaModel, trainable: Map<string, tf.Variable>, keepLast: number | null): number {
-  let trainableSize = 0;
-  for (const v of trainable.values()) trainableSize += v.size;
-  const checkpoints = (keepLast ?? 3) + 1;
-  return Math.ceil(4 * (checkpoints * 3 * trainableSize + model.numParameters()) * 1.2);
+  const trainableSize = [...trainable.values()].reduce((n, v) => n + v.size, 0);
+  return runDiskBytes({ trainable: trainableSize, savedWeights: model.numParameters(), keepLast });
 }

@@ -25,7 +25,7 @@ import { loadTokenizer, pickTemplate } from '../tokenizer/index.js';
 import { checkTokenizerFits } from '../tokenizer/files.js';
 import type { AdamW } from '../training/index.js';
 import { checkTrainingMemory } from '../training/memory-check.js';
-import { closeStatusFor, openRecipeRun, stageLog, writeFinalFolder, type StageHooks } from '../training/run.js';
+import { closeStatusFor, openRecipeRun, runDiskBytes, stageLog, writeFinalFolder, type StageHooks } from '../training/run.js';
 import { lossChunkRows } from '../training/sft-loss.js';
 import { fineTune, makeTrainable, writeFineTuned } from '../training/fine-tune.js';
 import type { RsConfig } from './config.js';
@@ -106,8 +106,10 @@ export async function runRs(resolved: ResolvedConfig<RsConfig>, hooks: RsHooks =
   let optimizer: AdamW | undefined;
   try {
     checkTokenizerFits(tokenizer, input.tokenizerDir, model, input.modelDir);
-    const minFree = model.numParameters() * 4 * (cfg.lora.enabled ? 1 : 4 + (cfg.checkpoint.keep_last ?? 3) * 3);
-    const run = await openRecipeRun('rs', resolved, { minFreeBytes: minFree, hooks, log });
+    // Before LoRA is injected the trainable count is not known: a full run's is the upper bound.
+    const total = model.numParameters();
+    const minFreeBytes = runDiskBytes({ trainable: cfg.lora.enabled ? 0 : total, savedWeights: total, keepLast: cfg.checkpoint.keep_last });
+    const run = await openRecipeRun('rs', resolved, { minFreeBytes, hooks, log });
     try {
       // ── 1–2. sample K replies per prompt, score each ──────────────────────────────────────────
       const samplesDir = join(run.dir, SAMPLES_DIR);

@@ -19,7 +19,7 @@ import { checkTrainingMemory } from '../training/memory-check.js';
 import { loadTokenizer } from '../tokenizer/index.js';
 import { checkTokenizerFits } from '../tokenizer/files.js';
 import type { AdamW } from '../training/index.js';
-import { closeStatusFor, openRecipeRun, stageLog, writeFinalFolder, type StageHooks } from '../training/run.js';
+import { closeStatusFor, openRecipeRun, runDiskBytes, stageLog, writeFinalFolder, type StageHooks } from '../training/run.js';
 import type { SftConfig } from './config.js';
 import { collateUnits, pickTemplate, resolveDataPath } from './data.js';
 import { loadSftData } from './load.js';
@@ -88,9 +88,8 @@ export async function runSft(resolved: ResolvedConfig<SftConfig>, hooks: SftHook
         `${data.units.items.length} ${data.units.packed ? 'packed rows' : 'examples'}, template ${template}`,
     );
 
-    const ckptBytes = trainableCount * 4 * 3; // weights + two AdamW moments, float32
-    const finalBytes = (lora ? trainableCount * 4 : 0) + (lora && !cfg.sft.save_merged ? 0 : model.numParameters() * 4);
-    const minFreeBytes = ckptBytes * ((cfg.checkpoint.keep_last ?? 3) + 1) + finalBytes;
+    const savedWeights = (lora ? trainableCount : 0) + (lora && !cfg.sft.save_merged ? 0 : model.numParameters());
+    const minFreeBytes = runDiskBytes({ trainable: trainableCount, savedWeights, keepLast: cfg.checkpoint.keep_last });
     const run = await openRecipeRun('sft', resolved, { minFreeBytes, hooks, log });
     try {
       // ── train loop (the harness's policies: NaN guard, eval/checkpoint cadence, stop, progress) ──

@@ -61,6 +61,16 @@ export const FINAL_DIR = 'final';
 // ───────────────────────────── run folder ─────────────────────────────
 
 /**
+ * Free disk a training run needs, checked before it starts (one estimate for every stage): each kept
+ * checkpoint, and the one being written, holds the trainable weights and AdamW's two moments; the
+ * final folder holds `savedWeights` (an adapter, a merged or whole model, a base copy). Float32,
+ * a fifth to spare. `keepLast` null (keep all) is counted as 3.
+ */
+export function runDiskBytes(a: { trainable: number; savedWeights: number; keepLast: number | null }): number {
+  return Math.ceil(4 * (((a.keepLast ?? 3) + 1) * 3 * a.trainable + a.savedWeights) * 1.2);
+}
+
+/**
  * Make `dir` and check, before any training, that it is writable and that its file system has at
  * least `minFreeBytes` free (checkpoints failing after an hour of training is the thing to avoid).
  */

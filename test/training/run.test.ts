@@ -17,6 +17,7 @@ import {
   prepareRunDir,
   resolveResume,
   restoreStageCheckpoint,
+  runDiskBytes,
   saveStageCheckpoint,
   trimMetricsAfter,
   variableWeights,
@@ -198,4 +199,11 @@ describe('stage checkpoint bundle', () => {
     for (const v of [w, other]) v.dispose();
     opt.dispose();
   });
+});
+
+test('one disk estimate for every stage: kept checkpoints (+1 being written) of weights and two moments, the final folder, float32, a fifth to spare', () => {
+  // 1000 trainable weights, keep_last 2 → 3 checkpoints × 3 tensors; final folder 5000 weights.
+  expect(runDiskBytes({ trainable: 1000, savedWeights: 5000, keepLast: 2 })).toBe(Math.ceil(4 * (3 * 3 * 1000 + 5000) * 1.2));
+  // keep_last null (keep all) is counted as 3 kept.
+  expect(runDiskBytes({ trainable: 10, savedWeights: 0, keepLast: null })).toBe(Math.ceil(4 * 4 * 3 * 10 * 1.2));
 });
