@@ -11,7 +11,7 @@ import { writeRowsAtomic } from '../data/write-atomic.js';
 import { Rng } from '../engine/rng.js';
 import { UserError } from '../errors.js';
 import { packagePath } from '../paths.js';
-import { loadTokenizer, type TemplateName } from '../tokenizer/index.js';
+import { loadTokenizer, pickTemplate, type TemplateName } from '../tokenizer/index.js';
 import { annotatePairs } from '../world/annotate.js';
 import { formatWorldScore, judgeResponses, readPromptsFile } from '../world/evaluate.js';
 import { judgeSafetyResponses } from '../world/safety-eval.js';
@@ -51,7 +51,7 @@ const evalCommand: CommandModule<object, WorldEvalArgs> = {
     const model = loadHfModel(args.model);
     try {
       if (args.adapter !== undefined) loadAdapter(model, args.adapter);
-      const template: TemplateName = args.template === 'auto' ? (tokenizer.chatTemplate !== undefined ? 'tokenizer' : 'llama2') : args.template;
+      const template = pickTemplate(args.template as TemplateName | 'auto', tokenizer);
       const generator = greedyChatGenerator(model, tokenizer, { template, maxNewTokens: args['max-new-tokens'], batchSize: args['batch-size'] });
       const prompts = readPromptsFile(args.prompts, args.limit);
       const replies = await generator(prompts);

@@ -10,7 +10,7 @@ import { initEngine } from '../engine/index.js';
 import { loadAdapter } from '../lora/index.js';
 import { loadHfModel } from '../model/index.js';
 import type { JudgeEval } from '../report/inputs.js';
-import { loadTokenizer } from '../tokenizer/index.js';
+import { loadTokenizer, pickTemplate } from '../tokenizer/index.js';
 import { readPrompts } from '../data/prompts.js';
 import { judgeResponses } from '../world/evaluate.js';
 import { judgeSafetyResponses } from '../world/safety-eval.js';
@@ -34,7 +34,7 @@ export async function judgeModels({ models, settings, outDir, log }: FinalEvalua
     const model = loadHfModel(ref.path);
     try {
       if (ref.adapter !== null) loadAdapter(model, ref.adapter);
-      const template = tokenizer.chatTemplate !== undefined ? 'tokenizer' : 'llama2';
+      const template = pickTemplate('auto', tokenizer);
       const generate = greedyChatGenerator(model, tokenizer, { template, maxNewTokens: settings.max_new_tokens, batchSize: settings.batch_size });
       const replies = await generate(prompts);
       const score = judgeResponses(prompts, replies);

@@ -4,16 +4,14 @@
  * wiring ← the stage's own overrides from the pipeline config.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { isAbsolute, join, resolve } from 'node:path';
-import { packagePath } from '../paths.js';
+import { join, resolve } from 'node:path';
+import { resolveDataPath } from '../paths.js';
 import { UserError } from '../errors.js';
 import type { PipelineStage } from './config.js';
 
 /** A relative path not found from the working directory is looked up inside the package (shipped data). */
 export function resolvePackagePath(path: string): string {
-  if (isAbsolute(path) || existsSync(path)) return resolve(path);
-  const shipped = packagePath(path);
-  return existsSync(shipped) ? shipped : resolve(path);
+  return resolve(resolveDataPath(path));
 }
 
 /** A model as the stages take it: an HF folder, and optionally a PEFT adapter on top. */

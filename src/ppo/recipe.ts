@@ -15,7 +15,7 @@ import { loadAdapter } from '../lora/peft-io.js';
 import { loadHfModel } from '../model/io/hf.js';
 import { resolveModelPath } from '../model/hub.js';
 import type { LlamaModel } from '../model/llama.js';
-import { loadTokenizer, turnEndIds, type ChatMessage, type TemplateName } from '../tokenizer/index.js';
+import { loadTokenizer, pickTemplate, turnEndIds, type ChatMessage } from '../tokenizer/index.js';
 import { ADAPTER_BASE_DIR, writeFineTuned } from '../training/fine-tune.js';
 import { closeStatusFor, FINAL_DIR, openStageRun, writeFolderAtomic } from '../training/run.js';
 import type { StopSignal } from '../training/stop-signal.js';
@@ -67,7 +67,7 @@ export async function runPpo(
   checkPpoMemory(cfg, engine.backend, log);
   const tokenizerDir = resolveModelPath(cfg.tokenizer.path ?? cfg.model.path);
   const tokenizer = await loadTokenizer(tokenizerDir);
-  const template: TemplateName = cfg.tokenizer.template !== 'auto' ? cfg.tokenizer.template : tokenizer.chatTemplate ? 'tokenizer' : 'llama2';
+  const template = pickTemplate(cfg.tokenizer.template, tokenizer);
   const stopTokenIds = turnEndIds(tokenizer, template);
   const inputs = await ppoInputs(cfg, tokenizer, template, log);
   const { train, evalMessages, evalIds, stats, rewardSuffix } = inputs;
