@@ -196,6 +196,8 @@ test('refused with a clear message: PPO to TRL, a pipeline with PPO to TRL, a DP
     'dpo.loss_type hinge has no OpenRLHF equivalent',
   );
   await expect(exportCase('x3', 'configs/sft/world_lora.yaml', 'trl', [], 3)).rejects.toThrow('8 examples per step cannot be split evenly over --gpus 3');
+  // Llama 2's combined reward (two reward models) has no OpenRLHF equivalent.
+  await expect(exportCase('x4', 'configs/ppo/world_safety_lora.yaml', 'openrlhf')).rejects.toThrow('model.reward_model names two reward models');
 });
 
 async function rlhf(argv: string[]): Promise<{ code: number; out: string; err: string }> {
