@@ -13,6 +13,7 @@ import { trainableVariables } from '../lora/inject.js';
 import type { LlamaModel } from '../model/llama.js';
 import type { Tracker } from '../tracking/index.js';
 import { AdamW } from '../training/adamw.js';
+import { withoutStrayTensors } from '../training/fine-tune.js';
 import { trainLoop, type LoopRun } from '../training/loop.js';
 import { adapterWeights, resolveResume, restoreStageCheckpoint, saveStageCheckpoint, variableWeights } from '../training/run.js';
 import { learningRateAt, type ScheduleKind } from '../training/schedule.js';
@@ -97,9 +98,7 @@ export async function trainPpo(models: PpoModels, prompts: number[][], opts: Ppo
   const params = new Map<string, tf.Variable>();
   for (const [k, v] of trainableVariables(policy)) params.set(`policy.${k}`, v);
   for (const [k, v] of criticParams) params.set(`critic.${k}`, v);
-  // tidy: AdamW's constructor leaves its zerosLike initial values undisposed (the variables keep the data)
-  let optimizer!: AdamW;
-  tf.tidy(() => { optimizer = new AdamW(params, opts.adamw); });
+  const optimizer = withoutStrayTensors(() => new AdamW(params, opts.adamw));
   const log = io.log ?? (() => {});
 
   let kl = klControllerFromState(opts.kl);

@@ -115,7 +115,6 @@ export async function runPretrain(resolved: ResolvedConfig<PretrainConfig>, opts
     );
 
     // ── train loop (the harness's policies: NaN guard, eval/checkpoint cadence, stop, progress) ──
-    const losses: PretrainResult['losses'] = [];
     const evalLosses: PretrainResult['evalLosses'] = [];
     const epochOf = () => cursor.state.epoch + cursor.state.index / cursor.size;
     let trainSeconds = 0;
@@ -137,7 +136,6 @@ export async function runPretrain(resolved: ResolvedConfig<PretrainConfig>, opts
         const gradNorm = clipGradNormInPlace(accumulator.grads, cfg.optim.grad_clip ?? Infinity);
         trainSeconds += (performance.now() - started) / 1000;
         trainedTargets += targets;
-        losses.push({ step: done + 1, loss });
         history.push({ step: done + 1, loss, lr });
         return {
           loss,
@@ -180,7 +178,7 @@ export async function runPretrain(resolved: ResolvedConfig<PretrainConfig>, opts
       finalDir,
       totalSteps,
       startStep,
-      losses,
+      losses: loop.losses,
       evalLosses,
       numParameters: model.numParameters(),
       trainTokens,

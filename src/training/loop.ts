@@ -160,10 +160,10 @@ export async function trainLoop(spec: LoopSpec): Promise<LoopResult> {
   };
 
   try {
-    if (spec.evalAtStart && step === 0) {
-      const ev = await evaluate();
-      if (ev) await run.tracker.logMetrics(ev, 0);
-      lastEvalStep = -1; // the start is not the end: the last step still gets its own evaluation
+    if (spec.evalAtStart && step === 0 && spec.evaluate) {
+      // The starting point; not counted as a step's evaluation, so the last step still gets its own.
+      lastEval = await spec.evaluate(0);
+      if (lastEval) await run.tracker.logMetrics(lastEval, 0);
     }
     while (step < totalSteps && stoppedEarly === null) {
       const started = performance.now();
