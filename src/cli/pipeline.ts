@@ -1,6 +1,7 @@
 /** `rlhf pipeline --config FILE [--force STAGE] [k=v ...]`: every stage in order, then the report. */
 import type { Argv, CommandModule } from 'yargs';
 import { findConfig, loadConfig, schemaHelpText } from '../config/index.js';
+import { matmulStartupNote } from '../engine/blas/index.js';
 import { pipelineConfigSchema } from '../pipeline/config.js';
 import { judgeModels } from '../pipeline/evaluate.js';
 import { runPipeline } from '../pipeline/runner.js';
@@ -23,6 +24,8 @@ export const pipelineCommand: CommandModule<object, PipelineArgs> = {
       .epilogue(schemaHelpText(pipelineConfigSchema)) as unknown as Argv<PipelineArgs>,
   handler: async (args) => {
     const resolved = loadConfig(findConfig(args.config), args.overrides.map(String), { stage: 'pipeline', schema: pipelineConfigSchema });
+    // First line of `npm start`: the matmul library, or how to get a faster one than the fallback.
+    process.stderr.write(`${await matmulStartupNote()}\n`);
     await runPipeline(resolved, { stages: realStages(), rounds: realRounds(), evaluate: judgeModels, force: args.force.map(String) });
   },
 };

@@ -1,12 +1,14 @@
 import { existsSync } from 'node:fs';
+import { packagePath } from '../../paths.js';
 
 /**
- * A system BLAS reached through `koffi` (an FFI whose prebuilt binaries ship inside npm), so the
- * setup stays `npm install`: OpenBLAS on Linux (Debian `libopenblas0-pthread`), OpenBLAS or
- * Accelerate on macOS. Only single-precision GEMM is bound — the one routine the matmul kernel needs.
+ * A GEMM library reached through `koffi` (an FFI whose prebuilt binaries ship inside npm), so the
+ * setup stays `npm install`: rlhf-kit's own GEMM (`native/gemm.c`, compiled for this CPU by the
+ * package's install script), or a system OpenBLAS (Debian `libopenblas0-pthread`) or Accelerate
+ * (macOS). Only single-precision GEMM (and a transpose) is bound — what the matmul kernel needs.
  */
 
-export type BlasVendor = 'openblas' | 'accelerate';
+export type BlasVendor = 'openblas' | 'accelerate' | 'rlhf-kit';
 
 /**
  * `C[m,n] = op(A)·op(B)` on row-major float32 arrays (alpha 1, beta 0); `ld*` are row strides.
@@ -41,7 +43,12 @@ export interface BlasLibrary {
   transpose: ((rows: number, cols: number, a: Float32Array, b: Float32Array) => void) | null;
 }
 
-/** Where to look, in order. A generic `libblas.so.3` is never taken: on Debian it may be reference BLAS. */
+/** rlhf-kit's own GEMM, where `npm install` built it (`scripts/build-native.mjs`). */
+export function bundledGemmPath(platform: NodeJS.Platform = process.platform): string {
+  return packagePath('build', 'native', platform === 'darwin' ? 'librlhf_gemm.dylib' : 'librlhf_gemm.so');
+}
+
+/** Where to look for a system BLAS, in order. A generic `libblas.so.3` is never taken: on Debian it may be reference BLAS. */
 export function blasCandidates(platform: NodeJS.Platform = process.platform, arch: string = process.arch): { vendor: BlasVendor; path: string }[] {
   const openblas = (path: string): { vendor: BlasVendor; path: string } => ({ vendor: 'openblas', path });
   if (platform === 'darwin') {
@@ -89,18 +96,30 @@ type KoffiModule = (typeof import('koffi'))['default'];
 /** Result of looking for a BLAS: the library, or why there is none (for `rlhf env`). */
 export type BlasLookup = { library: BlasLibrary; reason: null } | { library: null; reason: string };
 
-let cached: Promise<BlasLookup> | null = null;
+/** Which libraries `loadBlas` may take: `system` (OpenBLAS/Accelerate), `bundled` (rlhf-kit's own), or either. */
+export type BlasSource = 'any' | 'system' | 'bundled';
+
+const cached = new Map<BlasSource, Promise<BlasLookup>>();
 
 /**
- * Find and bind the first BLAS that loads; memoised (a shared library loads once per process).
- * `RLHF_BLAS_LIB=/path/libopenblas.so` puts a library of the user's own first.
+ * Find and bind the first library that loads; memoised (a shared library loads once per process).
+ * A system OpenBLAS/Accelerate comes first — where one is installed, results stay those of earlier
+ * releases bit for bit — then rlhf-kit's own GEMM, so a machine where only `npm install` has run
+ * still gets native, multi-threaded matmuls. `RLHF_BLAS_LIB=/path/libopenblas.so` puts a library of
+ * the user's own first.
  */
-export function loadBlas(): Promise<BlasLookup> {
-  cached ??= findBlas();
-  return cached;
+export function loadBlas(source: BlasSource = 'any'): Promise<BlasLookup> {
+  let lookup = cached.get(source);
+  if (lookup === undefined) {
+    lookup = findBlas(source);
+    cached.set(source, lookup);
+  }
+  return lookup;
 }
 
-async function findBlas(): Promise<BlasLookup> {
+interface Candidate { vendor: BlasVendor; path: string }
+
+async function findBlas(source: BlasSource): Promise<BlasLookup> {
   let koffi: KoffiModule;
   try {
     koffi = (await import('koffi')).default;
@@ -108,22 +127,64 @@ async function findBlas(): Promise<BlasLookup> {
     return { library: null, reason: `koffi (the FFI) did not load on ${process.platform}-${process.arch}: ${(e as Error).message}` };
   }
   const own = process.env['RLHF_BLAS_LIB'];
-  const candidates = own !== undefined && own !== ''
-    ? [{ vendor: (own.includes('Accelerate') ? 'accelerate' : 'openblas') as BlasVendor, path: own }, ...blasCandidates()]
+  const system: Candidate[] = own !== undefined && own !== '' && source !== 'bundled'
+    ? [{ vendor: own.includes('Accelerate') ? 'accelerate' : 'openblas', path: own }, ...blasCandidates()]
     : blasCandidates();
+  const bundled: Candidate = { vendor: 'rlhf-kit', path: bundledGemmPath() };
+  const candidates = source === 'system' ? system : source === 'bundled' ? [bundled] : [...system, bundled];
   const failures: string[] = [];
   for (const { vendor, path } of candidates) {
     if (!existsSync(path)) continue;
     try {
-      return { library: bind(koffi, vendor, path), reason: null };
+      return { library: vendor === 'rlhf-kit' ? bindBundled(koffi, path) : bind(koffi, vendor, path), reason: null };
     } catch (e) {
       failures.push(`${path}: ${(e as Error).message}`);
     }
   }
   const hint = process.platform === 'linux' ? ' (Debian/Ubuntu: apt-get install libopenblas0-pthread)' : '';
+  const missing = source === 'bundled' ? `rlhf-kit's GEMM is not built (${bundled.path}; \`npm run install\` in the rlhf-kit folder builds it with a C compiler)`
+    : source === 'system' ? `no OpenBLAS/Accelerate found${hint}`
+    : `no OpenBLAS/Accelerate found${hint}, and rlhf-kit's own GEMM is not built (no C compiler at npm install?)`;
+  return { library: null, reason: failures.length > 0 ? `no BLAS loaded: ${failures.join('; ')}` : missing };
+}
+
+/**
+ * rlhf-kit's own GEMM (`native/gemm.c`): the same calls as OpenBLAS's, under its own names. It
+ * splits a product over OpenMP threads itself; the size gate (`blasThreadsFor`) still decides how many.
+ */
+function bindBundled(koffi: KoffiModule, path: string): BlasLibrary {
+  // Idle OpenMP threads sleep at once instead of spinning: on a machine whose cores are busy with
+  // other work, spinning threads took whole scheduler slices from the thread they wait for (small
+  // products 5-30x slower in a measured A/B); read by libgomp when it loads, so set before.
+  if (process.env['OMP_WAIT_POLICY'] === undefined && process.env['GOMP_SPINCOUNT'] === undefined) {
+    process.env['OMP_WAIT_POLICY'] = 'passive';
+  }
+  const lib = koffi.load(path);
+  const gemm = lib.func('int rlhf_sgemm(int ta, int tb, int m, int n, int k, const float *a, int lda, ' +
+    'const float *b, int ldb, float *c, int ldc)') as (...args: unknown[]) => number;
+  const gemmAt = lib.func('int rlhf_sgemm(int ta, int tb, int m, int n, int k, uintptr_t a, int lda, ' +
+    'uintptr_t b, int ldb, uintptr_t c, int ldc)') as (...args: unknown[]) => number;
+  const setNum = lib.func('void rlhf_gemm_set_threads(int n)') as (n: number) => void;
+  const transposeFn = lib.func('void rlhf_transpose(int rows, int cols, const float *a, float *b)') as
+    (rows: number, cols: number, a: Float32Array, b: Float32Array) => void;
+  let maxThreads = 1;
+  let current = -1;
+  const sgemm: Sgemm = (transA, transB, m, n, k, a, lda, b, ldb, c, ldc) => {
+    const want = blasThreadsFor(m, n, k, maxThreads);
+    if (want !== current) {
+      setNum(want);
+      current = want;
+    }
+    const status = (typeof a === 'number' ? gemmAt : gemm)(transA ? 1 : 0, transB ? 1 : 0, m, n, k, a, lda, b, ldb, c, ldc);
+    // Its only failure: no memory for the packed operands (a few MiB at most).
+    if (status !== 0) throw new Error(`rlhf-kit GEMM: out of memory packing a [${m}, ${k}]·[${k}, ${n}] product`);
+  };
   return {
-    library: null,
-    reason: failures.length > 0 ? `no BLAS loaded: ${failures.join('; ')}` : `no OpenBLAS/Accelerate found${hint}`,
+    vendor: 'rlhf-kit', path, sgemm,
+    setThreads: (n) => { maxThreads = n; setNum(n); current = n; },
+    getThreads: () => maxThreads,
+    addressOf: bindAddressOf(koffi),
+    transpose: (rows, cols, a, b) => transposeFn(rows, cols, a, b),
   };
 }
 

@@ -1,0 +1,263 @@
+/*
+ * rlhf-kit's own single-precision GEMM, compiled at `npm install` (scripts/build-native.mjs) for the
+ * machine it runs on, so the fast matmul path needs no system BLAS. Bound through koffi like OpenBLAS
+ * (src/engine/blas/library.ts) and used by the wasm backend's BatchMatMul when no OpenBLAS loads.
+ *
+ * The algorithm is the Goto/BLIS one: B is packed into KC x NR column strips and A into MR x KC row
+ * strips (zero-padded at the edges), and a register-blocked MR x NR micro-kernel accumulates
+ * op(A)·op(B) into C. The micro-kernel uses GCC/Clang vector extensions, so the same source becomes
+ * AVX-512, AVX2 or NEON code for whatever `-march=native` finds. Threads (OpenMP) split C into
+ * slabs; small products skip packing.
+ */
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#if defined(__AVX512F__)
+#define VL 16 /* floats per vector register */
+#else
+#define VL 8
+#endif
+#define MR 6
+#define NV 2
+#define NR (VL * NV)
+#define KC 256
+#define MC 96 /* rows of A packed at once (a multiple of MR) */
+#define NC 1024 /* columns of B packed at once (a multiple of NR) */
+
+typedef float vf __attribute__((vector_size(VL * 4)));
+
+static int threads_wanted = 1;
+
+void rlhf_gemm_set_threads(int n) { threads_wanted = n < 1 ? 1 : n; }
+int rlhf_gemm_get_threads(void) { return threads_wanted; }
+int rlhf_gemm_vector_floats(void) { return VL; }
+
+/* A(i, p) and B(p, j) of op(A) [m, k] and op(B) [k, n], row-major storage. */
+#define A_AT(i, p) (ta ? a[(size_t)(p) * lda + (i)] : a[(size_t)(i) * lda + (p)])
+#define B_AT(p, j) (tb ? b[(size_t)(j) * ldb + (p)] : b[(size_t)(p) * ldb + (j)])
+
+/* Pack rows [i0, i0+mc) x depth [p0, p0+kc) of op(A) into MR-row strips: strip s holds, for each p, MR values. */
+static void pack_a(int ta, const float *a, int lda, int i0, int mc, int p0, int kc, float *dst) {
+  for (int s = 0; s < mc; s += MR) {
+    int rows = mc - s < MR ? mc - s : MR;
+    float *out = dst + (size_t)s * kc;
+    if (!ta) {
+      for (int p = 0; p < kc; p++) {
+        int r = 0;
+        for (; r < rows; r++) out[p * MR + r] = a[(size_t)(i0 + s + r) * lda + p0 + p];
+        for (; r < MR; r++) out[p * MR + r] = 0.f;
+      }
+    } else {
+      for (int p = 0; p < kc; p++) {
+        const float *src = a + (size_t)(p0 + p) * lda + i0 + s;
+        int r = 0;
+        for (; r < rows; r++) out[p * MR + r] = src[r];
+        for (; r < MR; r++) out[p * MR + r] = 0.f;
+      }
+    }
+  }
+}
+
+/* Pack depth [p0, p0+kc) x columns [j0, j0+nc) of op(B) into NR-column strips. */
+static void pack_b(int tb, const float *b, int ldb, int p0, int kc, int j0, int nc, float *dst) {
+  for (int s = 0; s < nc; s += NR) {
+    int cols = nc - s < NR ? nc - s : NR;
+    float *out = dst + (size_t)s * kc;
+    if (!tb) {
+      for (int p = 0; p < kc; p++) {
+        const float *src = b + (size_t)(p0 + p) * ldb + j0 + s;
+        int c = 0;
+        for (; c < cols; c++) out[p * NR + c] = src[c];
+        for (; c < NR; c++) out[p * NR + c] = 0.f;
+      }
+    } else {
+      for (int c = 0; c < NR; c++) {
+        if (c < cols) {
+          const float *src = b + (size_t)(j0 + s + c) * ldb + p0;
+          for (int p = 0; p < kc; p++) out[p * NR + c] = src[p];
+        } else {
+          for (int p = 0; p < kc; p++) out[p * NR + c] = 0.f;
+        }
+      }
+    }
+  }
+}
+
+/* C[mr, nr] (=|+=) Ap[MR, kc] · Bp[kc, NR]; mr <= MR, nr <= NR (edges go through a local tile). */
+static void micro_kernel(int kc, const float *restrict ap, const float *restrict bp, float *restrict c, int ldc,
+                         int mr, int nr, int accumulate) {
+  vf acc[MR][NV];
+  for (int i = 0; i < MR; i++)
+    for (int v = 0; v < NV; v++) acc[i][v] = (vf){0};
+  for (int p = 0; p < kc; p++) {
+    vf bv[NV];
+    for (int v = 0; v < NV; v++) bv[v] = *(const vf *)(bp + (size_t)p * NR + v * VL);
+    for (int i = 0; i < MR; i++) {
+      float s = ap[(size_t)p * MR + i];
+      for (int v = 0; v < NV; v++) acc[i][v] += s * bv[v];
+    }
+  }
+  if (mr == MR && nr == NR) {
+    for (int i = 0; i < MR; i++) {
+      for (int v = 0; v < NV; v++) {
+        float *dst = c + (size_t)i * ldc + v * VL;
+        vf cur;
+        if (accumulate) {
+          memcpy(&cur, dst, sizeof cur);
+          cur += acc[i][v];
+        } else {
+          cur = acc[i][v];
+        }
+        memcpy(dst, &cur, sizeof cur);
+      }
+    }
+    return;
+  }
+  float tile[MR][NR] __attribute__((aligned(64)));
+  for (int i = 0; i < MR; i++)
+    for (int v = 0; v < NV; v++) memcpy(&tile[i][v * VL], &acc[i][v], sizeof(vf));
+  for (int i = 0; i < mr; i++)
+    for (int j = 0; j < nr; j++) c[(size_t)i * ldc + j] = accumulate ? c[(size_t)i * ldc + j] + tile[i][j] : tile[i][j];
+}
+
+/* Products this small skip packing: a plain loop with the inner index over C's row. */
+static void gemm_small(int ta, int tb, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
+                       float *c, int ldc) {
+  for (int i = 0; i < m; i++) {
+    float *ci = c + (size_t)i * ldc;
+    for (int j = 0; j < n; j++) ci[j] = 0.f;
+    if (!tb) {
+      for (int p = 0; p < k; p++) {
+        float s = A_AT(i, p);
+        const float *bp = b + (size_t)p * ldb;
+        for (int j = 0; j < n; j++) ci[j] += s * bp[j];
+      }
+    } else {
+      for (int j = 0; j < n; j++) {
+        const float *bj = b + (size_t)j * ldb;
+        float s = 0.f;
+        if (!ta) {
+          const float *ai = a + (size_t)i * lda;
+          for (int p = 0; p < k; p++) s += ai[p] * bj[p];
+        } else {
+          for (int p = 0; p < k; p++) s += a[(size_t)p * lda + i] * bj[p];
+        }
+        ci[j] = s;
+      }
+    }
+  }
+}
+
+static void *aligned_buffer(size_t floats) {
+  void *p = NULL;
+  if (posix_memalign(&p, 64, floats * sizeof(float) + 64) != 0) return NULL;
+  return p;
+}
+
+/* One thread's GEMM: loops over column blocks (NC), depth blocks (KC) and row blocks (MC). */
+static int gemm_serial(int ta, int tb, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
+                       float *c, int ldc) {
+  int kc_max = k < KC ? k : KC;
+  int nc_max = n < NC ? (n + NR - 1) / NR * NR : NC;
+  int mc_max = m < MC ? (m + MR - 1) / MR * MR : MC;
+  float *bp = aligned_buffer((size_t)kc_max * nc_max);
+  float *ap = aligned_buffer((size_t)kc_max * mc_max);
+  if (bp == NULL || ap == NULL) {
+    free(bp);
+    free(ap);
+    return -1;
+  }
+  for (int j0 = 0; j0 < n; j0 += NC) {
+    int nc = n - j0 < NC ? n - j0 : NC;
+    for (int p0 = 0; p0 < k; p0 += KC) {
+      int kc = k - p0 < KC ? k - p0 : KC;
+      pack_b(tb, b, ldb, p0, kc, j0, nc, bp);
+      for (int i0 = 0; i0 < m; i0 += MC) {
+        int mc = m - i0 < MC ? m - i0 : MC;
+        pack_a(ta, a, lda, i0, mc, p0, kc, ap);
+        for (int j = 0; j < nc; j += NR) {
+          int nr = nc - j < NR ? nc - j : NR;
+          for (int i = 0; i < mc; i += MR) {
+            int mr = mc - i < MR ? mc - i : MR;
+            micro_kernel(kc, ap + (size_t)i * kc, bp + (size_t)j * kc, c + (size_t)(i0 + i) * ldc + j0 + j, ldc, mr, nr,
+                         p0 > 0);
+          }
+        }
+      }
+    }
+  }
+  free(bp);
+  free(ap);
+  return 0;
+}
+
+/*
+ * C[m, n] = op(A)[m, k] · op(B)[k, n] (alpha 1, beta 0), row-major; op transposes when ta / tb.
+ * Returns 0, or -1 when a packing buffer could not be allocated.
+ *
+ * Threads split C into independent slabs — along its rows when it has at least as many as columns,
+ * else along its columns — and each runs the serial GEMM on its slab with its own packing buffers.
+ * The one synchronisation is the join at the end: a product never waits on a barrier between its
+ * packing and its compute, which costs a whole scheduler slice when the cores are shared.
+ */
+int rlhf_sgemm(int ta, int tb, int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c,
+               int ldc) {
+  if (m <= 0 || n <= 0) return 0;
+  if (k <= 0) {
+    for (int i = 0; i < m; i++) memset(c + (size_t)i * ldc, 0, (size_t)n * sizeof(float));
+    return 0;
+  }
+  if ((double)m * n * k < 32768.0 || (m < 4 && !tb)) {
+    gemm_small(ta, tb, m, n, k, a, lda, b, ldb, c, ldc);
+    return 0;
+  }
+  int threads = threads_wanted;
+#ifndef _OPENMP
+  threads = 1;
+#endif
+  int by_rows = m >= n;
+  int unit = by_rows ? MR : NR;
+  int units = ((by_rows ? m : n) + unit - 1) / unit;
+  if (threads > units) threads = units;
+  if (threads <= 1) return gemm_serial(ta, tb, m, n, k, a, lda, b, ldb, c, ldc);
+  int failed = 0;
+#pragma omp parallel num_threads(threads) reduction(| : failed)
+  {
+#ifdef _OPENMP
+    int t = omp_get_thread_num();
+    int count = omp_get_num_threads();
+#else
+    int t = 0, count = 1;
+#endif
+    int u0 = (int)((long)units * t / count), u1 = (int)((long)units * (t + 1) / count);
+    int lo = u0 * unit, hi = u1 * unit;
+    int size = by_rows ? m : n;
+    if (hi > size) hi = size;
+    if (lo < hi) {
+      if (by_rows) {
+        const float *as = ta ? a + lo : a + (size_t)lo * lda;
+        failed |= gemm_serial(ta, tb, hi - lo, n, k, as, lda, b, ldb, c + (size_t)lo * ldc, ldc) != 0;
+      } else {
+        const float *bs = tb ? b + (size_t)lo * ldb : b + lo;
+        failed |= gemm_serial(ta, tb, m, hi - lo, k, a, lda, bs, ldb, c + lo, ldc) != 0;
+      }
+    }
+  }
+  return failed ? -1 : 0;
+}
+
+/* B[cols, rows] = Aᵀ for a row-major A [rows, cols], in 32 x 32 blocks that stay in cache. */
+void rlhf_transpose(int rows, int cols, const float *a, float *b) {
+  const int T = 32;
+  for (int i0 = 0; i0 < rows; i0 += T) {
+    int i1 = i0 + T < rows ? i0 + T : rows;
+    for (int j0 = 0; j0 < cols; j0 += T) {
+      int j1 = j0 + T < cols ? j0 + T : cols;
+      for (int i = i0; i < i1; i++)
+        for (int j = j0; j < j1; j++) b[(size_t)j * rows + i] = a[(size_t)i * cols + j];
+    }
+  }
+}
