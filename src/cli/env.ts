@@ -32,7 +32,7 @@ export function formatEngineInfo(info: EngineInfo): string {
   if (info.backend === 'wasm' && info.matmul?.path === 'blas') {
     lines.push(`note:      matmuls run on ${info.matmul.threads ?? 'the BLAS default number of'} BLAS thread(s) (RLHF_BLAS_THREADS); other wasm kernels run one thread under Node`);
   } else if (info.backend === 'wasm') {
-    lines.push('note:      wasm runs one thread under Node; install OpenBLAS (apt-get install libopenblas0-pthread) for multi-threaded matmuls, or @tensorflow/tfjs-node(-gpu)');
+    lines.push("note:      wasm runs one thread under Node; for multi-threaded matmuls build rlhf-kit's own GEMM with a C compiler (`npm run install` in the rlhf-kit folder) or install OpenBLAS (apt-get install libopenblas0-pthread), or use @tensorflow/tfjs-node(-gpu)");
   }
   return lines.join('\n');
 }

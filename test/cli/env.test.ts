@@ -9,7 +9,7 @@ describe('rlhf env output', () => {
     expect(text).toMatch(/^simd: {6}(yes|no)$/m);
     expect(text).toMatch(/^ {2}tfjs-backend-wasm +4\.\d+\.\d+$/m);
     for (const k of ['UnsortedSegmentSum', 'BatchMatMul', 'StridedSlice', 'Identity']) expect(text).toContain(`  ${k}`);
-    expect(text).toMatch(/^matmul: {4}(openblas|accelerate) cblas_sgemm via koffi .*|^matmul: {4}wasm \(XNNPACK\) — no system BLAS: .*/m);
+    expect(text).toMatch(/^matmul: {4}(openblas|accelerate) cblas_sgemm via koffi .*|^matmul: {4}rlhf-kit's own sgemm \(native\/gemm.c, built at npm install\) via koffi .*|^matmul: {4}wasm \(XNNPACK\) — no native GEMM: .*/m);
     expect(text).toMatch(/^backprop: {2}lean/m);
   });
 
@@ -22,7 +22,7 @@ describe('rlhf env output', () => {
     expect(blas).toContain('matmul:    openblas cblas_sgemm via koffi (/x/libopenblas.so.0, 2 threads)');
     expect(blas).toContain('note:      matmuls run on 2 BLAS thread(s)');
     const wasm = formatEngineInfo({ ...base, matmul: { path: 'wasm', vendor: null, library: null, threads: null, reason: 'engine.blas is off' } });
-    expect(wasm).toContain('matmul:    wasm (XNNPACK) — no system BLAS: engine.blas is off');
+    expect(wasm).toContain('matmul:    wasm (XNNPACK) — no native GEMM: engine.blas is off');
     expect(wasm).toContain('libopenblas0-pthread');
   });
 

@@ -94,6 +94,10 @@ describeBuilt(built ? `rlhf-kit's GEMM (${bundledGemmPath()})` : `SKIPPED — rl
     }
   });
 
+  it('is the library RLHF_BLAS=auto takes first, before a system OpenBLAS', async () => {
+    expect((await loadBlas()).library?.vendor).toBe('rlhf-kit');
+  });
+
   it('transposes a weight-sized matrix exactly', () => {
     const [rows, cols] = [70, 45];
     const a = Float32Array.from(randomValues(3, [rows * cols]));

@@ -82,7 +82,7 @@ function threadsFromEnv(): number | null {
 
 /** One line for `rlhf env`. */
 export function describeMatMulPath(info: MatMulPathInfo): string {
-  if (info.path === 'wasm') return `wasm (XNNPACK) — no system BLAS: ${info.reason ?? 'unknown'}`;
+  if (info.path === 'wasm') return `wasm (XNNPACK) — no native GEMM: ${info.reason ?? 'unknown'}`;
   const routine = info.vendor === 'rlhf-kit' ? "rlhf-kit's own sgemm (native/gemm.c, built at npm install)" : `${info.vendor} cblas_sgemm`;
   return `${routine} via koffi (${info.library}, ${info.threads ?? 'default'} threads)`;
 }

@@ -43,7 +43,7 @@ export const WASM_PATCHES: readonly KernelPatch[] = [
   },
   {
     kernelName: 'Transpose',
-    reason: 'stock kernel is slow on weight-sized matrices; with a system BLAS, swapping the last two axes runs on its somatcopy',
+    reason: 'stock kernel is slow on weight-sized matrices; with a native GEMM library, swapping the last two axes runs on its transpose (somatcopy)',
     make: (stock) => {
       if (stock === undefined) throw new Error('rlhf-kit: wasm Transpose kernel missing');
       return blasTranspose(stock);
