@@ -20,11 +20,19 @@
 #else
 #define VL 8
 #endif
-#define MR 6
+#ifndef MR
+#define MR 6 /* rows of the micro-kernel: MR x NV accumulators stay in registers */
+#endif
+#ifndef NV
 #define NV 2
+#endif
 #define NR (VL * NV)
+#ifndef KC
 #define KC 256
+#endif
+#ifndef MC
 #define MC 96 /* rows of A packed at once (a multiple of MR) */
+#endif
 #define NC 1024 /* columns of B packed at once (a multiple of NR) */
 
 typedef float vf __attribute__((vector_size(VL * 4)));
@@ -160,7 +168,9 @@ static void *aligned_buffer(size_t floats) {
 /* One thread's GEMM: loops over column blocks (NC), depth blocks (KC) and row blocks (MC). */
 static int gemm_serial(int ta, int tb, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
                        float *c, int ldc) {
-  int kc_max = k < KC ? k : KC;
+  /* Equal depth blocks (576 = 3 x 192, not 256 + 256 + 64): a thin last block runs at a fraction of
+     the speed, since C is read and written once per block. */
+  int kc_max = (k + (k + KC - 1) / KC - 1) / ((k + KC - 1) / KC);
   int nc_max = n < NC ? (n + NR - 1) / NR * NR : NC;
   int mc_max = m < MC ? (m + MR - 1) / MR * MR : MC;
   float *bp = aligned_buffer((size_t)kc_max * nc_max);
@@ -172,8 +182,8 @@ static int gemm_serial(int ta, int tb, int m, int n, int k, const float *a, int 
   }
   for (int j0 = 0; j0 < n; j0 += NC) {
     int nc = n - j0 < NC ? n - j0 : NC;
-    for (int p0 = 0; p0 < k; p0 += KC) {
-      int kc = k - p0 < KC ? k - p0 : KC;
+    for (int p0 = 0; p0 < k; p0 += kc_max) {
+      int kc = k - p0 < kc_max ? k - p0 : kc_max;
       pack_b(tb, b, ldb, p0, kc, j0, nc, bp);
       for (int i0 = 0; i0 < m; i0 += MC) {
         int mc = m - i0 < MC ? m - i0 : MC;
