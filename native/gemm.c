@@ -9,6 +9,7 @@
  * AVX-512, AVX2 or NEON code for whatever `-march=native` finds. Threads (OpenMP) split C into
  * slabs; small products skip packing.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
@@ -64,6 +65,38 @@ static void pack_a(int ta, const float *a, int lda, int i0, int mc, int p0, int 
         int r = 0;
         for (; r < rows; r++) out[p * MR + r] = src[r];
         for (; r < MR; r++) out[p * MR + r] = 0.f;
+      }
+    }
+  }
+}
+
+static inline float bf16_to_float(uint16_t bits) {
+  uint32_t u = (uint32_t)bits << 16; /* bfloat16 is float32's upper half: exact */
+  float f;
+  memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+/* As pack_b, for a B stored as bfloat16 bits: the upcast happens here, once per packed value. */
+static void pack_b_bf16(int tb, const uint16_t *b, int ldb, int p0, int kc, int j0, int nc, float *dst) {
+  for (int s = 0; s < nc; s += NR) {
+    int cols = nc - s < NR ? nc - s : NR;
+    float *out = dst + (size_t)s * kc;
+    if (!tb) {
+      for (int p = 0; p < kc; p++) {
+        const uint16_t *src = b + (size_t)(p0 + p) * ldb + j0 + s;
+        int c = 0;
+        for (; c < cols; c++) out[p * NR + c] = bf16_to_float(src[c]);
+        for (; c < NR; c++) out[p * NR + c] = 0.f;
+      }
+    } else {
+      for (int c = 0; c < NR; c++) {
+        if (c < cols) {
+          const uint16_t *src = b + (size_t)(j0 + s + c) * ldb + p0;
+          for (int p = 0; p < kc; p++) out[p * NR + c] = bf16_to_float(src[p]);
+        } else {
+          for (int p = 0; p < kc; p++) out[p * NR + c] = 0.f;
+        }
       }
     }
   }
@@ -166,8 +199,8 @@ static void *aligned_buffer(size_t floats) {
 }
 
 /* One thread's GEMM: loops over column blocks (NC), depth blocks (KC) and row blocks (MC). */
-static int gemm_serial(int ta, int tb, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
-                       float *c, int ldc) {
+static int gemm_serial(int ta, int tb, int m, int n, int k, const float *a, int lda, const void *b, int b_bf16,
+                       int ldb, float *c, int ldc) {
   /* Equal depth blocks (576 = 3 x 192, not 256 + 256 + 64): a thin last block runs at a fraction of
      the speed, since C is read and written once per block. */
   int kc_max = (k + (k + KC - 1) / KC - 1) / ((k + KC - 1) / KC);
@@ -184,7 +217,8 @@ static int gemm_serial(int ta, int tb, int m, int n, int k, const float *a, int 
     int nc = n - j0 < NC ? n - j0 : NC;
     for (int p0 = 0; p0 < k; p0 += kc_max) {
       int kc = k - p0 < kc_max ? k - p0 : kc_max;
-      pack_b(tb, b, ldb, p0, kc, j0, nc, bp);
+      if (b_bf16) pack_b_bf16(tb, (const uint16_t *)b, ldb, p0, kc, j0, nc, bp);
+      else pack_b(tb, (const float *)b, ldb, p0, kc, j0, nc, bp);
       for (int i0 = 0; i0 < m; i0 += MC) {
         int mc = m - i0 < MC ? m - i0 : MC;
         pack_a(ta, a, lda, i0, mc, p0, kc, ap);
@@ -213,15 +247,15 @@ static int gemm_serial(int ta, int tb, int m, int n, int k, const float *a, int 
  * The one synchronisation is the join at the end: a product never waits on a barrier between its
  * packing and its compute, which costs a whole scheduler slice when the cores are shared.
  */
-int rlhf_sgemm(int ta, int tb, int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c,
-               int ldc) {
+static int gemm_any(int ta, int tb, int m, int n, int k, const float *a, int lda, const void *b, int b_bf16, int ldb,
+                    float *c, int ldc) {
   if (m <= 0 || n <= 0) return 0;
   if (k <= 0) {
     for (int i = 0; i < m; i++) memset(c + (size_t)i * ldc, 0, (size_t)n * sizeof(float));
     return 0;
   }
-  if ((double)m * n * k < 32768.0 || (m < 4 && !tb)) {
-    gemm_small(ta, tb, m, n, k, a, lda, b, ldb, c, ldc);
+  if (!b_bf16 && ((double)m * n * k < 32768.0 || (m < 4 && !tb))) {
+    gemm_small(ta, tb, m, n, k, a, lda, (const float *)b, ldb, c, ldc);
     return 0;
   }
   int threads = threads_wanted;
@@ -232,7 +266,7 @@ int rlhf_sgemm(int ta, int tb, int m, int n, int k, const float *a, int lda, con
   int unit = by_rows ? MR : NR;
   int units = ((by_rows ? m : n) + unit - 1) / unit;
   if (threads > units) threads = units;
-  if (threads <= 1) return gemm_serial(ta, tb, m, n, k, a, lda, b, ldb, c, ldc);
+  if (threads <= 1) return gemm_serial(ta, tb, m, n, k, a, lda, b, b_bf16, ldb, c, ldc);
   int failed = 0;
 #pragma omp parallel num_threads(threads) reduction(| : failed)
   {
@@ -249,14 +283,29 @@ int rlhf_sgemm(int ta, int tb, int m, int n, int k, const float *a, int lda, con
     if (lo < hi) {
       if (by_rows) {
         const float *as = ta ? a + lo : a + (size_t)lo * lda;
-        failed |= gemm_serial(ta, tb, hi - lo, n, k, as, lda, b, ldb, c + (size_t)lo * ldc, ldc) != 0;
+        failed |= gemm_serial(ta, tb, hi - lo, n, k, as, lda, b, b_bf16, ldb, c + (size_t)lo * ldc, ldc) != 0;
       } else {
-        const float *bs = tb ? b + (size_t)lo * ldb : b + lo;
-        failed |= gemm_serial(ta, tb, m, hi - lo, k, a, lda, bs, ldb, c + lo, ldc) != 0;
+        size_t offset = tb ? (size_t)lo * ldb : (size_t)lo;
+        const void *bs = b_bf16 ? (const void *)((const uint16_t *)b + offset) : (const void *)((const float *)b + offset);
+        failed |= gemm_serial(ta, tb, m, hi - lo, k, a, lda, bs, b_bf16, ldb, c + lo, ldc) != 0;
       }
     }
   }
   return failed ? -1 : 0;
+}
+
+int rlhf_sgemm(int ta, int tb, int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c,
+               int ldc) {
+  return gemm_any(ta, tb, m, n, k, a, lda, b, 0, ldb, c, ldc);
+}
+
+/*
+ * The same product with B stored as bfloat16 bits (a frozen weight kept off the wasm heap, 2 bytes a
+ * value): each value is upcast while B is packed, so no float32 copy of the weight is ever made.
+ */
+int rlhf_sgemm_bf16b(int ta, int tb, int m, int n, int k, const float *a, int lda, const uint16_t *b, int ldb,
+                     float *c, int ldc) {
+  return gemm_any(ta, tb, m, n, k, a, lda, b, 1, ldb, c, ldc);
 }
 
 /* B[cols, rows] = Aᵀ for a row-major A [rows, cols], in 32 x 32 blocks that stay in cache. */

@@ -2,9 +2,10 @@
  * Frozen base weights in bfloat16, off the wasm heap (`model.frozen_dtype: bfloat16`).
  *
  * A frozen weight is never updated, so it need not be a TF.js variable: it is kept as bfloat16 bits in
- * a JS typed array (2 bytes a weight, outside the 4 GiB wasm heap), and each use makes a transient
- * float32 tensor of it — the product runs in float32, as PyTorch computes a bf16-stored weight
- * upcast — which is released right after. A projection x·Wᵀ through such a weight is one custom op
+ * a JS typed array (2 bytes a weight, outside the 4 GiB wasm heap). On wasm with rlhf-kit's own
+ * GEMM, a product reads the bits directly and upcasts each value as it packs it (no float32 copy of
+ * the weight at all); elsewhere each use makes a transient float32 tensor of it, released right
+ * after. Either way the product runs in float32, as PyTorch computes a bf16-stored weight upcast. A projection x·Wᵀ through such a weight is one custom op
  * whose gradient (dy·W, no dW: the weight is frozen) upcasts W again instead of keeping it, so the
  * backward pass pins no weight either. Embedding rows are gathered straight from the bits in JS.
  *
@@ -12,6 +13,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { isRecordingGradients } from '../engine/backprop.js';
+import { matMulBf16Weight } from '../engine/blas/bf16-product.js';
 import { canWriteInPlace, float32Storage } from '../engine/inplace.js';
 
 /** float32 → bfloat16 bits, round to nearest even (torch's rounding); NaN stays a quiet NaN. */
@@ -62,6 +64,14 @@ export class FrozenWeight {
     return t;
   }
 
+  /**
+   * x [..., in] · Wᵀ (`transpose`) or x [..., out] · W: straight from the bits with rlhf-kit's GEMM
+   * where it runs (wasm), else through a transient float32 copy of W.
+   */
+  matMulWith(x: tf.Tensor, transpose: boolean): tf.Tensor {
+    return matMulBf16Weight(x, this.bits, this.shape, transpose) ?? tf.tidy(() => tf.matMul(x, this.materialize(), false, transpose));
+  }
+
   /** Rows `ids` of a [rows, width] weight, float32: [ids.length, width]. */
   gatherRows(ids: ArrayLike<number>): tf.Tensor2D {
     const width = this.shape[1]!;
@@ -77,11 +87,11 @@ export class FrozenWeight {
 
 /** x [..., in] · Wᵀ → [..., out] for a frozen W [out, in]; the gradient reaches x only. */
 export function frozenMatMulT(x: tf.Tensor, w: FrozenWeight): tf.Tensor {
-  if (!isRecordingGradients()) return tf.tidy(() => tf.matMul(x, w.materialize(), false, true));
+  if (!isRecordingGradients()) return w.matMulWith(x, true);
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const input = args[0] as tf.Tensor;
-    const value = tf.tidy(() => tf.matMul(input, w.materialize(), false, true));
-    const gradFunc = (dy: tf.Tensor): tf.Tensor => tf.tidy(() => tf.matMul(dy, w.materialize())); // [..., out] · [out, in]
+    const value = w.matMulWith(input, true);
+    const gradFunc = (dy: tf.Tensor): tf.Tensor => w.matMulWith(dy, false); // [..., out] · [out, in]
     return { value, gradFunc };
   }) as (input: tf.Tensor) => tf.Tensor;
   return op(x);

@@ -11,6 +11,7 @@ import { existsSync } from 'node:fs';
 import { bundledGemmPath, loadBlas, matmulNote, type BlasLibrary } from '../../src/engine/blas/index.js';
 import { initEngine } from '../../src/engine/index.js';
 import { packagePath } from '../../src/paths.js';
+import { FrozenWeight, frozenMatMulT } from '../../src/model/frozen.js';
 import { expectSameOutputs, randomValues, runOn } from '../helpers/engine.js';
 
 const lookup = await loadBlas('bundled');
@@ -104,6 +105,61 @@ describeBuilt(built ? `rlhf-kit's GEMM (${bundledGemmPath()})` : `SKIPPED — rl
     const out = new Float32Array(rows * cols);
     lib.transpose!(rows, cols, a, out);
     for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) expect(out[j * rows + i]).toBe(a[i * cols + j]);
+  });
+
+  it.each([[false, 3, 40, 300], [true, 3, 40, 300], [false, 70, 1100, 260], [true, 70, 1100, 260]] as const)(
+    'multiplies by a bfloat16 B straight from its bits (transB=%s, [%i, %i, %i]) as by its float32 upcast',
+    (tb, m, n, k) => {
+      const bf = FrozenWeight.fromFloat32(Float32Array.from(randomValues(5, [k * n])), tb ? [n, k] : [k, n]);
+      const upcast = new Float32Array(bf.bits.length);
+      new Uint32Array(upcast.buffer).set(Array.from(bf.bits, (b) => b << 16));
+      const a = Float32Array.from(randomValues(6, [m * k]));
+      // A and C by address: copy them into one native-visible buffer (a wasm-heap stand-in).
+      const buffer = new ArrayBuffer(4 * (m * k + m * n));
+      const view = new Float32Array(buffer);
+      view.set(a);
+      const at = lib.addressOf!(buffer);
+      lib.sgemmBf16B!(false, tb, m, n, k, at, k, bf.bits, tb ? k : n, at + 4 * m * k, n);
+      const got = view.slice(m * k);
+      expect(normwiseError(got, reference(false, tb, m, n, k, a, upcast))).toBeLessThan(1e-6);
+    },
+  );
+
+  it('frozen bfloat16 projections (values and gradients) take the bits path on wasm and match the upcast path', async () => {
+    const w = FrozenWeight.fromFloat32(Float32Array.from(randomValues(11, [96 * 80])), [96, 80]); // [out, in]
+    const xVals = randomValues(12, [2, 9, 80]);
+    const gVals = randomValues(13, [2, 9, 96]);
+    const run = (): Float32Array[] => {
+      const x = tf.tensor(xVals, [2, 9, 80]);
+      const g = tf.tensor(gVals, [2, 9, 96]);
+      const { value, grads } = tf.valueAndGrads((p: tf.Tensor) => tf.sum(tf.mul(frozenMatMulT(p, w), g)))([x]);
+      const outs = [tf.tidy(() => frozenMatMulT(x, w)), grads[0]!];
+      const values = outs.map((t) => Float32Array.from(t.dataSync()));
+      tf.dispose([x, g, value, ...outs]);
+      return values;
+    };
+    await initEngine({ backend: 'wasm', blas: 'off' }); // the upcast path
+    const upcast = run();
+    process.env['RLHF_BLAS'] = 'bundled';
+    try {
+      await initEngine({ backend: 'wasm' });
+      const active = (await loadBlas('bundled')).library!;
+      const direct = active.sgemmBf16B!;
+      let calls = 0;
+      active.sgemmBf16B = (...args) => { calls++; direct(...args); };
+      const before = tf.memory().numTensors;
+      try {
+        const bits = run();
+        expect(calls).toBe(3); // forward twice (valueAndGrads, then alone) and dx once
+        expect(tf.memory().numTensors).toBe(before);
+        expectSameOutputs(upcast, bits, 1e-6);
+      } finally {
+        active.sgemmBf16B = direct;
+      }
+    } finally {
+      delete process.env['RLHF_BLAS'];
+      await initEngine({ backend: 'wasm' });
+    }
   });
 
   it('runs the wasm BatchMatMul (values and gradients) when RLHF_BLAS=bundled, matching cpu', async () => {

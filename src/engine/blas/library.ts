@@ -41,6 +41,15 @@ export interface BlasLibrary {
    * 10–20× the wasm Transpose kernel on weight-sized matrices); null where the library has none.
    */
   transpose: ((rows: number, cols: number, a: Float32Array, b: Float32Array) => void) | null;
+  /**
+   * `sgemm` with B given as bfloat16 bits in JS memory (a frozen weight off the wasm heap), A and C
+   * as native addresses; each value is upcast as B is packed. Null where the library has none
+   * (only rlhf-kit's own GEMM does).
+   */
+  sgemmBf16B: ((
+    transA: boolean, transB: boolean, m: number, n: number, k: number,
+    a: number, lda: number, b: Uint16Array, ldb: number, c: number, ldc: number,
+  ) => void) | null;
 }
 
 /** rlhf-kit's own GEMM, where `npm install` built it (`scripts/build-native.mjs`). */
@@ -167,20 +176,31 @@ function bindBundled(koffi: KoffiModule, path: string): BlasLibrary {
     'const float *b, int ldb, float *c, int ldc)') as (...args: unknown[]) => number;
   const gemmAt = lib.func('int rlhf_sgemm(int ta, int tb, int m, int n, int k, uintptr_t a, int lda, ' +
     'uintptr_t b, int ldb, uintptr_t c, int ldc)') as (...args: unknown[]) => number;
+  const gemmBf16 = lib.func('int rlhf_sgemm_bf16b(int ta, int tb, int m, int n, int k, uintptr_t a, int lda, ' +
+    'const uint16_t *b, int ldb, uintptr_t c, int ldc)') as (...args: unknown[]) => number;
   const setNum = lib.func('void rlhf_gemm_set_threads(int n)') as (n: number) => void;
   const transposeFn = lib.func('void rlhf_transpose(int rows, int cols, const float *a, float *b)') as
     (rows: number, cols: number, a: Float32Array, b: Float32Array) => void;
   let maxThreads = 1;
   let current = -1;
-  const sgemm: Sgemm = (transA, transB, m, n, k, a, lda, b, ldb, c, ldc) => {
+  const threadsFor = (m: number, n: number, k: number): void => {
     const want = blasThreadsFor(m, n, k, maxThreads);
     if (want !== current) {
       setNum(want);
       current = want;
     }
-    const status = (typeof a === 'number' ? gemmAt : gemm)(transA ? 1 : 0, transB ? 1 : 0, m, n, k, a, lda, b, ldb, c, ldc);
-    // Its only failure: no memory for the packed operands (a few MiB at most).
+  };
+  // Its only failure: no memory for the packed operands (a few MiB at most).
+  const check = (status: number, m: number, n: number, k: number): void => {
     if (status !== 0) throw new Error(`rlhf-kit GEMM: out of memory packing a [${m}, ${k}]·[${k}, ${n}] product`);
+  };
+  const sgemm: Sgemm = (transA, transB, m, n, k, a, lda, b, ldb, c, ldc) => {
+    threadsFor(m, n, k);
+    check((typeof a === 'number' ? gemmAt : gemm)(transA ? 1 : 0, transB ? 1 : 0, m, n, k, a, lda, b, ldb, c, ldc), m, n, k);
+  };
+  const sgemmBf16B: BlasLibrary['sgemmBf16B'] = (transA, transB, m, n, k, a, lda, b, ldb, c, ldc) => {
+    threadsFor(m, n, k);
+    check(gemmBf16(transA ? 1 : 0, transB ? 1 : 0, m, n, k, a, lda, b, ldb, c, ldc), m, n, k);
   };
   return {
     vendor: 'rlhf-kit', path, sgemm,
@@ -188,6 +208,7 @@ function bindBundled(koffi: KoffiModule, path: string): BlasLibrary {
     getThreads: () => maxThreads,
     addressOf: bindAddressOf(koffi),
     transpose: (rows, cols, a, b) => transposeFn(rows, cols, a, b),
+    sgemmBf16B,
   };
 }
 
@@ -208,7 +229,7 @@ function bind(koffi: KoffiModule, vendor: BlasVendor, path: string): BlasLibrary
     (typeof a === 'number' ? cblasSgemmAt : cblasSgemm)(
       ROW_MAJOR, transA ? TRANS : NO_TRANS, transB ? TRANS : NO_TRANS, m, n, k, 1, a, lda, b, ldb, 0, c, ldc);
   const addressOf = bindAddressOf(koffi);
-  if (vendor === 'accelerate') return { vendor, path, sgemm, setThreads: null, getThreads: null, addressOf, transpose: null };
+  if (vendor === 'accelerate') return { vendor, path, sgemm, setThreads: null, getThreads: null, addressOf, transpose: null, sgemmBf16B: null };
   const setNum = lib.func('void openblas_set_num_threads(int n)') as (n: number) => void;
   // Size-aware threading: more than one thread only for products big enough to pay for the
   // hand-off (see THREADED_MIN_WORK); the count is switched only when it changes.
@@ -236,7 +257,7 @@ function bind(koffi: KoffiModule, vendor: BlasVendor, path: string): BlasLibrary
     setNum(n); // creates the pool up front
     current = n;
   };
-  return { vendor, path, sgemm: threadedSgemm, setThreads, getThreads: () => maxThreads, addressOf, transpose };
+  return { vendor, path, sgemm: threadedSgemm, setThreads, getThreads: () => maxThreads, addressOf, transpose, sgemmBf16B: null };
 }
 
 /**
