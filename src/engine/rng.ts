@@ -89,6 +89,37 @@ export class Rng {
     return out;
   }
 
+  /**
+   * Inverted-dropout mask: entry i is `scale` when the i-th draw has `uniform() < keep`, else 0 —
+   * the very draws, in order, of that per-entry loop (u / 2³² < keep ⇔ u < keep · 2³², exact in
+   * float64), with the generator's state kept in locals: LoRA dropout draws one per activation, and
+   * the per-call version cost 12% of a TinyLlama-shape LoRA step.
+   */
+  fillDropoutMask(out: Float32Array, keep: number, scale: number): Float32Array {
+    const threshold = keep * 4294967296;
+    const s = this.s;
+    let s0 = s[0]!;
+    let s1 = s[1]!;
+    let s2 = s[2]!;
+    let s3 = s[3]!;
+    for (let i = 0; i < out.length; i++) {
+      const result = Math.imul(rotl(Math.imul(s1, 5) >>> 0, 7), 9) >>> 0;
+      const t = (s1 << 9) >>> 0;
+      s2 = (s2 ^ s0) >>> 0;
+      s3 = (s3 ^ s1) >>> 0;
+      s1 = (s1 ^ s2) >>> 0;
+      s0 = (s0 ^ s3) >>> 0;
+      s2 = (s2 ^ t) >>> 0;
+      s3 = rotl(s3, 11);
+      out[i] = result < threshold ? scale : 0;
+    }
+    s[0] = s0;
+    s[1] = s1;
+    s[2] = s2;
+    s[3] = s3;
+    return out;
+  }
+
   /** Fill a Float32Array with N(0, std²). */
   fillNormal(out: Float32Array, std: number): Float32Array {
     for (let i = 0; i < out.length; i++) out[i] = this.normal() * std;

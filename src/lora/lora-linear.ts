@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Rng } from '../engine/rng.js';
+import { canWriteInPlace, float32Storage } from '../engine/inplace.js';
 import type { LinearAdapter } from '../model/adapter.js';
 
 /**
@@ -107,8 +108,11 @@ export class LoraLinear implements LinearAdapter {
     if (this.dropout === 0 || !this.isTraining()) return x;
     // Inverted dropout like torch.nn.Dropout: keep with probability 1−p, scale kept values by 1/(1−p).
     const keep = 1 - this.dropout;
-    const mask = new Float32Array(x.size);
-    for (let i = 0; i < mask.length; i++) mask[i] = this.dropoutRng.uniform() < keep ? 1 / keep : 0;
-    return tf.mul(x, tf.tensor(mask, x.shape));
+    if (!canWriteInPlace()) return tf.mul(x, tf.tensor(this.dropoutRng.fillDropoutMask(new Float32Array(x.size), keep, 1 / keep), x.shape));
+    // Drawn straight into a fresh tensor's storage (the wasm heap): no JS copy to move in.
+    const mask = tf.zeros(x.shape, 'float32');
+    const { array, base } = float32Storage(mask, true);
+    this.dropoutRng.fillDropoutMask(array.subarray(base, base + x.size), keep, 1 / keep);
+    return tf.mul(x, mask);
   }
 }

@@ -25,6 +25,22 @@ describe('Rng', () => {
     expect(Math.abs(s / n)).toBeLessThan(0.03);
     expect(Math.abs(s2 / n - 1)).toBeLessThan(0.05);
   });
+  test('fillDropoutMask makes the draws of the per-entry loop `uniform() < keep ? 1/keep : 0`, and leaves the same state', () => {
+    for (const keep of [0.95, 0.5, 0.1]) {
+      const a = new Rng(7);
+      const b = new Rng(7);
+      a.int(1000); // some state other than the seed's
+      b.int(1000);
+      const n = 5000;
+      const fast = a.fillDropoutMask(new Float32Array(n), keep, 1 / keep);
+      const slow = new Float32Array(n);
+      for (let i = 0; i < n; i++) slow[i] = b.uniform() < keep ? 1 / keep : 0;
+      expect(Array.from(fast)).toEqual(Array.from(slow));
+      expect(a.getState()).toEqual(b.getState());
+      const kept = fast.filter((v) => v !== 0).length / n;
+      expect(Math.abs(kept - keep)).toBeLessThan(0.03);
+    }
+  });
   test('packageRoot finds package.json', () => {
     expect(existsSync(join(packageRoot(), 'package.json'))).toBe(true);
   });
