@@ -16,10 +16,29 @@ export async function readPrompts(
   file: string,
   opts: { onBadRow?: BadRowPolicy; warn?: (message: string) => void } = {},
 ): Promise<PromptMessages[]> {
+  return (await readPromptRows(file, opts)).map((r) => r.prompt);
+}
+
+/** A prompt row as samplers use it: the messages and Llama 2's IS_SAFETY(p) (the row's `is_safety`, absent = false). */
+export interface PromptRow {
+  prompt: PromptMessages;
+  isSafety: boolean;
+}
+
+/** Prompt rows with their `is_safety` column, in file order; a non-boolean `is_safety` is an error naming the row. */
+export async function readPromptRows(
+  file: string,
+  opts: { onBadRow?: BadRowPolicy; warn?: (message: string) => void } = {},
+): Promise<PromptRow[]> {
   const rows = await loadDataset(file, 'prompts', opts);
-  return rows.map((r) => {
+  return rows.map((r, i) => {
     const value = 'messages' in r ? r.messages : r.prompt;
-    return typeof value === 'string' ? [{ role: 'user', content: value }] : value.map((m) => ({ role: m.role, content: m.content }));
+    const prompt = typeof value === 'string' ? [{ role: 'user' as const, content: value }] : value.map((m) => ({ role: m.role, content: m.content }));
+    const flag = (r as { is_safety?: unknown }).is_safety;
+    if (flag !== undefined && flag !== null && typeof flag !== 'boolean') {
+      throw new UserError(`${file}: prompt row ${i + 1}: is_safety: expected true or false, got ${JSON.stringify(flag)}`);
+    }
+    return { prompt, isSafety: flag === true };
   });
 }
 
@@ -61,14 +80,14 @@ export function withoutExcluded<T>(
 
 /**
  * The prompts a sampler may use: the file's distinct prompts (a repeat would only count twice),
- * minus every prompt of the exclude files, in file order, each with its key.
+ * minus every prompt of the exclude files, in file order, each with its key and its is_safety flag.
  */
 export async function samplingPrompts(
   file: string,
   excludeFiles: readonly string[],
   log: (message: string) => void = () => undefined,
-): Promise<Array<{ key: string; prompt: PromptMessages }>> {
-  const all = (await readPrompts(file, { warn: log })).map((prompt) => ({ key: promptKey(prompt), prompt }));
+): Promise<Array<{ key: string; prompt: PromptMessages; isSafety: boolean }>> {
+  const all = (await readPromptRows(file, { warn: log })).map((r) => ({ key: promptKey(r.prompt), prompt: r.prompt, isSafety: r.isSafety }));
   const { kept, dropped } = withoutExcluded(all, (p) => p.prompt, await readExcludedPrompts(excludeFiles));
   if (dropped > 0) log(`${dropped} of ${all.length} prompts of ${file} are in the exclude files (${excludeFiles.join(', ')}); never sampled`);
   const seen = new Set<string>();

@@ -8,6 +8,7 @@
  *   runs/<name>/reward/eval.json          RewardEval                          reward
  *   runs/<name>/gatt/adherence.json       AdherenceResult                     gatt
  *   runs/<name>/eval/<model>.json         JudgeEval                           the pipeline's final evaluation
+ *   runs/<name>/reward_safety/eval.json   RewardEval                          the safety reward model (issue 20), when trained
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -24,6 +25,9 @@ export const FINAL_EVAL_DIR = 'eval';
 /** Stage folders in pipeline order. */
 export const STAGES = ['pretrain', 'sft', 'reward', 'ppo', 'dpo', 'gatt'] as const;
 export type StageName = (typeof STAGES)[number];
+
+/** The safety reward model's folder (Llama 2's second reward model), beside `reward/`. */
+export const SAFETY_REWARD_STAGE_DIR = 'reward_safety';
 
 /** The models the judge compares, in the order the summary table shows them. */
 export const JUDGED_MODELS = ['base', 'sft', 'rs', 'ppo', 'dpo', 'gatt'] as const;
@@ -50,6 +54,11 @@ export const judgeEvalSchema = z.object({
   /** With pipeline eval.safety_prompts: harmful replies that are unsafe, borderline prompts refused (issue 20). */
   violation_rate: fraction.nullable().optional(),
   false_refusal_rate: fraction.nullable().optional(),
+  /** Mean combined gold score on the harmful prompts; mean helpfulness on the borderline ones. */
+  harmful_score: fraction.nullable().optional(),
+  borderline_helpfulness: fraction.nullable().optional(),
+  /** One (category, helpfulness, safety) point per safety-prompt reply: the safety-vs-helpfulness scatter's data. */
+  points: z.array(z.object({ category: z.string(), helpfulness: fraction, safety: fraction })).optional(),
 });
 export type JudgeEval = z.output<typeof judgeEvalSchema>;
 
@@ -188,6 +197,8 @@ export interface RunInputs {
   stages: Record<StageName, StageInputs>;
   /** The pipeline's final evaluation (runs/<name>/eval/<model>.json), per model. */
   finalEval: Partial<Record<JudgedModel, JudgeEval>>;
+  /** The safety reward model's held-out evaluation (runs/<name>/reward_safety/eval.json); null when not trained. */
+  safetyReward: RewardEval | null;
 }
 
 export function readStageInputs(runDir: string, stage: StageName): StageInputs {
@@ -212,5 +223,6 @@ export function readRunInputs(runDir: string, name: string): RunInputs {
     const result = readResultFile(join(runDir, FINAL_EVAL_DIR, `${model}.json`), judgeEvalSchema);
     if (result) finalEval[model] = result;
   }
-  return { runDir, name, stages, finalEval };
+  const safetyReward = readResultFile(join(runDir, SAFETY_REWARD_STAGE_DIR, STAGE_EVAL_FILE), rewardEvalSchema);
+  return { runDir, name, stages, finalEval, safetyReward };
 }

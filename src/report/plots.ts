@@ -133,6 +133,40 @@ export function ppoCurvesSpec(ppo: StageInputs): TopLevelSpec | null {
   };
 }
 
+/**
+ * The safety-vs-helpfulness scatter of one model's replies to the safety prompts (Llama 2 §4, Fig 14
+ * in miniature, with the gold judge's scores instead of the reward models'): helpfulness binned to
+ * tenths, safe / unsafe as the judge gives it, one circle per (category, bin, verdict) sized by count,
+ * so overlapping replies stay visible without random jitter (the SVG stays the same run to run).
+ */
+export function safetyScatterSpec(points: readonly { category: string; helpfulness: number; safety: number }[], model: string): TopLevelSpec | null {
+  if (points.length === 0) return null;
+  const counts = new Map<string, { category: string; helpfulness: number; verdict: string; replies: number }>();
+  for (const p of points) {
+    const helpfulness = Math.round(p.helpfulness * 10) / 10;
+    const key = `${p.category}|${helpfulness}|${p.safety}`;
+    const c = counts.get(key) ?? { category: p.category, helpfulness, verdict: p.safety >= 0.5 ? 'safe' : 'unsafe', replies: 0 };
+    c.replies++;
+    counts.set(key, c);
+  }
+  return {
+    $schema: SCHEMA,
+    title: { text: `Safety vs helpfulness: ${model}`, subtitle: `${points.length} replies to the safety prompts, gold judge` },
+    width: 320,
+    height: 200,
+    data: { values: [...counts.values()] },
+    mark: { type: 'circle', opacity: 0.6 },
+    encoding: {
+      x: { field: 'helpfulness', type: 'quantitative', scale: { domain: [0, 1] }, title: 'helpfulness' },
+      y: { field: 'verdict', type: 'nominal', sort: ['safe', 'unsafe'], title: 'safety (gold judge)' },
+      size: { field: 'replies', type: 'quantitative', title: 'replies' },
+      color: { field: 'category', type: 'nominal', title: null },
+      yOffset: { field: 'category', type: 'nominal' },
+    },
+    config: baseConfig(),
+  };
+}
+
 /** Instruction adherence by turn, with and without Ghost Attention (Llama 2 Figure 28 in miniature). */
 export function adherenceSpec(a: AdherenceResult | null): TopLevelSpec | null {
   if (a === null) return null;

@@ -9,7 +9,7 @@ import type { TopLevelSpec } from 'vega-lite';
 import { writeFileAtomic } from '../config/write.js';
 import { type Block, toHtml, toMarkdown } from './document.js';
 import { STAGES, readRunInputs, type AdherenceResult, type JudgedModel, type RunInputs } from './inputs.js';
-import { adherenceSpec, lossCurvesSpec, lossPoints, ppoCurvesSpec, rewardAccuracySpec, specBase } from './plots.js';
+import { adherenceSpec, lossCurvesSpec, lossPoints, ppoCurvesSpec, rewardAccuracySpec, safetyScatterSpec, specBase } from './plots.js';
 import { bestOfKSpec, judgeTrajectory, readRounds, roundsBlocks, roundsJudgeSpec } from './rounds.js';
 import { specToSvg, svgToPng } from './render.js';
 import { shownModels, summarizeRun, type RunSummary } from './summary.js';
@@ -47,6 +47,11 @@ export function reportPlots(inputs: RunInputs, summary: RunSummary): Array<{ nam
     { name: 'reward_accuracy', title: 'Reward model accuracy by preference strength', spec: rewardAccuracySpec(summary.rewardAccuracyByStrength, summary.rewardAccuracy) },
     { name: 'ppo', title: 'PPO reward, KL and judge score', spec: ppoCurvesSpec(inputs.stages.ppo) },
     { name: 'gatt_adherence', title: 'Instruction adherence by turn, with and without GAtt', spec: adherenceSpec(summary.adherence) },
+    {
+      name: 'safety_scatter',
+      title: 'Safety vs helpfulness of the final model on the safety prompts',
+      spec: summary.safetyPoints ? safetyScatterSpec(summary.safetyPoints.points, MODEL_LABEL[summary.safetyPoints.model]) : null,
+    },
     ...roundsPlots(inputs, summary),
   ];
   return candidates.filter((c): c is { name: string; title: string; spec: TopLevelSpec } => c.spec !== null);
@@ -84,16 +89,22 @@ export function summaryBlocks(s: RunSummary): Block[] {
       kind: 'table',
       header: ['', ...shownModels(s).map((m) => MODEL_LABEL[m])],
       rows: [
-        ['judge score', ...shownModels(s).map((m) => score(s.judge[m]))],
+        [s.violationRate ? 'judge score (helpfulness)' : 'judge score', ...shownModels(s).map((m) => score(s.judge[m]))],
         ...(s.violationRate ? [['violation rate', ...shownModels(s).map((m) => percent(s.violationRate![m], '—'))]] : []),
         ...(s.falseRefusalRate ? [['false-refusal rate', ...shownModels(s).map((m) => percent(s.falseRefusalRate![m], '—'))]] : []),
       ],
     },
-    {
-      kind: 'table',
-      header: ['reward-model accuracy', 'final KL (PPO)'],
-      rows: [[percent(s.rewardAccuracy), s.finalKl === null ? 'not run' : s.finalKl.toFixed(4)]],
-    },
+    s.safetyRewardAccuracy === undefined
+      ? {
+          kind: 'table',
+          header: ['reward-model accuracy', 'final KL (PPO)'],
+          rows: [[percent(s.rewardAccuracy), s.finalKl === null ? 'not run' : s.finalKl.toFixed(4)]],
+        }
+      : {
+          kind: 'table',
+          header: ['reward-model accuracy: helpfulness', 'safety', 'final KL (PPO)'],
+          rows: [[percent(s.rewardAccuracy), percent(s.safetyRewardAccuracy), s.finalKl === null ? 'not run' : s.finalKl.toFixed(4)]],
+        },
   ];
   if (s.adherence) blocks.push({ kind: 'paragraph', text: 'Instruction adherence by turn:' }, adherenceTable(s.adherence));
   else blocks.push({ kind: 'paragraph', text: 'Instruction adherence (GAtt): not run.' });

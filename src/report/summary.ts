@@ -41,6 +41,10 @@ export interface RunSummary {
   /** With safety prompts in the evaluation (issue 20): violation and false-refusal rates per model, null when not measured. */
   violationRate?: Record<JudgedModel, number | null>;
   falseRefusalRate?: Record<JudgedModel, number | null>;
+  /** The safety reward model's held-out accuracy, when one was trained (reward_safety/eval.json). */
+  safetyRewardAccuracy?: number;
+  /** The (category, helpfulness, safety) points of the last model in JUDGED_MODELS order that has them (the final model). */
+  safetyPoints?: { model: JudgedModel; points: Array<{ category: string; helpfulness: number; safety: number }> };
 }
 
 /** A point of a plotted series. */
@@ -104,6 +108,15 @@ function safetyRates(inputs: RunInputs): Pick<RunSummary, 'violationRate' | 'fal
   return any ? { violationRate, falseRefusalRate } : {};
 }
 
+/** The final model's safety-prompt points: the last judged model (GAtt, DPO, PPO, RS, SFT, base) that has them. */
+function finalSafetyPoints(inputs: RunInputs): Pick<RunSummary, 'safetyPoints'> {
+  for (const model of [...JUDGED_MODELS].reverse()) {
+    const points = judgeOf(inputs, model)?.points;
+    if (points && points.length > 0) return { safetyPoints: { model, points } };
+  }
+  return {};
+}
+
 function judgeOf(inputs: RunInputs, model: JudgedModel): JudgeEval | null {
   const stage = MODEL_STAGE[model];
   return inputs.finalEval[model] ?? (stage === null ? null : inputs.stages[stage].judge);
@@ -139,5 +152,7 @@ export function summarizeRun(inputs: RunInputs): RunSummary {
     finalKl: lastMetric(inputs.stages.ppo.metrics, PPO_KEYS.kl),
     adherence: inputs.stages.gatt.adherence,
     ...safetyRates(inputs),
+    ...finalSafetyPoints(inputs),
+    ...(inputs.safetyReward ? { safetyRewardAccuracy: inputs.safetyReward.accuracy } : {}),
   };
 }

@@ -96,6 +96,33 @@ export const rsSection = z
   .prefault({})
   .describe('Rejection sampling: K samples per prompt, best by reward kept.');
 
+export const SAFETY_PREPROMPT =
+  'You are a safe and kind assistant. If a request could hurt a person, an animal or a thing, do not help: say Sorry, I can not help with that, and say why.';
+
+export const contextDistillationSection = z
+  .strictObject({
+    enabled: z
+      .boolean()
+      .default(false)
+      .describe(
+        "Safety context distillation (Llama 2 §4.2.4), on is_safety prompts only: sample replies with a safety preprompt, score them and the prompt's " +
+          'kept reply (sampled without it) with the safety reward model, and train on the preprompted reply, without the preprompt, only where the safety model scores it higher.',
+      ),
+    preprompt: z.string().min(1).default(SAFETY_PREPROMPT).describe('The safety preprompt added to each is_safety prompt while sampling (never trained on).'),
+    placement: z
+      .enum(['system', 'user_prefix'])
+      .default('system')
+      .describe("Where the preprompt goes: system = a system message first (joined to the prompt's own system message by a blank line); user_prefix = before the first user turn's text."),
+    reward_model: z
+      .string()
+      .min(1)
+      .default('runs/${run.name}/reward_safety/final')
+      .describe('The safety reward model folder (reward.kind: safety) that decides, per prompt, whether the preprompted reply is used.'),
+    k: positiveInt().default(1).describe('Replies sampled with the preprompt per is_safety prompt (at rs.temperature); the safety model\'s best competes with the kept reply.'),
+  })
+  .prefault({})
+  .describe('Safety context distillation (Llama 2 §4.2.4): off by default.');
+
 export const rsConfigSchema = z
   .strictObject({
     ...sftCommonSections(),
@@ -105,6 +132,7 @@ export const rsConfigSchema = z
     lora: sftLoraSection,
     sft: sftSection,
     rs: rsSection,
+    context_distillation: contextDistillationSection,
   })
   .superRefine((cfg, ctx) => {
     if (cfg.rs.pool !== null && !cfg.rs.keep_best_across_rounds) {

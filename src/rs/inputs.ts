@@ -12,7 +12,7 @@ export async function promptsToSample(
   tokenizer: Tokenizer,
   template: TemplateName,
   log: (m: string) => void,
-): Promise<Array<{ key: string; prompt: Message[] }>> {
+): Promise<Array<{ key: string; prompt: Message[]; isSafety: boolean }>> {
   const distinct = await samplingPrompts(resolveDataPath(cfg.data.prompts), cfg.data.exclude.map(resolveDataPath), (m) => log(`rs: ${m}`));
   const fitting = distinct.filter((p) => renderChatPrompt(tokenizer, p.prompt, template).length <= cfg.data.max_prompt_tokens);
   if (fitting.length < distinct.length) {
@@ -24,8 +24,11 @@ export async function promptsToSample(
 }
 
 /** What the samples depend on besides K, batch size, seed and the prompt list. */
-export function samplingSettings(cfg: RsConfig, modelDir: string, rewardDir: string, template: TemplateName): Record<string, unknown> {
+export function samplingSettings(cfg: RsConfig, modelDir: string, rewardDir: string, template: TemplateName, safetyDir: string | null = null): Record<string, unknown> {
+  // Context distillation's settings only when it is on: samples drawn without it stay valid.
+  const cd = safetyDir === null ? {} : { context_distillation: { ...cfg.context_distillation, reward_model: safetyDir } };
   return {
+    ...cd,
     policy: modelDir,
     reward_model: rewardDir,
     template,

@@ -2,13 +2,15 @@
  * The rejection-sampling fine-tuning recipe (Llama 2 §3.2.3), top to bottom:
  *
  *   setup → 1. sample K replies per prompt → 2. score each with the reward model
- *         → 3. keep the best (against the pool of earlier rounds) → 4. best-of-K curve, judge
+ *         → 3. keep the best (against the pool of earlier rounds)
+ *         → 3b. optionally, safety context distillation on is_safety prompts (context-distillation.ts)
+ *         → 4. best-of-K curve, judge
  *         → 5. fine-tune on the kept dialogues (SFT objective on the reply) → save → cleanup
  *
  * Sampling resumes by chunk (samples/samples.jsonl), the fine-tuning by checkpoint (weights, AdamW
  * moments, step, RNG, data cursor), both through the shared harness's run folder, signals and
  * tracking. Output: final/ (a LoRA adapter on input model, or the full model), pool.jsonl,
- * rs_train.jsonl, best_of_k.json.
+ * rs_train.jsonl, best_of_k.json (and context_distillation.jsonl with context_distillation.enabled).
  */
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -32,6 +34,9 @@ import type { RsConfig } from './config.js';
 import { promptsToSample, samplingSettings } from './inputs.js';
 import { prepareInputModel } from '../training/input-model.js';
 import { readPool } from './pool.js';
+import { contextDistill, type DistillationRow } from './context-distillation.js';
+import { policySampler } from './policy-sampler.js';
+import { readRewardInfo } from '../model/io/reward-kind.js';
 import { bestOfKReport, logSelection, stageZeroMetrics, type BestOfKReport, type ReplyJudge } from './report.js';
 import { sampleAll } from './sample-all.js';
 import { SAMPLES_DIR, fullSettings, samplesMatch, type SampledPrompt } from './sampling.js';
@@ -45,6 +50,7 @@ export type { BestOfKReport, ReplyJudge } from './report.js';
 export const POOL_FILE = 'pool.jsonl';
 export const TRAIN_FILE = 'rs_train.jsonl';
 export const BEST_OF_K_FILE = 'best_of_k.json';
+export const DISTILLATION_FILE = 'context_distillation.jsonl';
 
 export interface RsHooks extends StageHooks {
   /** Judge best vs median vs first sample with it (best_of_k.json `judge`, rs/judge_* metrics). */
@@ -64,6 +70,8 @@ export interface RsResult {
   losses: Array<{ step: number; loss: number }>;
   evalLoss: number | null;
   bestOfK: BestOfKReport;
+  /** Safety context distillation: is_safety prompts compared, and how many of them train on the preprompted reply (null: off). */
+  contextDistillation: { safetyPrompts: number; used: number } | null;
   /** Kept dialogues the fine-tuning used. */
   kept: number;
   fromPool: number;
@@ -84,6 +92,17 @@ export async function runRs(resolved: ResolvedConfig<RsConfig>, hooks: RsHooks =
   if (cfg.rs.keep_best_across_rounds && cfg.rs.pool !== null && !existsSync(resolveDataPath(cfg.rs.pool))) {
     // Before any sampling: a missing pool found after minutes of sampling would waste them.
     throw new UserError(`rs.pool: ${cfg.rs.pool} does not exist (the previous round's rs folder has pool.jsonl)`);
+  }
+  const cd = cfg.context_distillation;
+  const safetyDir = cd.enabled ? resolve(resolveModelPath(resolveDataPath(cd.reward_model))) : null;
+  if (safetyDir !== null) {
+    if (!existsSync(join(safetyDir, 'config.json'))) {
+      throw new UserError(`context_distillation.reward_model: ${cd.reward_model} has no config.json (train the safety reward model first: a reward config with reward.kind: safety)`);
+    }
+    const info = readRewardInfo(safetyDir);
+    if (info !== null && info.kind !== 'safety') {
+      throw new UserError(`context_distillation.reward_model: ${cd.reward_model} is a ${info.kind} reward model (its reward_model.json); it needs the safety one`);
+    }
   }
   const input = prepareInputModel(cfg, { label: 'rs', log });
   const modelConfig = loadHfConfig(input.modelDir);
@@ -113,7 +132,7 @@ export async function runRs(resolved: ResolvedConfig<RsConfig>, hooks: RsHooks =
     try {
       // ── 1–2. sample K replies per prompt, score each ──────────────────────────────────────────
       const samplesDir = join(run.dir, SAMPLES_DIR);
-      const settings = samplingSettings(cfg, input.modelDir, rewardDir, template);
+      const settings = samplingSettings(cfg, input.modelDir, rewardDir, template, safetyDir);
       const full = fullSettings({ settings, k: cfg.rs.k, batchSize: cfg.rs.batch_size, seed: cfg.engine.seed, prompts });
       if (run.resumeFrom && !samplesMatch(samplesDir, full)) {
         throw new UserError(
@@ -123,22 +142,58 @@ export async function runRs(resolved: ResolvedConfig<RsConfig>, hooks: RsHooks =
       }
       const reward = await rewardModelScorer(rewardDir, { template: cfg.tokenizer.template, batchSize: cfg.rs.score_batch_size });
       let samples: SampledPrompt[];
-      let pool: Map<string, PoolEntry> | null = null;
+      let selection: ReturnType<typeof selectBest>;
+      let distillation: DistillationRow[] | null = null;
       try {
         samples = await sampleAll(cfg, run, model, tokenizer, template, prompts, settings, reward.score, hooks, log);
         // ── 3. keep the best, against the pool re-scored by this round's reward model ─────────────
+        let pool: Map<string, PoolEntry> | null = null;
         if (cfg.rs.keep_best_across_rounds && cfg.rs.pool !== null) pool = await readPool(resolveDataPath(cfg.rs.pool), reward.score, cfg, log);
+        selection = selectBest(samples, run.dir, pool);
+        // ── 3b. safety context distillation: the preprompted reply where the safety model prefers it ──
+        if (safetyDir !== null) {
+          const safety = await rewardModelScorer(safetyDir, { template: cfg.tokenizer.template, batchSize: cfg.rs.score_batch_size });
+          try {
+            const result = await contextDistill({
+              kept: selection.kept,
+              // The round's prompts come first in `kept`, in order; carried pool entries are not resampled.
+              isSafety: selection.kept.map((_, i) => prompts[i]?.isSafety ?? false),
+              preprompt: cd.preprompt,
+              placement: cd.placement,
+              k: cd.k,
+              sample: policySampler(model, tokenizer, {
+                template,
+                maxNewTokens: cfg.rs.max_new_tokens,
+                temperature: cfg.rs.temperature,
+                topP: cfg.rs.top_p,
+                batchSize: cfg.rs.batch_size,
+              }),
+              rng: new Rng((cfg.engine.seed ^ 0x5afe7c0d) >>> 0),
+              safetyScore: safety.score,
+              rewardScore: reward.score,
+            });
+            selection = { ...selection, kept: result.kept };
+            distillation = result.rows;
+          } finally {
+            safety.dispose();
+          }
+          const used = distillation.filter((r) => r.used).length;
+          log(`rs: context distillation: ${used} of ${distillation.length} is_safety prompts train on the preprompted reply (the safety model scored it higher)`);
+          await writeRowsAtomic(join(run.dir, DISTILLATION_FILE), distillation as unknown as Record<string, unknown>[]);
+        }
       } finally {
         reward.dispose();
       }
-      const selection = selectBest(samples, run.dir, pool);
       const bestOfK = bestOfKReport(cfg, samples, hooks.judge);
       const poolPath = join(run.dir, POOL_FILE);
       await writeRowsAtomic(poolPath, selection.kept as unknown as Record<string, unknown>[]);
       await writeRowsAtomic(join(run.dir, TRAIN_FILE), selection.kept.map((e) => ({ messages: [...e.prompt, { role: 'assistant', content: e.reply }], reward: e.reward })));
       writeFileAtomic(join(run.dir, BEST_OF_K_FILE), JSON.stringify(bestOfK, null, 2) + '\n');
       logSelection(bestOfK, selection, log);
-      if (!run.resumeFrom) await run.tracker.logMetrics(stageZeroMetrics(bestOfK, selection), 0);
+      if (!run.resumeFrom) {
+        const cdMetrics: Record<string, number> = distillation === null ? {} : { 'rs/safety_prompts': distillation.length, 'rs/context_distilled': distillation.filter((r) => r.used).length };
+        await run.tracker.logMetrics({ ...stageZeroMetrics(bestOfK, selection), ...cdMetrics }, 0);
+      }
 
       // ── 5. fine-tune on the kept dialogues ─────────────────────────────────────────────────────
       const data = trainingData(cfg, selection.kept, tokenizer, template, log);
@@ -178,6 +233,7 @@ export async function runRs(resolved: ResolvedConfig<RsConfig>, hooks: RsHooks =
         kept: data.train.length + data.evalCount,
         fromPool: selection.fromPool,
         poolPath,
+        contextDistillation: distillation === null ? null : { safetyPrompts: distillation.length, used: distillation.filter((r) => r.used).length },
       };
     } catch (e) {
       await run.close(closeStatusFor(e));

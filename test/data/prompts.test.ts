@@ -1,5 +1,7 @@
-import { readFileSync } from 'node:fs';
-import { promptKey, readExcludedPrompts, readPrompts, withoutExcluded } from '../../src/data/prompts.js';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promptKey, readExcludedPrompts, readPromptRows, readPrompts, samplingPrompts, withoutExcluded } from '../../src/data/prompts.js';
 import { loadConfig } from '../../src/config/index.js';
 import { packagePath } from '../../src/paths.js';
 import { rsConfigSchema } from '../../src/rs/config.js';
@@ -50,5 +52,20 @@ describe('prompt exclusion', () => {
 
   test('an unreadable exclude file is an error naming it', async () => {
     await expect(readExcludedPrompts([packagePath('data', 'world', 'no_such.jsonl')])).rejects.toThrow(/no_such\.jsonl/);
+  });
+
+  test("is_safety rides along (absent = false); a non-boolean one is an error naming the file and row", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'prompts-'));
+    try {
+      const file = join(dir, 'p.jsonl');
+      writeFileSync(file, ['{"prompt":"How do I scare a cat?","is_safety":true}', '{"prompt":"Hi","is_safety":false}', '{"prompt":"Hello"}', '{"prompt":"how do i scare a  cat?"}'].join('\n') + '\n');
+      expect((await readPromptRows(file)).map((r) => r.isSafety)).toEqual([true, false, false, false]);
+      // Distinct prompts: the repeat (same key) keeps the first row's flag.
+      expect((await samplingPrompts(file, [])).map((p) => [p.prompt[0]!.content, p.isSafety])).toEqual([['How do I scare a cat?', true], ['Hi', false], ['Hello', false]]);
+      writeFileSync(file, '{"prompt":"Hi"}\n{"prompt":"Hello","is_safety":"yes"}\n');
+      await expect(readPromptRows(file)).rejects.toThrow(`${file}: prompt row 2: is_safety: expected true or false, got "yes"`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -142,14 +142,16 @@ test('the report: every link resolves, every PNG decodes, the summary shows ever
   expect(links.length).toBeGreaterThanOrEqual(8);
   for (const link of links) expect(existsSync(join(runDir, link))).toBe(true);
   const plots = result.report!.plots;
-  expect(plots.map((p) => p.name)).toEqual(['loss', 'reward_accuracy', 'ppo', 'gatt_adherence']);
+  // eval.safety_prompts is set: the final model's safety-vs-helpfulness scatter is drawn too.
+  expect(plots.map((p) => p.name)).toEqual(['loss', 'reward_accuracy', 'ppo', 'gatt_adherence', 'safety_scatter']);
   for (const p of plots) {
     const info = pngInfo(readFileSync(join(runDir, p.png)));
     expect(info.width).toBeGreaterThan(100);
     expect(info.height).toBeGreaterThan(100);
   }
   expect(result.report!.summary.status).toEqual({ pretrain: 'finished', sft: 'finished', reward: 'finished', ppo: 'finished', dpo: 'finished', gatt: 'finished' });
-  expect(md).toMatch(/\| judge score \| \d\.\d{3} \| \d\.\d{3} \| \d\.\d{3} \| \d\.\d{3} \| \d\.\d{3} \|/);
+  // With safety prompts in the evaluation the judge row says what it measures: helpfulness on the safe prompts.
+  expect(md).toMatch(/\| judge score \(helpfulness\) \| \d\.\d{3} \| \d\.\d{3} \| \d\.\d{3} \| \d\.\d{3} \| \d\.\d{3} \|/);
   expect(printed).toContain('run micro: pretrain finished, sft finished, reward finished, ppo finished, dpo finished, gatt finished');
 });
 

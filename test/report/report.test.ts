@@ -14,6 +14,7 @@ import {
   writeRunReport,
 } from '../../src/report/index.js';
 import { downsample } from '../../src/report/terminal.js';
+import { safetyScatterSpec } from '../../src/report/plots.js';
 import { writeFakeRun, writeJson } from './fake-run.js';
 
 let dir: string;
@@ -112,6 +113,36 @@ describe('writeRunReport', () => {
     expect(md).toContain('> A dog.\n> Yes.');
     expect(html).toContain('It is &lt;4&gt; | four.');
     expect(html).not.toContain('<4>');
+  });
+
+  test('a safety run: helpfulness-labelled judge row, both reward models, and the final model\'s safety-vs-helpfulness scatter', async () => {
+    writeFakeRun(dir);
+    const points = [
+      { category: 'harmful', helpfulness: 0, safety: 1 },
+      { category: 'harmful', helpfulness: 0.04, safety: 1 }, // same bin (0.0) as the first: one circle of 2
+      { category: 'harmful', helpfulness: 1, safety: 0 },
+      { category: 'borderline', helpfulness: 0.83, safety: 1 },
+    ];
+    writeJson(join(dir, 'eval', 'sft.json'), { judge_score: 0.4, samples: [], violation_rate: 0.5, false_refusal_rate: 0, points: points.slice(2) });
+    writeJson(join(dir, 'eval', 'ppo.json'), { judge_score: 0.55, samples: [], violation_rate: 0.25, false_refusal_rate: 0.5, points });
+    writeJson(join(dir, 'reward_safety', 'eval.json'), { accuracy: 0.987, accuracy_by_strength: {} });
+    const s = summarizeRun(readRunInputs(dir, 'demo'));
+    expect(s.safetyPoints).toEqual({ model: 'ppo', points }); // the last judged model with points
+    expect(s.safetyRewardAccuracy).toBe(0.987);
+    const report = await writeRunReport(dir, { name: 'demo', pngScale: 1 });
+    expect(report.plots.map((p) => p.name)).toEqual(['loss', 'reward_accuracy', 'ppo', 'gatt_adherence', 'safety_scatter']);
+    const md = readFileSync(join(dir, 'report.md'), 'utf8');
+    expect(md).toContain('| judge score (helpfulness) | 0.100 | 0.400 | 0.550 | not run |');
+    expect(md).toContain('| violation rate | — | 50.0% | 25.0% | — |');
+    expect(md).toContain('| false-refusal rate | — | 0.0% | 50.0% | — |');
+    expect(md).toContain('| 75.0% | 98.7% | 0.0500 |');
+    expect(readFileSync(join(dir, report.plots[4]!.svg), 'utf8')).toContain('Safety vs helpfulness: PPO');
+    const spec = safetyScatterSpec(points, 'PPO') as { data: { values: unknown[] } };
+    expect(spec.data.values).toEqual([
+      { category: 'harmful', helpfulness: 0, verdict: 'safe', replies: 2 },
+      { category: 'harmful', helpfulness: 1, verdict: 'unsafe', replies: 1 },
+      { category: 'borderline', helpfulness: 0.8, verdict: 'safe', replies: 1 },
+    ]);
   });
 
   test('a run with only some stages says "not run" and draws only what it has', async () => {

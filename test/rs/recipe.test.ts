@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { EventEmitter } from 'node:events';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig } from '../../src/config/index.js';
 import { initEngine } from '../../src/engine/index.js';
@@ -10,7 +10,7 @@ import { readSafetensors } from '../../src/model/io/safetensors.js';
 import { saveRewardModel } from '../../src/reward/model.js';
 import { scoreFile } from '../../src/reward/score.js';
 import { rsConfigSchema } from '../../src/rs/config.js';
-import { BEST_OF_K_FILE, POOL_FILE, TRAIN_FILE, runRs, type RsHooks } from '../../src/rs/recipe.js';
+import { BEST_OF_K_FILE, DISTILLATION_FILE, POOL_FILE, TRAIN_FILE, runRs, type RsHooks } from '../../src/rs/recipe.js';
 import { SAMPLES_DIR, SAMPLES_FILE } from '../../src/rs/sampling.js';
 import { bestOfKCurve } from '../../src/rs/select.js';
 import { loadTokenizer } from '../../src/tokenizer/index.js';
@@ -29,6 +29,8 @@ let world: TinyWorld;
 let rewardDir: string;
 let promptsFile: string;
 let excludeFile: string;
+let safetyDir: string;
+let safetyPromptsFile: string;
 const ANIMALS = ['cat', 'dog', 'cow', 'pig', 'owl', 'bee', 'hen', 'fox'];
 const HELD_OUT = ['What does a cow say?', 'What does a fox say?'];
 
@@ -41,6 +43,18 @@ beforeAll(async () => {
   attachScoreHead(rm, new Rng(11), { dropLmHead: true });
   saveRewardModel(rm, rewardDir, { stats: { mean: 0, std: 1 }, tokenizerDir: world.modelDir, padId: tokenizer.padId });
   rm.dispose();
+  // A "safety" reward model: another fresh score head, recorded as reward.kind safety.
+  safetyDir = join(world.dir, 'reward_safety');
+  const srm = loadHfModel(world.modelDir);
+  attachScoreHead(srm, new Rng(12), { dropLmHead: true });
+  saveRewardModel(srm, safetyDir, { stats: { mean: 0, std: 1 }, tokenizerDir: world.modelDir, padId: tokenizer.padId, info: { kind: 'safety', train: [], eval: null } });
+  srm.dispose();
+  safetyPromptsFile = join(world.dir, 'prompts_safety.jsonl');
+  // Every other prompt is flagged is_safety (one row without the column: false).
+  writeFileSync(
+    safetyPromptsFile,
+    ANIMALS.map((a, i) => JSON.stringify({ prompt: [{ role: 'user', content: `How do I scare a ${a}?` }], ...(i === 7 ? {} : { is_safety: i % 2 === 0 }) })).join('\n') + '\n',
+  );
   promptsFile = join(world.dir, 'prompts.jsonl');
   writeFileSync(promptsFile, ANIMALS.map((a) => JSON.stringify({ prompt: [{ role: 'user', content: `What does a ${a} say?` }] })).join('\n') + '\n');
   excludeFile = join(world.dir, 'held_out.jsonl');
@@ -221,6 +235,59 @@ describe('rs recipe on a tiny model', () => {
     }
     tuned.dispose();
     base.dispose();
+  });
+
+  test('context distillation: is_safety prompts resampled with the preprompt, the safety model decides, trained without the preprompt; no leak', async () => {
+    const before = tf.memory().numTensors;
+    const cd = ['context_distillation.enabled=true', `context_distillation.reward_model=${safetyDir}`, 'context_distillation.k=3', `data.prompts=${safetyPromptsFile}`, 'data.exclude=[]'];
+    const result = await runRs(config('distilled', cd), quiet);
+    expect(tf.memory().numTensors).toBe(before);
+
+    type Row = { prompt: SampleRow['prompt']; plain_reply: string; plain_safety: number; distilled_reply: string; distilled_safety: number; used: boolean };
+    const rows = jsonl<Row>(join(world.dir, 'distilled', DISTILLATION_FILE));
+    // Only the is_safety prompts (cat, cow, owl, hen), without the preprompt.
+    expect(rows.map((r) => r.prompt)).toEqual(['cat', 'cow', 'owl', 'hen'].map((a) => [{ role: 'user', content: `How do I scare a ${a}?` }]));
+    // Both sides' safety scores are the safety model's own reading of the prompt WITHOUT the preprompt (rlhf reward score).
+    const scoreWithSafety = async (replies: string[], name: string) => {
+      const file = join(world.dir, `${name}.jsonl`);
+      writeFileSync(file, rows.map((r, i) => JSON.stringify({ messages: [...r.prompt, { role: 'assistant', content: replies[i] === '' ? ' ' : replies[i] }] })).join('\n') + '\n');
+      await scoreFile(safetyDir, file, join(world.dir, `${name}.scored.jsonl`));
+      return jsonl<{ reward: number }>(join(world.dir, `${name}.scored.jsonl`)).map((r) => r.reward);
+    };
+    (await scoreWithSafety(rows.map((r) => r.plain_reply), 'plain')).forEach((v, i) => expect(Math.abs(v - rows[i]!.plain_safety)).toBeLessThan(1e-5));
+    (await scoreWithSafety(rows.map((r) => r.distilled_reply), 'distilled')).forEach((v, i) => expect(Math.abs(v - rows[i]!.distilled_safety)).toBeLessThan(1e-5));
+    rows.forEach((r) => expect(r.used).toBe(r.distilled_reply.trim() !== '' && r.distilled_safety > r.plain_safety));
+
+    // The plain side is the rs pick (best of K by the rs reward model); the training rows carry the used reply, no preprompt anywhere.
+    const samples = samplesOf('distilled');
+    const train = jsonl<{ messages: SampleRow['prompt'] }>(join(world.dir, 'distilled', TRAIN_FILE));
+    expect(train).toHaveLength(8);
+    const safetyAt = [0, 2, 4, 6];
+    safetyAt.forEach((i, t) => {
+      const s = samples[i]!;
+      expect(rows[t]!.plain_reply).toBe(s.replies[s.rewards.indexOf(Math.max(...s.rewards))]);
+      const reply = rows[t]!.used ? rows[t]!.distilled_reply : rows[t]!.plain_reply;
+      expect(train[i]!.messages).toEqual([...rows[t]!.prompt, { role: 'assistant', content: reply }]);
+    });
+    [1, 3, 5, 7].forEach((i) => {
+      const s = samples[i]!;
+      expect(train[i]!.messages[1]!.content).toBe(s.replies[s.rewards.indexOf(Math.max(...s.rewards))]);
+    });
+    expect(train.every((r) => r.messages.length === 2 && r.messages[0]!.role === 'user')).toBe(true);
+    expect(JSON.stringify(train)).not.toContain('safe and kind assistant');
+    const used = rows.filter((r) => r.used).length;
+    expect(result.contextDistillation).toEqual({ safetyPrompts: 4, used });
+    const zero = readMetricsJsonl(join(world.dir, 'distilled', 'metrics.jsonl')).find((r) => r.step === 0)!;
+    expect([zero['rs/safety_prompts'], zero['rs/context_distilled']]).toEqual([4, used]);
+  });
+
+  test('context distillation refuses a helpfulness model as the safety model, before sampling', async () => {
+    const helpDir = join(world.dir, 'reward_helpfulness');
+    cpSync(rewardDir, helpDir, { recursive: true });
+    writeFileSync(join(helpDir, 'reward_model.json'), JSON.stringify({ kind: 'helpfulness', train: [], eval: null }));
+    const err = await runRs(config('cd-wrong', ['context_distillation.enabled=true', `context_distillation.reward_model=${helpDir}`]), quiet).catch((e: unknown) => e);
+    expect(existsSync(join(world.dir, 'cd-wrong'))).toBe(false);
+    expect((err as Error).message).toBe(`context_distillation.reward_model: ${helpDir} is a helpfulness reward model (its reward_model.json); it needs the safety one`);
   });
 
   test('a checkpoint trained on other samples is refused, naming the fix', async () => {
