@@ -190,11 +190,12 @@ export function trainSection(d: Partial<TrainDefaults> = {}) {
         .default(5)
         .describe('Abort after this many optimizer steps in a row with a non-finite loss or gradient (each one is skipped and logged).'),
       gradient_checkpointing: z
-        .boolean()
-        .default(false)
+        .union([z.boolean(), z.literal('auto')])
+        .default('auto')
         .describe(
           'Keep only each decoder layer\'s input and recompute the layer in the backward pass: activation memory drops ' +
-            'from every layer\'s to one layer\'s, for about a third more compute (as HF\'s gradient_checkpointing).',
+            'from every layer\'s to one layer\'s, for about a third more compute (as HF\'s gradient_checkpointing). ' +
+            'auto: on only when the memory estimate says the run cannot fit without it (the gradients are the same either way).',
         ),
     })
     .prefault({})

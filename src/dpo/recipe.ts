@@ -76,7 +76,7 @@ export async function runDpo(resolved: ResolvedConfig<DpoConfig>, opts: DpoRunOp
   // full fine-tuning without precomputed reference log-probs holds a frozen copy beside the policy.
   const modelConfig = loadHfConfig(modelDir);
   const frozenCopy = !lora && !precompute;
-  checkTrainingMemory('dpo', engine.backend, {
+  const checkpointing = checkTrainingMemory('dpo', engine.backend, {
     config: modelConfig, batchSize: cfg.train.batch_size, sequencesPerRow: 2, maxLengthKey: 'data.max_length', maxLength: cfg.data.max_length,
     lora: lora ? cfg.lora : null, gradientCheckpointing: cfg.train.gradient_checkpointing, lossChunkRows: null,
     ...(frozenCopy ? { extraHeap: { bytes: float32WeightBytes(modelConfig), label: 'the frozen reference copy' }, extraKnobs: [{ key: 'dpo.precompute_ref_log_probs', value: false, suggest: true }] } : {}),
@@ -87,7 +87,7 @@ export async function runDpo(resolved: ResolvedConfig<DpoConfig>, opts: DpoRunOp
   const data = await loadDpoData(cfg, tokenizer, template, { judged: opts.judge !== undefined && cfg.eval.judge, log });
 
   const policy = loadMergedModel(modelDir, adapterDir);
-  policy.gradientCheckpointing = cfg.train.gradient_checkpointing;
+  policy.gradientCheckpointing = checkpointing;
   policy.checkpointRng = rng;
   let frozen: LlamaModel | null = null;
   let run: StageRun | null = null;

@@ -36,7 +36,7 @@ interface TrainIn {
   batch_size: number;
   eval_every: number;
   seed: number | null;
-  gradient_checkpointing: boolean;
+  gradient_checkpointing: boolean | 'auto';
 }
 export interface SftConfigIn extends CommonIn {
   train: TrainIn;
@@ -272,7 +272,8 @@ function commonSpec(c: CommonIn & { train: TrainIn }): CommonSpec {
     evalEvery: c.train.eval_every,
     saveEvery: c.checkpoint.every_steps,
     keepLast: c.checkpoint.keep_last,
-    gradientCheckpointing: c.train.gradient_checkpointing,
+    // `auto` is decided against this machine's memory at run time; an engine on a GPU gets it off.
+    gradientCheckpointing: c.train.gradient_checkpointing === true,
   };
 }
 

@@ -83,13 +83,13 @@ export async function runPretrain(resolved: ResolvedConfig<PretrainConfig>, opts
 
     const llama = modelConfig(cfg, tokenizer);
     // Fail before, not during: every weight trains (AdamW), on micro-batches of seq_len tokens.
-    checkTrainingMemory('pretrain', engine.backend, {
+    const checkpointing = checkTrainingMemory('pretrain', engine.backend, {
       config: llama, batchSize, maxLengthKey: 'data.seq_len', maxLength: seqLen,
       lora: null, gradientCheckpointing: cfg.train.gradient_checkpointing, lossChunkRows: null,
     }, log);
     const rng = new Rng(cfg.engine.seed);
     model = initLlama(llama, rng);
-    model.gradientCheckpointing = cfg.train.gradient_checkpointing;
+    model.gradientCheckpointing = checkpointing;
     optimizer = makeAdamW(model.params, cfg.optim);
     const weights = fullModelWeights(model, tokenizerDir); // a checkpoint is a loadable HF model folder too
 

@@ -66,7 +66,7 @@ export async function runReward(resolved: ResolvedConfig<RewardConfig>, opts: Re
   // model.path may be a LoRA SFT output (an adapter folder): its base model is loaded and it is merged in.
   const { modelDir, adapterDir } = resolveBackbone(resolveModelPath(resolveDataPath(cfg.model.path)), cfg.model.adapter === null ? null : resolveDataPath(cfg.model.adapter));
   // Fail before, not during: a micro-batch is batch_size pairs, chosen and rejected side by side.
-  checkTrainingMemory('reward', engine.backend, {
+  const checkpointing = checkTrainingMemory('reward', engine.backend, {
     config: loadHfConfig(modelDir),
     batchSize: cfg.train.batch_size,
     sequencesPerRow: 2,
@@ -82,7 +82,7 @@ export async function runReward(resolved: ResolvedConfig<RewardConfig>, opts: Re
   log(`reward: ${data.train.length} training pairs, ${data.eval.length} eval pairs (margin: ${cfg.reward.margin})`);
 
   const model = loadRewardBackbone(modelDir, rng.fork(), { adapterDir });
-  model.gradientCheckpointing = cfg.train.gradient_checkpointing;
+  model.gradientCheckpointing = checkpointing;
   model.checkpointRng = rng;
   let run: StageRun | null = null;
   let optimizer: AdamW | null = null;

@@ -106,7 +106,7 @@ export async function runRs(resolved: ResolvedConfig<RsConfig>, hooks: RsHooks =
   }
   const input = prepareInputModel(cfg, { label: 'rs', log });
   const modelConfig = loadHfConfig(input.modelDir);
-  checkTrainingMemory('rs', engine.backend, {
+  const checkpointing = checkTrainingMemory('rs', engine.backend, {
     config: modelConfig,
     batchSize: cfg.train.batch_size,
     maxLengthKey: 'data.max_length',
@@ -120,7 +120,7 @@ export async function runRs(resolved: ResolvedConfig<RsConfig>, hooks: RsHooks =
   const prompts = await promptsToSample(cfg, tokenizer, template, log);
 
   const model = loadHfModel(input.modelDir);
-  model.gradientCheckpointing = cfg.train.gradient_checkpointing;
+  model.gradientCheckpointing = checkpointing;
   model.checkpointRng = rng;
   let optimizer: AdamW | undefined;
   try {

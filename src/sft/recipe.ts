@@ -59,7 +59,7 @@ export async function runSft(resolved: ResolvedConfig<SftConfig>, hooks: SftHook
   }
   // Fail before, not during: refuse a run that cannot fit before any weight or data is loaded.
   const modelConfig = loadHfConfig(modelDir);
-  checkTrainingMemory('sft', engine.backend, {
+  const checkpointing = checkTrainingMemory('sft', engine.backend, {
     config: modelConfig,
     batchSize: cfg.train.batch_size,
     maxLengthKey: 'data.max_length',
@@ -74,7 +74,7 @@ export async function runSft(resolved: ResolvedConfig<SftConfig>, hooks: SftHook
   const data = await loadSftData(cfg, tokenizer, template, log);
 
   const model = loadHfModel(modelDir, { frozenDtype: cfg.model.frozen_dtype });
-  model.gradientCheckpointing = cfg.train.gradient_checkpointing;
+  model.gradientCheckpointing = checkpointing;
   model.checkpointRng = rng;
   let optimizer: AdamW | undefined;
   try {

@@ -138,7 +138,8 @@ export interface TrainingRunShape {
   maxLength: number;
   /** The LoRA section when adapters train; null = every weight trains. */
   lora: { r: number; target_modules: string[] | string; dropout: number } | null;
-  gradientCheckpointing: boolean;
+  /** `train.gradient_checkpointing`; `auto` is resolved by {@link checkTrainingMemory}. */
+  gradientCheckpointing: boolean | 'auto';
   /** `model.frozen_dtype`, where the stage has that key (suggested under LoRA). */
   frozenDtype?: FrozenDtype;
   lossChunkRows: MemoryEstimateInput['lossChunkRows'];
@@ -148,27 +149,46 @@ export interface TrainingRunShape {
   extraKnobs?: readonly MemoryKnob[];
 }
 
-/** Refuse, before anything loads, a training run that cannot fit ({@link checkMemoryFits} with the stage's knobs). */
-export function checkTrainingMemory(stage: string, backend: string, shape: TrainingRunShape, log: (m: string) => void): void {
+/**
+ * Refuse, before anything loads, a training run that cannot fit ({@link checkMemoryFits} with the
+ * stage's knobs), and resolve `train.gradient_checkpointing: auto`: off when the run fits without
+ * it, on when only checkpointing makes it fit (logged with both estimates). Returns whether the
+ * run checkpoints.
+ */
+export function checkTrainingMemory(stage: string, backend: string, shape: TrainingRunShape, log: (m: string) => void): boolean {
   const { config, lora } = shape;
-  const estimate = estimatePeakMemory({
+  const estimateWith = (gradientCheckpointing: boolean): MemoryEstimate => estimatePeakMemory({
     config,
     batchSize: (shape.sequencesPerRow ?? 1) * shape.batchSize,
     seqLen: shape.maxLength,
     trained: lora ? { kind: 'lora', rank: lora.r, modules: loraShortModules(config, lora.target_modules), dropout: lora.dropout } : { kind: 'full' },
-    gradientCheckpointing: shape.gradientCheckpointing,
+    gradientCheckpointing,
     lossChunkRows: shape.lossChunkRows,
     ...(shape.frozenDtype !== undefined ? { frozenDtype: shape.frozenDtype } : {}),
     ...(shape.extraHeap ? { extraHeapBytes: shape.extraHeap.bytes, extraLabel: shape.extraHeap.label } : {}),
   });
+  const limits = memoryLimits(backend);
+  let checkpointing = shape.gradientCheckpointing === true;
+  if (shape.gradientCheckpointing === 'auto') {
+    const without = estimateWith(false);
+    if (!judgeFit(without, limits).fits) {
+      // On even when it does not make the run fit: the refusal below then shows the smallest estimate.
+      checkpointing = true;
+      if (judgeFit(estimateWith(true), limits).fits) {
+        log(`${stage}: train.gradient_checkpointing auto → on: without it the run needs ${formatBytes(without.totalBytes)}` +
+          `${limits.heapBytes !== null ? ` (wasm heap ${formatBytes(without.heapBytes)})` : ''}, which does not fit`);
+      }
+    }
+  }
   const knobs = trainingKnobs({
     batchSize: shape.batchSize,
     maxLengthKey: shape.maxLengthKey,
     maxLength: shape.maxLength,
-    gradientCheckpointing: shape.gradientCheckpointing,
+    gradientCheckpointing: checkpointing,
     frozenDtype: lora ? (shape.frozenDtype ?? null) : null,
   });
-  checkMemoryFits(stage, estimate, memoryLimits(backend), [...knobs, ...(shape.extraKnobs ?? [])], log);
+  checkMemoryFits(stage, estimateWith(checkpointing), limits, [...knobs, ...(shape.extraKnobs ?? [])], log);
+  return checkpointing;
 }
 
 /** Typical runs of a model and whether each fits here: what `rlhf env --model DIR` prints. */

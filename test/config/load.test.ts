@@ -83,7 +83,7 @@ describe('resolveConfig', () => {
       checkpoint: { every_steps: 500, keep_last: 3 },
       optim: { lr: 1e-3, betas: [0.9, 0.95], eps: 1e-8, weight_decay: 0.1, grad_clip: 1, grad_accum: 1 },
       schedule: { type: 'cosine', warmup_steps: 0 },
-      train: { steps: 1000, epochs: null, batch_size: 8, resume: 'auto', eval_every: 100, seed: null, gradient_checkpointing: false, max_nonfinite: 5 },
+      train: { steps: 1000, epochs: null, batch_size: 8, resume: 'auto', eval_every: 100, seed: null, gradient_checkpointing: 'auto', max_nonfinite: 5 },
       data: { path: 'a.jsonl', max_len: 64 },
     });
   });

@@ -20,7 +20,7 @@ import { packagePath } from '../../src/paths.js';
 import { sftConfigSchema } from '../../src/sft/config.js';
 import { runSft } from '../../src/sft/recipe.js';
 import { estimatePeakMemory, loraParameterCount, loraShortModules, WASM_HEAP_MAX_BYTES } from '../../src/training/memory.js';
-import { checkMemoryFits, judgeFit, trainingKnobs } from '../../src/training/memory-check.js';
+import { checkMemoryFits, checkTrainingMemory, judgeFit, trainingKnobs } from '../../src/training/memory-check.js';
 
 const GiB = 2 ** 30;
 // TinyLlama-1.1B's shape: 1,100,048,384 weights (HF's model card count).
@@ -100,18 +100,46 @@ describe('refused at start', () => {
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  test('SFT of a config that cannot fit stops before loading, with the estimate', async () => {
-    const resolved = loadConfig(
-      packagePath('configs', 'sft', 'tiny_lora.yaml'),
-      [`model.path=${join(dir, 'model')}`, 'engine.backend=wasm', 'lora.enabled=false', 'sft.save_merged=false', `output_dir=${join(dir, 'out')}`],
-      { stage: 'sft', schema: sftConfigSchema },
-    );
+  test.each([['false', true], ['auto', false]] as const)(
+    'SFT of a config that cannot fit stops before loading, with the estimate (gradient_checkpointing %s)', async (ckpt, suggestsCheckpointing) => {
+      const resolved = loadConfig(
+        packagePath('configs', 'sft', 'tiny_lora.yaml'),
+        [`model.path=${join(dir, 'model')}`, 'engine.backend=wasm', 'lora.enabled=false', 'sft.save_merged=false', `output_dir=${join(dir, 'out')}`,
+          `train.gradient_checkpointing=${ckpt}`],
+        { stage: 'sft', schema: sftConfigSchema },
+      );
+      const logs: string[] = [];
+      const err = await runSft(resolved, { progress: false, log: (m) => void logs.push(m) }).catch((e: unknown) => e);
+      expect(isUserError(err)).toBe(true);
+      expect((err as Error).message).toMatch(/^sft: this run will not fit in memory: its tensors need about \d+\.\d GiB on the wasm heap/);
+      // auto tried checkpointing already: the refusal is the estimate with it, and suggests the other keys.
+      expect((err as Error).message.includes('train.gradient_checkpointing: true (now false)')).toBe(suggestsCheckpointing);
+      expect((err as Error).message).toContain('a lower train.batch_size');
+      expect(logs.join('\n')).toMatch(/sft: estimated peak memory \d+\.\d GiB/);
+    });
+});
+
+describe('train.gradient_checkpointing: auto', () => {
+  // The Qwen2.5-0.5B shape (as a Llama): LoRA at 4 × 256 needs ~7 GiB of heap without checkpointing, ~3 GiB with.
+  const qwen = llamaConfig({
+    vocab_size: 151936, hidden_size: 896, intermediate_size: 4864, num_hidden_layers: 24, num_attention_heads: 14,
+    num_key_value_heads: 2, tie_word_embeddings: true, rms_norm_eps: 1e-6,
+  });
+  const lora = { r: 16, target_modules: 'all-linear', dropout: 0.05 };
+  const shape = (batchSize: number, gradientCheckpointing: boolean | 'auto') => ({
+    config: qwen, batchSize, maxLengthKey: 'data.max_length', maxLength: 256, lora, gradientCheckpointing, lossChunkRows: 128,
+  });
+
+  test('turns checkpointing on only when the run would not fit without it, and says so', () => {
     const logs: string[] = [];
-    const err = await runSft(resolved, { progress: false, log: (m) => void logs.push(m) }).catch((e: unknown) => e);
-    expect(isUserError(err)).toBe(true);
-    expect((err as Error).message).toMatch(/^sft: this run will not fit in memory: its tensors need about \d+\.\d GiB on the wasm heap/);
-    expect((err as Error).message).toContain('train.gradient_checkpointing: true (now false)');
-    expect(logs.join('\n')).toMatch(/sft: estimated peak memory \d+\.\d GiB/);
+    expect(checkTrainingMemory('sft', 'wasm', shape(4, 'auto'), (m) => void logs.push(m))).toBe(true);
+    expect(logs[0]).toMatch(/^sft: train\.gradient_checkpointing auto → on: without it the run needs \d+\.\d GiB \(wasm heap \d+\.\d GiB\), which does not fit$/);
+    expect(logs[1]).toMatch(/^sft: estimated peak memory \d+\.\d GiB \(wasm heap [0-3]\.\d GiB of 4\.0 GiB\)/);
+    const quiet: string[] = [];
+    expect(checkTrainingMemory('sft', 'wasm', shape(1, 'auto'), (m) => void quiet.push(m))).toBe(false);
+    expect(quiet).toHaveLength(1); // the estimate only
+    expect(checkTrainingMemory('sft', 'wasm', shape(1, true), () => undefined)).toBe(true);
+    expect(() => checkTrainingMemory('sft', 'wasm', shape(4, false), () => undefined)).toThrow(/will not fit in memory/);
   });
 });
 
