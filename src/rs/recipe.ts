@@ -34,9 +34,8 @@ import type { RsConfig } from './config.js';
 import { promptsToSample, samplingSettings } from './inputs.js';
 import { prepareInputModel } from '../training/input-model.js';
 import { readPool } from './pool.js';
-import { contextDistill, type DistillationRow } from './context-distillation.js';
-import { policySampler } from './policy-sampler.js';
-import { readRewardInfo } from '../model/io/reward-kind.js';
+import type { DistillationRow } from './context-distillation.js';
+import { distillSafetyPrompts, safetyRewardDir } from './distill-step.js';
 import { bestOfKReport, logSelection, stageZeroMetrics, type BestOfKReport, type ReplyJudge } from './report.js';
 import { sampleAll } from './sample-all.js';
 import { SAMPLES_DIR, fullSettings, samplesMatch, type SampledPrompt } from './sampling.js';
@@ -50,7 +49,7 @@ export type { BestOfKReport, ReplyJudge } from './report.js';
 export const POOL_FILE = 'pool.jsonl';
 export const TRAIN_FILE = 'rs_train.jsonl';
 export const BEST_OF_K_FILE = 'best_of_k.json';
-export const DISTILLATION_FILE = 'context_distillation.jsonl';
+export { DISTILLATION_FILE } from './distill-step.js';
 
 export interface RsHooks extends StageHooks {
   /** Judge best vs median vs first sample with it (best_of_k.json `judge`, rs/judge_* metrics). */
@@ -93,17 +92,7 @@ export async function runRs(resolved: ResolvedConfig<RsConfig>, hooks: RsHooks =
     // Before any sampling: a missing pool found after minutes of sampling would waste them.
     throw new UserError(`rs.pool: ${cfg.rs.pool} does not exist (the previous round's rs folder has pool.jsonl)`);
   }
-  const cd = cfg.context_distillation;
-  const safetyDir = cd.enabled ? resolve(resolveModelPath(resolveDataPath(cd.reward_model))) : null;
-  if (safetyDir !== null) {
-    if (!existsSync(join(safetyDir, 'config.json'))) {
-      throw new UserError(`context_distillation.reward_model: ${cd.reward_model} has no config.json (train the safety reward model first: a reward config with reward.kind: safety)`);
-    }
-    const info = readRewardInfo(safetyDir);
-    if (info !== null && info.kind !== 'safety') {
-      throw new UserError(`context_distillation.reward_model: ${cd.reward_model} is a ${info.kind} reward model (its reward_model.json); it needs the safety one`);
-    }
-  }
+  const safetyDir = safetyRewardDir(cfg);
   const input = prepareInputModel(cfg, { label: 'rs', log });
   const modelConfig = loadHfConfig(input.modelDir);
   const checkpointing = checkTrainingMemory('rs', engine.backend, {
@@ -152,34 +141,9 @@ export async function runRs(resolved: ResolvedConfig<RsConfig>, hooks: RsHooks =
         selection = selectBest(samples, run.dir, pool);
         // ── 3b. safety context distillation: the preprompted reply where the safety model prefers it ──
         if (safetyDir !== null) {
-          const safety = await rewardModelScorer(safetyDir, { template: cfg.tokenizer.template, batchSize: cfg.rs.score_batch_size });
-          try {
-            const result = await contextDistill({
-              kept: selection.kept,
-              // The round's prompts come first in `kept`, in order; carried pool entries are not resampled.
-              isSafety: selection.kept.map((_, i) => prompts[i]?.isSafety ?? false),
-              preprompt: cd.preprompt,
-              placement: cd.placement,
-              k: cd.k,
-              sample: policySampler(model, tokenizer, {
-                template,
-                maxNewTokens: cfg.rs.max_new_tokens,
-                temperature: cfg.rs.temperature,
-                topP: cfg.rs.top_p,
-                batchSize: cfg.rs.batch_size,
-              }),
-              rng: new Rng((cfg.engine.seed ^ 0x5afe7c0d) >>> 0),
-              safetyScore: safety.score,
-              rewardScore: reward.score,
-            });
-            selection = { ...selection, kept: result.kept };
-            distillation = result.rows;
-          } finally {
-            safety.dispose();
-          }
-          const used = distillation.filter((r) => r.used).length;
-          log(`rs: context distillation: ${used} of ${distillation.length} is_safety prompts train on the preprompted reply (the safety model scored it higher)`);
-          await writeRowsAtomic(join(run.dir, DISTILLATION_FILE), distillation as unknown as Record<string, unknown>[]);
+          const result = await distillSafetyPrompts({ cfg, safetyDir, runDir: run.dir, kept: selection.kept, prompts, model, tokenizer, template, rewardScore: reward.score, log });
+          selection = { ...selection, kept: result.kept };
+          distillation = result.rows;
         }
       } finally {
         reward.dispose();
