@@ -142,9 +142,13 @@ describe('rs recipe on a tiny model', () => {
     expect(report.judge!.best).toBeCloseTo(mean(samples.map((s, i) => s.replies[best[i]!]!.length)), 12);
     expect(report.judge!.median).toBeCloseTo(mean(samples.map((s) => s.replies[lowerMedian(s.rewards)]!.length)), 12);
     expect(report.judge!.first).toBeCloseTo(mean(samples.map((s) => s.replies[0]!.length)), 12);
+    // oracle: the judge's own best of the K (the longest reply here), whatever the reward model kept.
+    expect(report.judge!.oracle).toBeCloseTo(mean(samples.map((s) => Math.max(...s.replies.map((r) => r.length)))), 12);
+    expect(report.judge!.oracle).toBeGreaterThan(report.judge!.best);
     const zero = readMetricsJsonl(join(world.dir, 'first', 'metrics.jsonl')).find((r) => r.step === 0)!;
     expect(zero['rs/reward_max_at_4']).toBeCloseTo(report.curve[2]!.reward_max, 6);
     expect(zero['rs/reward_median_at_2']).toBeCloseTo(report.curve[1]!.reward_median, 6);
+    expect(zero['rs/judge_oracle']).toBeCloseTo(report.judge!.oracle, 6);
     expect(zero['rs/kept']).toBe(6);
 
     // Fine-tuned on them: 6 steps, the loss falls, an adapter on the input model.
