@@ -227,6 +227,30 @@ describe('rs recipe on a tiny model', () => {
     base.dispose();
   });
 
+  test('samples drawn by an older model at the same path are drawn again (the pipeline retrains models in place)', async () => {
+    const rmDir = join(world.dir, 'reward-in-place');
+    const writeReward = async (seed: number) => {
+      const tokenizer = await loadTokenizer(world.modelDir);
+      const rm = loadHfModel(world.modelDir);
+      attachScoreHead(rm, new Rng(seed), { dropLmHead: true });
+      saveRewardModel(rm, rmDir, { stats: { mean: 0, std: 1 }, tokenizerDir: world.modelDir, padId: tokenizer.padId });
+      rm.dispose();
+    };
+    const run = async () => {
+      const drawn: number[] = [];
+      await runRs(config('in-place', [`model.reward_model=${rmDir}`, 'train.steps=1', 'train.resume=never']), { ...quiet, onChunk: (d) => void drawn.push(d) });
+      return { drawn, rewards: samplesOf('in-place').map((s) => s.rewards) };
+    };
+    await writeReward(21);
+    const first = await run();
+    expect(first.drawn).toEqual([1, 2, 3]);
+    expect((await run()).drawn).toEqual([]); // the same models: every chunk reused
+    await writeReward(22); // another reward model, same folder
+    const second = await run();
+    expect(second.drawn).toEqual([1, 2, 3]);
+    expect(second.rewards).not.toEqual(first.rewards);
+  });
+
   test('a checkpoint trained on other samples is refused, naming the fix', async () => {
     const err = await runRs(config('resumed', ['rs.temperature=0.5']), quiet).catch((e: unknown) => e);
     expect((err as Error).message).toMatch(/trained on samples drawn under other settings.*train\.resume=never/);
