@@ -188,6 +188,8 @@ export interface RunInputs {
   stages: Record<StageName, StageInputs>;
   /** The pipeline's final evaluation (runs/<name>/eval/<model>.json), per model. */
   finalEval: Partial<Record<JudgedModel, JudgeEval>>;
+  /** rounds.count of the run that wrote the folder: round_<k> folders past it are leftovers of an earlier config. null = read all. */
+  roundsCount: number | null;
 }
 
 export function readStageInputs(runDir: string, stage: StageName): StageInputs {
@@ -205,12 +207,12 @@ export function readStageInputs(runDir: string, stage: StageName): StageInputs {
   };
 }
 
-export function readRunInputs(runDir: string, name: string): RunInputs {
+export function readRunInputs(runDir: string, name: string, roundsCount: number | null = null): RunInputs {
   const stages = Object.fromEntries(STAGES.map((s) => [s, readStageInputs(runDir, s)])) as Record<StageName, StageInputs>;
   const finalEval: Partial<Record<JudgedModel, JudgeEval>> = {};
   for (const model of JUDGED_MODELS) {
     const result = readResultFile(join(runDir, FINAL_EVAL_DIR, `${model}.json`), judgeEvalSchema);
     if (result) finalEval[model] = result;
   }
-  return { runDir, name, stages, finalEval };
+  return { runDir, name, stages, finalEval, roundsCount };
 }
