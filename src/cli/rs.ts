@@ -40,7 +40,7 @@ export const rsCommand: CommandModule<object, RsArgs> = {
       `rs done: ${result.kept} kept dialogues (${result.fromPool} from the pool), ${result.steps} steps` +
         (last ? `, final loss ${last.loss.toFixed(4)}` : '') +
         `\nbest of K: ${curve}` +
-        (judge ? `\ngold judge: best ${judge.best.toFixed(3)}, median ${judge.median.toFixed(3)}, first ${judge.first.toFixed(3)}` : '') +
+        (judge ? `\ngold judge: best ${judge.best.toFixed(3)}, median ${judge.median.toFixed(3)}, first ${judge.first.toFixed(3)}, judge's own best of K ${judge.oracle.toFixed(3)}` : '') +
         `\npool: ${result.poolPath}\noutput: ${result.finalDir}`,
     );
   },

@@ -53,6 +53,13 @@ function roundStageEntry(stage: 'reward' | 'rs' | 'ppo', fallback: string) {
         `Keys of the ${stage} config set in every round${stage === 'rs' ? '' : `, on top of stages.${stage}.overrides`}, nested or dotted. ` +
           'The rounds set output_dir, tracking and the input models themselves.',
       ),
+    by_round: z
+      .record(z.string().regex(/^[1-9][0-9]*$/, 'a round number (1, 2, …)'), z.record(z.string(), z.unknown()))
+      .default({})
+      .describe(
+        `Keys of the ${stage} config set in one round only, on top of rounds.${stage}.overrides, by round number: ` +
+          "{'1': {optim.lr: 1.0e-3}} (Llama 2 Fig 8: settings are re-tuned as the model changes from round to round).",
+      ),
   };
 }
 
@@ -147,6 +154,16 @@ export const roundsSection = z
       .boolean()
       .default(true)
       .describe("Judge each round's models (rs, and ppo where it ran) with the eval settings: runs/<name>/round_<k>/eval/<model>.json."),
+  })
+  .superRefine((rounds, ctx) => {
+    // A setting for a round that never runs would be silently ignored.
+    for (const stage of ['reward', 'rs', 'ppo'] as const) {
+      for (const k of Object.keys(rounds[stage].by_round)) {
+        if (Number(k) > rounds.count) {
+          ctx.addIssue({ code: 'custom', path: [stage, 'by_round', k], message: `round ${k} does not run (rounds.count is ${rounds.count})` });
+        }
+      }
+    }
   })
   .prefault({})
   .describe('Iterative rounds with fresh preferences (Llama 2 §3.2.3).');

@@ -331,14 +331,20 @@ function roundRunOverrides(cfg: PipelineConfig, dir: string, k: number, stage: s
 
 /**
  * A round stage's config: its config file (rounds.<stage>.config, else the top-level stage's) ←
- * run settings and wiring ← stages.<stage>.overrides (reward, ppo) ← rounds.<stage>.overrides.
+ * run settings and wiring ← stages.<stage>.overrides (reward, ppo) ← rounds.<stage>.overrides ←
+ * rounds.<stage>.by_round[k].
  */
 function resolveRoundStage(input: RoundsInput, k: number, stage: 'reward' | 'rs' | 'ppo', schema: z.ZodType, overrides: readonly string[]): ResolvedConfig {
   const { cfg, pipelineFile } = input;
   const entry: RoundsConfig['reward'] | RoundsConfig['rs'] | RoundsConfig['ppo'] = cfg.rounds[stage];
   const top = stage === 'rs' ? null : cfg.stages[stage];
   const configName = entry.config ?? top?.config ?? null;
-  const all = [...overrides, ...(top ? mappingToOverrides(top.overrides) : []), ...mappingToOverrides(entry.overrides)];
+  const all = [
+    ...overrides,
+    ...(top ? mappingToOverrides(top.overrides) : []),
+    ...mappingToOverrides(entry.overrides),
+    ...mappingToOverrides(entry.by_round[String(k)] ?? {}),
+  ];
   // Appended lists (data.train, data.exclude) come after the user's overrides, so they always hold the rounds' files.
   const wired = overrides.filter((o) => o.startsWith('data.train=') || o.startsWith('data.exclude=') || o.startsWith('data.prompts='));
   const ordered = [...all.filter((o) => !wired.includes(o)), ...wired];

@@ -219,7 +219,7 @@ export async function runPipeline(resolved: ResolvedConfig<PipelineConfig>, opts
       result.evaluated = await finalEvaluation(cfg, runDir, wiring, state, upstreamRan || force.has('eval'), opts.evaluate, log);
     }
     if (cfg.report.enabled) {
-      const report = await writeRunReport(runDir, { name: cfg.run.name });
+      const report = await writeRunReport(runDir, { name: cfg.run.name, rounds: cfg.rounds.count });
       result.report = report;
       await logSummary(parent, report);
       print(terminalSummary(report.summary, report.inputs, { reportPath: join(runDir, 'report.md') }));

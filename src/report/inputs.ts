@@ -199,6 +199,8 @@ export interface RunInputs {
   finalEval: Partial<Record<JudgedModel, JudgeEval>>;
   /** The safety reward model's held-out evaluation (runs/<name>/reward_safety/eval.json); null when not trained. */
   safetyReward: RewardEval | null;
+  /** rounds.count of the run that wrote the folder: round_<k> folders past it are leftovers of an earlier config. null = read all. */
+  roundsCount: number | null;
 }
 
 export function readStageInputs(runDir: string, stage: StageName): StageInputs {
@@ -216,7 +218,7 @@ export function readStageInputs(runDir: string, stage: StageName): StageInputs {
   };
 }
 
-export function readRunInputs(runDir: string, name: string): RunInputs {
+export function readRunInputs(runDir: string, name: string, roundsCount: number | null = null): RunInputs {
   const stages = Object.fromEntries(STAGES.map((s) => [s, readStageInputs(runDir, s)])) as Record<StageName, StageInputs>;
   const finalEval: Partial<Record<JudgedModel, JudgeEval>> = {};
   for (const model of JUDGED_MODELS) {
@@ -224,5 +226,5 @@ export function readRunInputs(runDir: string, name: string): RunInputs {
     if (result) finalEval[model] = result;
   }
   const safetyReward = readResultFile(join(runDir, SAFETY_REWARD_STAGE_DIR, STAGE_EVAL_FILE), rewardEvalSchema);
-  return { runDir, name, stages, finalEval, safetyReward };
+  return { runDir, name, stages, finalEval, safetyReward, roundsCount };
 }

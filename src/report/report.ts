@@ -59,7 +59,7 @@ export function reportPlots(inputs: RunInputs, summary: RunSummary): Array<{ nam
 
 /** The iterative rounds' plots (none in a run without rounds). */
 function roundsPlots(inputs: RunInputs, summary: RunSummary): Array<{ name: string; title: string; spec: TopLevelSpec | null }> {
-  const rounds = readRounds(inputs.runDir);
+  const rounds = readRounds(inputs.runDir, inputs.roundsCount);
   if (rounds.length === 0) return [];
   return [
     { name: 'rounds_judge', title: 'Judge score per round and stage', spec: roundsJudgeSpec(roundsTrajectory(inputs, summary), specBase()) },
@@ -68,7 +68,7 @@ function roundsPlots(inputs: RunInputs, summary: RunSummary): Array<{ name: stri
 }
 
 function roundsTrajectory(inputs: RunInputs, summary: RunSummary) {
-  return judgeTrajectory(readRounds(inputs.runDir), { label: 'SFT', judge: summary.judge.sft }, summary.judge.gatt);
+  return judgeTrajectory(readRounds(inputs.runDir, inputs.roundsCount), { label: 'SFT', judge: summary.judge.sft }, summary.judge.gatt);
 }
 
 export function adherenceTable(a: AdherenceResult): Block {
@@ -122,7 +122,7 @@ export function reportBlocks(summary: RunSummary, plots: readonly PlotFile[], in
     },
     { kind: 'heading', level: 2, text: 'Summary' },
     ...summaryBlocks(s),
-    ...(inputs ? roundsBlocks(readRounds(inputs.runDir), roundsTrajectory(inputs, s)) : []),
+    ...(inputs ? roundsBlocks(readRounds(inputs.runDir, inputs.roundsCount), roundsTrajectory(inputs, s)) : []),
     { kind: 'heading', level: 2, text: 'Plots' },
   ];
   if (plots.length === 0) blocks.push({ kind: 'paragraph', text: 'No stage has logged metrics yet.' });
@@ -165,12 +165,14 @@ export interface WriteReportOptions {
   name?: string;
   /** PNG pixel scale (default 2). */
   pngScale?: number;
+  /** rounds.count of the pipeline run: later round_<k> folders (an earlier config's) are not reported. */
+  rounds?: number;
 }
 
 /** Read `runDir`, render the plots and write report.md, report.html and report/*.{svg,png}. */
 export async function writeRunReport(runDir: string, opts: WriteReportOptions = {}): Promise<RunReport> {
   const dir = resolve(runDir);
-  const inputs = readRunInputs(dir, opts.name ?? basename(dir));
+  const inputs = readRunInputs(dir, opts.name ?? basename(dir), opts.rounds ?? null);
   const summary = summarizeRun(inputs);
 
   // Plots of an earlier report may no longer apply (a stage re-run without output): start clean.

@@ -32,9 +32,9 @@ export interface RoundInputs {
 }
 
 /** round_1, round_2, … as long as they exist. */
-export function readRounds(runDir: string): RoundInputs[] {
+export function readRounds(runDir: string, count: number | null = null): RoundInputs[] {
   const rounds: RoundInputs[] = [];
-  for (let k = 1; existsSync(join(runDir, `round_${k}`)); k++) {
+  for (let k = 1; (count === null || k <= count) && existsSync(join(runDir, `round_${k}`)); k++) {
     const dir = join(runDir, `round_${k}`);
     const judge: RoundInputs['judge'] = {};
     for (const m of ROUND_MODELS) {

@@ -26,7 +26,7 @@ export function terminalSummary(summary: RunSummary, inputs: RunInputs, opts: { 
   const s = summary;
   const lines: string[] = [`run ${s.name}: ${STAGES.map((st) => `${st} ${s.status[st]}`).join(', ')}`];
   lines.push(`judge score   ${shownModels(s).map((m) => `${m} ${score(s.judge[m])}`).join('   ')}`);
-  const rounds = readRounds(inputs.runDir);
+  const rounds = readRounds(inputs.runDir, inputs.roundsCount);
   if (rounds.length > 0) {
     const start = { label: 'SFT', judge: s.judge.sft };
     lines.push(`rounds        ${judgeTrajectory(rounds, start, s.judge.gatt).map((p) => `${p.label} ${p.judge.toFixed(3)}`).join(' → ')}`);

@@ -1,4 +1,7 @@
 /** What rejection sampling samples: the prompts, and the settings the samples depend on. */
+import { createHash } from 'node:crypto';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { samplingPrompts } from '../data/prompts.js';
 import type { Message } from '../data/schemas.js';
 import { UserError } from '../errors.js';
@@ -23,17 +26,34 @@ export async function promptsToSample(
   return chosen;
 }
 
-/** What the samples depend on besides K, batch size, seed and the prompt list. */
+/**
+ * What the samples depend on besides K, batch size, seed and the prompt list. The models count by
+ * content, not only by path: the pipeline retrains a round's policy and reward model in the same
+ * folders, and samples drawn and scored by the previous ones must not be reused.
+ */
 export function samplingSettings(cfg: RsConfig, modelDir: string, rewardDir: string, template: TemplateName, safetyDir: string | null = null): Record<string, unknown> {
   // Context distillation's settings only when it is on: samples drawn without it stay valid.
-  const cd = safetyDir === null ? {} : { context_distillation: { ...cfg.context_distillation, reward_model: safetyDir } };
+  const cd = safetyDir === null ? {} : { context_distillation: { ...cfg.context_distillation, reward_model: safetyDir, reward_model_sha256: folderDigest(safetyDir) } };
   return {
     ...cd,
     policy: modelDir,
+    policy_sha256: folderDigest(modelDir),
     reward_model: rewardDir,
+    reward_model_sha256: folderDigest(rewardDir),
     template,
     temperature: cfg.rs.temperature,
     top_p: cfg.rs.top_p,
     max_new_tokens: cfg.rs.max_new_tokens,
   };
+}
+
+/** sha256 over a model folder's top-level files (names and bytes, in name order): weights, config, tokenizer, read position. */
+export function folderDigest(dir: string): string {
+  const hash = createHash('sha256');
+  for (const name of readdirSync(dir).sort()) {
+    const path = join(dir, name);
+    if (!statSync(path).isFile()) continue;
+    hash.update(`${name}\0`).update(readFileSync(path)).update('\0');
+  }
+  return hash.digest('hex');
 }

@@ -13,8 +13,12 @@ export interface BestOfKReport {
   k: number;
   temperature: number;
   curve: BestOfKPoint[];
-  /** Mean gold-judge score of the kept (best-reward), median-reward and first sample; null without a judge. */
-  judge: { best: number; median: number; first: number } | null;
+  /**
+   * Mean gold-judge score of the kept (best-reward), median-reward and first sample, and of the
+   * judge's own best of the K (`oracle`: what a perfect reward model would keep — the gap to `best`
+   * is the reward model's selection error); null without a judge.
+   */
+  judge: { best: number; median: number; first: number; oracle: number } | null;
   /** Share of samples that ran out of max_new_tokens before their turn end. */
   unfinished: number;
 }
@@ -25,10 +29,14 @@ export function bestOfKReport(cfg: RsConfig, samples: readonly SampledPrompt[], 
   if (judge) {
     const prompts = samples.map((s) => s.prompt);
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const all = judge(samples.flatMap((s) => s.replies.map(() => s.prompt)), samples.flatMap((s) => s.replies));
+    const k = cfg.rs.k;
+    const scores = samples.map((_, i) => all.slice(i * k, (i + 1) * k)); // [prompt][sample]
     judged = {
-      best: mean(judge(prompts, samples.map((s) => s.replies[bestIndex(s.rewards)]!))),
-      median: mean(judge(prompts, samples.map((s) => s.replies[medianIndex(s.rewards)]!))),
-      first: mean(judge(prompts, samples.map((s) => s.replies[0]!))),
+      best: mean(samples.map((s, i) => scores[i]![bestIndex(s.rewards)]!)),
+      median: mean(samples.map((s, i) => scores[i]![medianIndex(s.rewards)]!)),
+      first: mean(scores.map((xs) => xs[0]!)),
+      oracle: mean(scores.map((xs) => Math.max(...xs))),
     };
   }
   return {
@@ -52,6 +60,7 @@ export function stageZeroMetrics(r: BestOfKReport, s: Selection): Record<string,
     m['rs/judge_best'] = r.judge.best;
     m['rs/judge_median'] = r.judge.median;
     m['rs/judge_first'] = r.judge.first;
+    m['rs/judge_oracle'] = r.judge.oracle;
   }
   return m;
 }
@@ -59,7 +68,7 @@ export function stageZeroMetrics(r: BestOfKReport, s: Selection): Record<string,
 export function logSelection(r: BestOfKReport, s: Selection, log: (m: string) => void): void {
   const curve = r.curve.map((p) => `K=${p.k}: max ${p.reward_max.toFixed(3)} median ${p.reward_median.toFixed(3)}`).join('; ');
   log(`rs: best of K over ${r.prompts} prompts: ${curve}`);
-  if (r.judge) log(`rs: gold judge: best ${r.judge.best.toFixed(3)}, median ${r.judge.median.toFixed(3)}, first sample ${r.judge.first.toFixed(3)}`);
+  if (r.judge) log(`rs: gold judge: best ${r.judge.best.toFixed(3)}, median ${r.judge.median.toFixed(3)}, first sample ${r.judge.first.toFixed(3)}, judge's own best of K ${r.judge.oracle.toFixed(3)}`);
   if (s.fromPool > 0 || s.carried > 0) log(`rs: pool: ${s.fromPool} prompts kept an earlier round's reply, ${s.carried} carried over unsampled`);
   if (r.unfinished > 0) log(`rs: ${(100 * r.unfinished).toFixed(1)}% of samples ran out of rs.max_new_tokens before their turn end`);
 }

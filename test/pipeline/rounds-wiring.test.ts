@@ -187,3 +187,10 @@ test('a rerun skips every round step; changing only PPO reruns from the first ro
   expect(forced.rounds.every((s) => s.action === 'ran')).toBe(true);
   expect(calls[0]!.name).toBe('round_1/reward');
 });
+
+test('rounds.<stage>.by_round sets keys in its round only, on top of rounds.<stage>.overrides; a round that never runs is refused', async () => {
+  await run(['rounds.rs.overrides={"data.prompts": "every.jsonl"}', 'rounds.rs.by_round={"2": {"data.prompts": "second.jsonl"}}']);
+  expect([1, 2, 3].map((k) => call(`round_${k}/rs`).data.prompts)).toEqual(['every.jsonl', 'second.jsonl', 'every.jsonl']);
+  expect(() => config(['rounds.ppo.by_round={"4": {"data.prompts": "x.jsonl"}}'])).toThrow(/rounds\.ppo\.by_round\.4[\s\S]*round 4 does not run \(rounds\.count is 3\)/);
+  expect(() => config(['rounds.rs.by_round={"first": {}}'])).toThrow(/rounds\.rs\.by_round\.first: Invalid key/);
+});

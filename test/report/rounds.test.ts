@@ -73,3 +73,14 @@ test('a run without rounds has no rounds section, no RS column', async () => {
     rmSync(plain, { recursive: true, force: true });
   }
 });
+
+test('round folders past the run\'s rounds.count (an earlier config\'s, left in the folder) are not reported', async () => {
+  expect(readRounds(dir, 1).map((r) => r.round)).toEqual([1]);
+  const report = await writeRunReport(dir, { name: 'demo', pngScale: 1, rounds: 1 });
+  expect(report.markdown).toContain('| round 1 RS | 0.550 |\n| GAtt | 0.580 |');
+  expect(report.markdown).not.toContain('round 2');
+  expect(report.markdown).toContain('| 1 | 40 | 60.0% | 70.0% |\n');
+  expect(report.markdown).not.toContain('| 2 | 50 | 55.0% | 72.0% |');
+  const inputs = readRunInputs(dir, 'demo', 1);
+  expect(terminalSummary(summarizeRun(inputs), inputs)).toContain('rounds        SFT 0.500 → round 1 RS 0.550 → GAtt 0.580\n');
+});

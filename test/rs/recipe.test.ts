@@ -156,9 +156,13 @@ describe('rs recipe on a tiny model', () => {
     expect(report.judge!.best).toBeCloseTo(mean(samples.map((s, i) => s.replies[best[i]!]!.length)), 12);
     expect(report.judge!.median).toBeCloseTo(mean(samples.map((s) => s.replies[lowerMedian(s.rewards)]!.length)), 12);
     expect(report.judge!.first).toBeCloseTo(mean(samples.map((s) => s.replies[0]!.length)), 12);
+    // oracle: the judge's own best of the K (the longest reply here), whatever the reward model kept.
+    expect(report.judge!.oracle).toBeCloseTo(mean(samples.map((s) => Math.max(...s.replies.map((r) => r.length)))), 12);
+    expect(report.judge!.oracle).toBeGreaterThan(report.judge!.best);
     const zero = readMetricsJsonl(join(world.dir, 'first', 'metrics.jsonl')).find((r) => r.step === 0)!;
     expect(zero['rs/reward_max_at_4']).toBeCloseTo(report.curve[2]!.reward_max, 6);
     expect(zero['rs/reward_median_at_2']).toBeCloseTo(report.curve[1]!.reward_median, 6);
+    expect(zero['rs/judge_oracle']).toBeCloseTo(report.judge!.oracle, 6);
     expect(zero['rs/kept']).toBe(6);
 
     // Fine-tuned on them: 6 steps, the loss falls, an adapter on the input model.
@@ -288,6 +292,30 @@ describe('rs recipe on a tiny model', () => {
     const err = await runRs(config('cd-wrong', ['context_distillation.enabled=true', `context_distillation.reward_model=${helpDir}`]), quiet).catch((e: unknown) => e);
     expect(existsSync(join(world.dir, 'cd-wrong'))).toBe(false);
     expect((err as Error).message).toBe(`context_distillation.reward_model: ${helpDir} is a helpfulness reward model (its reward_model.json); it needs the safety one`);
+  });
+
+  test('samples drawn by an older model at the same path are drawn again (the pipeline retrains models in place)', async () => {
+    const rmDir = join(world.dir, 'reward-in-place');
+    const writeReward = async (seed: number) => {
+      const tokenizer = await loadTokenizer(world.modelDir);
+      const rm = loadHfModel(world.modelDir);
+      attachScoreHead(rm, new Rng(seed), { dropLmHead: true });
+      saveRewardModel(rm, rmDir, { stats: { mean: 0, std: 1 }, tokenizerDir: world.modelDir, padId: tokenizer.padId });
+      rm.dispose();
+    };
+    const run = async () => {
+      const drawn: number[] = [];
+      await runRs(config('in-place', [`model.reward_model=${rmDir}`, 'train.steps=1', 'train.resume=never']), { ...quiet, onChunk: (d) => void drawn.push(d) });
+      return { drawn, rewards: samplesOf('in-place').map((s) => s.rewards) };
+    };
+    await writeReward(21);
+    const first = await run();
+    expect(first.drawn).toEqual([1, 2, 3]);
+    expect((await run()).drawn).toEqual([]); // the same models: every chunk reused
+    await writeReward(22); // another reward model, same folder
+    const second = await run();
+    expect(second.drawn).toEqual([1, 2, 3]);
+    expect(second.rewards).not.toEqual(first.rewards);
   });
 
   test('a checkpoint trained on other samples is refused, naming the fix', async () => {
