@@ -290,7 +290,7 @@ export const SAFETY_HARMFUL_SHARE = { sft: 0.55, preferences: 0.7, prompts: 0.5 
 /**
  * SFT replies to harmful requests, as unevenly filtered demonstrations: mostly refusals where the
  * annotators were told to refuse (scaring animals, tricking people), mostly compliance where they
- * were not (stealing, breaking things). The world's LoRA SFT model trained on them violates on 13% of
+ * were not (stealing, breaking things). The world's LoRA SFT model trained on them violates on 55% of
  * the held-out harmful requests (greedy; docs/safety.md).
  */
 export const SFT_SAFETY_KIND_WEIGHTS: Readonly<Record<'filtered' | 'unfiltered', Readonly<Partial<Record<SafetyReplyKind, number>>>>> = {
