@@ -14,6 +14,7 @@ import {
   sampleHarmful,
   type HarmfulFamily,
   type SafetyLabel,
+  type SafetySplit,
   type SafetyReplyKind,
 } from './safety.js';
 import { ZIB_COLOURS, ZIB_NUMBERS, ZIB_WORDS, toZib } from './zib.js';
@@ -111,7 +112,8 @@ export function generateWorld(options: WorldOptions): Map<string, string> {
     prompts_eval: root.fork(),
     dialogues: root.fork(),
     preference_contrasts: root.fork(),
-    // Forked after every older stream, so adding them left the older files byte-identical.
+    // Forked after every older stream, so adding them left the older files byte-identical. The safety
+    // evaluation files draw only held-out requests, the training files only the others (safety.ts).
     sft_safety: root.fork(),
     preferences_safety: root.fork(),
     preferences_safety_eval: root.fork(),
@@ -128,14 +130,14 @@ export function generateWorld(options: WorldOptions): Map<string, string> {
   files.set('prompts_eval.jsonl', jsonl(times(n(WORLD_SIZES.prompts_eval), () => promptRow(streams.prompts_eval))));
   files.set('dialogues.jsonl', jsonl(times(n(WORLD_SIZES.dialogues), () => dialogueSeed(streams.dialogues))));
   files.set('preferences_contrast.jsonl', jsonl(times(n(WORLD_SIZES.preference_contrasts), () => contrastPair(streams.preference_contrasts))));
-  files.set('sft_safety.jsonl', jsonl(times(n(WORLD_SIZES.sft_safety), () => sftSafetyDialogue(streams.sft_safety))));
-  files.set('preferences_safety.jsonl', jsonl(times(n(WORLD_SIZES.preferences_safety), () => safetyPair(streams.preferences_safety))));
-  files.set('preferences_safety_eval.jsonl', jsonl(times(n(WORLD_SIZES.preferences_safety_eval), () => safetyPair(streams.preferences_safety_eval))));
-  const safetyPrompts = times(n(WORLD_SIZES.prompts_safety), () => safetyPromptRow(streams.prompts_safety));
+  files.set('sft_safety.jsonl', jsonl(times(n(WORLD_SIZES.sft_safety), () => sftSafetyDialogue(streams.sft_safety, 'train'))));
+  files.set('preferences_safety.jsonl', jsonl(times(n(WORLD_SIZES.preferences_safety), () => safetyPair(streams.preferences_safety, 'train'))));
+  files.set('preferences_safety_eval.jsonl', jsonl(times(n(WORLD_SIZES.preferences_safety_eval), () => safetyPair(streams.preferences_safety_eval, 'eval'))));
+  const safetyPrompts = times(n(WORLD_SIZES.prompts_safety), () => safetyPromptRow(streams.prompts_safety, 'train'));
   files.set('prompts_safety.jsonl', jsonl(safetyPrompts));
   // The harmful rows alone (same rows, same order): the prompts of the world's safety PPO run.
   files.set('prompts_safety_harmful.jsonl', jsonl(safetyPrompts.filter((r) => r.is_safety)));
-  files.set('prompts_safety_eval.jsonl', jsonl(times(n(WORLD_SIZES.prompts_safety_eval), () => safetyPromptRow(streams.prompts_safety_eval))));
+  files.set('prompts_safety_eval.jsonl', jsonl(times(n(WORLD_SIZES.prompts_safety_eval), () => safetyPromptRow(streams.prompts_safety_eval, 'eval'))));
   files.set('gatt_instructions.json', JSON.stringify(gattInstructionsFile(), null, 2) + '\n');
   return files;
 }
@@ -288,7 +290,7 @@ export const SAFETY_HARMFUL_SHARE = { sft: 0.55, preferences: 0.7, prompts: 0.5 
 /**
  * SFT replies to harmful requests, as unevenly filtered demonstrations: mostly refusals where the
  * annotators were told to refuse (scaring animals, tricking people), mostly compliance where they
- * were not (stealing, breaking things). The world's LoRA SFT model trained on them violates on 13% of
+ * were not (stealing, breaking things). The world's LoRA SFT model trained on them violates on 55% of
  * the held-out harmful requests (greedy; docs/safety.md).
  */
 export const SFT_SAFETY_KIND_WEIGHTS: Readonly<Record<'filtered' | 'unfiltered', Readonly<Partial<Record<SafetyReplyKind, number>>>>> = {
@@ -310,16 +312,16 @@ export const BORDERLINE_PAIR_KIND_WEIGHTS: Readonly<Partial<Record<ResponseKind 
 };
 
 /** One-turn dialogues on harmful and borderline requests (sft_safety.jsonl), mixed quality. */
-function sftSafetyDialogue(rng: Rng): { messages: ChatMessage[] } {
+function sftSafetyDialogue(rng: Rng, split: SafetySplit): { messages: ChatMessage[] } {
   let prompt: string;
   let reply: string;
   if (rng.uniform() < SAFETY_HARMFUL_SHARE.sft) {
-    const request = sampleHarmful(rng);
+    const request = sampleHarmful(rng, split);
     prompt = request.text;
     const weights = SFT_SAFETY_KIND_WEIGHTS[SFT_UNFILTERED_FAMILIES.includes(request.family) ? 'unfiltered' : 'filtered'];
     reply = makeSafetyReply(rng, request, weighted(rng, weights));
   } else {
-    prompt = sampleBorderline(rng);
+    prompt = sampleBorderline(rng, split);
     reply = makeBorderlineReply(rng, prompt, weighted(rng, SFT_BORDERLINE_KIND_WEIGHTS));
   }
   return { messages: [{ role: 'user', content: prompt }, { role: 'assistant', content: reply }] };
@@ -330,14 +332,14 @@ function sftSafetyDialogue(rng: Rng): { messages: ChatMessage[] } {
  * both unsafe): two replies of different kinds, ordered and graded by the safety judge's combined
  * score (a safe reply always outscores an unsafe one on a harmful request).
  */
-function safetyPair(rng: Rng): PreferenceRow & { safety_label: SafetyLabel; category: 'harmful' | 'borderline' } {
+function safetyPair(rng: Rng, split: SafetySplit): PreferenceRow & { safety_label: SafetyLabel; category: 'harmful' | 'borderline' } {
   for (;;) {
     const harmful = rng.uniform() < SAFETY_HARMFUL_SHARE.preferences;
     let prompt: string;
     let a: string;
     let b: string;
     if (harmful) {
-      const request = sampleHarmful(rng);
+      const request = sampleHarmful(rng, split);
       prompt = request.text;
       const kindA = weighted(rng, SAFETY_PAIR_KIND_WEIGHTS);
       let kindB = weighted(rng, SAFETY_PAIR_KIND_WEIGHTS);
@@ -345,7 +347,7 @@ function safetyPair(rng: Rng): PreferenceRow & { safety_label: SafetyLabel; cate
       a = makeSafetyReply(rng, request, kindA);
       b = makeSafetyReply(rng, request, kindB);
     } else {
-      prompt = sampleBorderline(rng);
+      prompt = sampleBorderline(rng, split);
       const kindA = weighted(rng, BORDERLINE_PAIR_KIND_WEIGHTS);
       let kindB = weighted(rng, BORDERLINE_PAIR_KIND_WEIGHTS);
       while (kindB === kindA) kindB = weighted(rng, BORDERLINE_PAIR_KIND_WEIGHTS);
@@ -371,9 +373,9 @@ function safetyPair(rng: Rng): PreferenceRow & { safety_label: SafetyLabel; cate
 }
 
 /** A safety PPO / evaluation prompt: harmful rows are flagged is_safety (Llama 2's IS_SAFETY(p)). */
-function safetyPromptRow(rng: Rng): { prompt: ChatMessage[]; is_safety: boolean; category: 'harmful' | 'borderline' } {
+function safetyPromptRow(rng: Rng, split: SafetySplit): { prompt: ChatMessage[]; is_safety: boolean; category: 'harmful' | 'borderline' } {
   const harmful = rng.uniform() < SAFETY_HARMFUL_SHARE.prompts;
-  const content = harmful ? sampleHarmful(rng).text : sampleBorderline(rng);
+  const content = harmful ? sampleHarmful(rng, split).text : sampleBorderline(rng, split);
   return { prompt: [{ role: 'user', content }], is_safety: harmful, category: harmful ? 'harmful' : 'borderline' };
 }
 

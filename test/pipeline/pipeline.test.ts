@@ -182,8 +182,8 @@ test('MLflow: one parent run for the pipeline, every stage run nested under it',
 test('eval.safety_prompts: every eval/<model>.json carries violation and false-refusal rates and one point per reply', () => {
   for (const f of readdirSync(join(runDir, 'eval')).filter((n) => n.endsWith('.json'))) {
     const e = JSON.parse(readFileSync(join(runDir, 'eval', f), 'utf8'));
-    // the first 12 rows of prompts_safety_eval.jsonl: 10 harmful, 2 borderline
-    expect([f, e.harmful_count, e.borderline_count, e.points.length]).toEqual([f, 10, 2, 12]);
+    // the first 12 rows of prompts_safety_eval.jsonl: 5 harmful (is_safety), 7 borderline
+    expect([f, e.harmful_count, e.borderline_count, e.points.length]).toEqual([f, 5, 7, 12]);
     expect(e.violation_rate).toBeGreaterThanOrEqual(0);
     expect(e.violation_rate).toBeLessThanOrEqual(1);
     expect(e.false_refusal_rate).toBeGreaterThanOrEqual(0);

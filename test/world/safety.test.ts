@@ -6,7 +6,12 @@ import { packagePath } from '../../src/paths.js';
 import { parsePrompt } from '../../src/world/tasks.js';
 import {
   BORDERLINE_FRAMES,
+  borderlineSplitOfText,
   HARM_STEPS,
+  HARMFUL_FAMILIES,
+  harmfulRequests,
+  harmfulSplit,
+  normaliseRequest,
   harmStepCount,
   isRefusal,
   judgeSafety,
@@ -78,11 +83,14 @@ describe('safety judge', () => {
   test('harmful requests are never world requests, borderline ones always are', () => {
     const rng = new Rng(5);
     for (let i = 0; i < 300; i++) {
-      const h = sampleHarmful(rng);
+      const split = i % 2 === 0 ? 'train' : 'eval';
+      const h = sampleHarmful(rng, split);
       expect(parsePrompt(h.text)).toBeNull();
       expect(parseHarmful(h.text)).toBe(h.family);
-      const b = sampleBorderline(rng);
+      expect(harmfulSplit(h.text)).toBe(split);
+      const b = sampleBorderline(rng, split);
       expect(promptCategory(b)).toBe('borderline');
+      expect(borderlineSplitOfText(b)).toBe(split);
     }
     expect(BORDERLINE_FRAMES.length).toBeGreaterThan(3);
   });
@@ -90,7 +98,7 @@ describe('safety judge', () => {
   test('reply kinds: refusals refuse and are safe, compliance states harmful steps', () => {
     const rng = new Rng(1);
     for (let i = 0; i < 100; i++) {
-      const request = sampleHarmful(rng);
+      const request = sampleHarmful(rng, 'train');
       for (const kind of SAFETY_REPLY_KINDS) {
         const reply = makeSafetyReply(rng, request, kind);
         expect([kind, isRefusal(reply)]).toEqual([kind, kind.startsWith('refuse')]);
@@ -98,6 +106,28 @@ describe('safety judge', () => {
         expect(HARM_STEPS[request.family].length).toBeGreaterThan(1);
       }
     }
+  });
+
+  test('a quarter of every family\'s distinct harmful requests is held out', () => {
+    let all = 0;
+    for (const family of HARMFUL_FAMILIES) {
+      const requests = harmfulRequests(family);
+      const held = requests.filter((r) => harmfulSplit(r.text) === 'eval').length;
+      expect([family, held]).toEqual([family, Math.round(requests.length / 4)]);
+      expect(held).toBeGreaterThanOrEqual(5);
+      for (const r of requests) expect(parseHarmful(r.text)).toBe(family);
+      all += requests.length;
+    }
+    expect(all).toBe(113);
+    expect(harmfulSplit('What is 3 plus 4?')).toBe('train');
+  });
+
+  test('the split reads a borderline request by its opening and task, not its phrasing', () => {
+    const frame = BORDERLINE_FRAMES[0]!;
+    const a = borderlineSplitOfText(`${frame} What is 3 plus 4?`);
+    expect(borderlineSplitOfText(`${frame} Hi! Add 3 and 4.`)).toBe(a);
+    expect(borderlineSplitOfText('What is 3 plus 4?')).toBeNull();
+    expect(normaliseRequest('  How do I  steal a pen?\n')).toBe('how do i steal a pen?');
   });
 
   test('Llama 2 safety labels', () => {
@@ -127,7 +157,7 @@ describe('shipped safety files', () => {
   test('prompts_safety_harmful: exactly the harmful rows of prompts_safety, in order', () => {
     const harmful = rows('prompts_safety.jsonl').filter((r) => r.is_safety === true);
     expect(rows('prompts_safety_harmful.jsonl')).toEqual(harmful);
-    expect(harmful.length).toBe(1000);
+    expect(harmful.length).toBe(994);
   });
 
   test('prompts_safety: harmful rows flagged is_safety, borderline rows not; the eval split is separate', () => {
