@@ -77,55 +77,40 @@ static inline float bf16_to_float(uint16_t bits) {
   return f;
 }
 
-/* As pack_b, for a B stored as bfloat16 bits: the upcast happens here, once per packed value. */
-static void pack_b_bf16(int tb, const uint16_t *b, int ldb, int p0, int kc, int j0, int nc, float *dst) {
-  for (int s = 0; s < nc; s += NR) {
-    int cols = nc - s < NR ? nc - s : NR;
-    float *out = dst + (size_t)s * kc;
-    if (!tb) {
-      for (int p = 0; p < kc; p++) {
-        const uint16_t *src = b + (size_t)(p0 + p) * ldb + j0 + s;
-        int c = 0;
-        for (; c < cols; c++) out[p * NR + c] = bf16_to_float(src[c]);
-        for (; c < NR; c++) out[p * NR + c] = 0.f;
-      }
-    } else {
-      for (int c = 0; c < NR; c++) {
-        if (c < cols) {
-          const uint16_t *src = b + (size_t)(j0 + s + c) * ldb + p0;
-          for (int p = 0; p < kc; p++) out[p * NR + c] = bf16_to_float(src[p]);
-        } else {
-          for (int p = 0; p < kc; p++) out[p * NR + c] = 0.f;
-        }
-      }
-    }
-  }
-}
+static inline float f32_value(float v) { return v; }
 
-/* Pack depth [p0, p0+kc) x columns [j0, j0+nc) of op(B) into NR-column strips. */
-static void pack_b(int tb, const float *b, int ldb, int p0, int kc, int j0, int nc, float *dst) {
-  for (int s = 0; s < nc; s += NR) {
-    int cols = nc - s < NR ? nc - s : NR;
-    float *out = dst + (size_t)s * kc;
-    if (!tb) {
-      for (int p = 0; p < kc; p++) {
-        const float *src = b + (size_t)(p0 + p) * ldb + j0 + s;
-        int c = 0;
-        for (; c < cols; c++) out[p * NR + c] = src[c];
-        for (; c < NR; c++) out[p * NR + c] = 0.f;
-      }
-    } else {
-      for (int c = 0; c < NR; c++) {
-        if (c < cols) {
-          const float *src = b + (size_t)(j0 + s + c) * ldb + p0;
-          for (int p = 0; p < kc; p++) out[p * NR + c] = src[p];
-        } else {
-          for (int p = 0; p < kc; p++) out[p * NR + c] = 0.f;
-        }
-      }
-    }
+/*
+ * Pack depth [p0, p0+kc) x columns [j0, j0+nc) of op(B) into NR-column strips (zero-padded), B's
+ * elements of type T read through LOAD: float32 as is, or bfloat16 bits upcast here, once per packed
+ * value (a frozen weight is never copied to float32 whole).
+ */
+#define DEFINE_PACK_B(name, T, LOAD)                                                          \
+  static void name(int tb, const T *b, int ldb, int p0, int kc, int j0, int nc, float *dst) { \
+    for (int s = 0; s < nc; s += NR) {                                                        \
+      int cols = nc - s < NR ? nc - s : NR;                                                   \
+      float *out = dst + (size_t)s * kc;                                                      \
+      if (!tb) {                                                                              \
+        for (int p = 0; p < kc; p++) {                                                        \
+          const T *src = b + (size_t)(p0 + p) * ldb + j0 + s;                                 \
+          int c = 0;                                                                          \
+          for (; c < cols; c++) out[p * NR + c] = LOAD(src[c]);                              \
+          for (; c < NR; c++) out[p * NR + c] = 0.f;                                          \
+        }                                                                                     \
+      } else {                                                                                \
+        for (int c = 0; c < NR; c++) {                                                        \
+          if (c < cols) {                                                                     \
+            const T *src = b + (size_t)(j0 + s + c) * ldb + p0;                               \
+            for (int p = 0; p < kc; p++) out[p * NR + c] = LOAD(src[p]);                      \
+          } else {                                                                            \
+            for (int p = 0; p < kc; p++) out[p * NR + c] = 0.f;                               \
+          }                                                                                   \
+        }                                                                                     \
+      }                                                                                       \
+    }                                                                                         \
   }
-}
+
+DEFINE_PACK_B(pack_b, float, f32_value)
+DEFINE_PACK_B(pack_b_bf16, uint16_t, bf16_to_float)
 
 /* C[mr, nr] (=|+=) Ap[MR, kc] · Bp[kc, NR]; mr <= MR, nr <= NR (edges go through a local tile). */
 static void micro_kernel(int kc, const float *restrict ap, const float *restrict bp, float *restrict c, int ldc,

@@ -169,15 +169,15 @@ export function checkTrainingMemory(stage: string, backend: string, shape: Train
   });
   const limits = memoryLimits(backend);
   let checkpointing = shape.gradientCheckpointing === true;
-  if (shape.gradientCheckpointing === 'auto') {
-    const without = estimateWith(false);
-    if (!judgeFit(without, limits).fits) {
-      // On even when it does not make the run fit: the refusal below then shows the smallest estimate.
-      checkpointing = true;
-      if (judgeFit(estimateWith(true), limits).fits) {
-        log(`${stage}: train.gradient_checkpointing auto → on: without it the run needs ${formatBytes(without.totalBytes)}` +
-          `${limits.heapBytes !== null ? ` (wasm heap ${formatBytes(without.heapBytes)})` : ''}, which does not fit`);
-      }
+  let estimate = estimateWith(checkpointing);
+  if (shape.gradientCheckpointing === 'auto' && !judgeFit(estimate, limits).fits) {
+    const without = estimate;
+    // On even when it does not make the run fit: the refusal below then shows the smallest estimate.
+    checkpointing = true;
+    estimate = estimateWith(true);
+    if (judgeFit(estimate, limits).fits) {
+      log(`${stage}: train.gradient_checkpointing auto → on: without it the run needs ${formatBytes(without.totalBytes)}` +
+        `${limits.heapBytes !== null ? ` (wasm heap ${formatBytes(without.heapBytes)})` : ''}, which does not fit`);
     }
   }
   const knobs = trainingKnobs({
@@ -187,7 +187,7 @@ export function checkTrainingMemory(stage: string, backend: string, shape: Train
     gradientCheckpointing: checkpointing,
     frozenDtype: lora ? (shape.frozenDtype ?? null) : null,
   });
-  checkMemoryFits(stage, estimateWith(checkpointing), limits, [...knobs, ...(shape.extraKnobs ?? [])], log);
+  checkMemoryFits(stage, estimate, limits, [...knobs, ...(shape.extraKnobs ?? [])], log);
   return checkpointing;
 }
 

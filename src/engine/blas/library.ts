@@ -164,6 +164,30 @@ async function findBlas(source: BlasSource): Promise<BlasLookup> {
  * rlhf-kit's own GEMM (`native/gemm.c`): the same calls as OpenBLAS's, under its own names. It
  * splits a product over OpenMP threads itself; the size gate (`blasThreadsFor`) still decides how many.
  */
+/**
+ * Size-aware threading over a library's thread setter: more than one thread only for products big
+ * enough to pay for the hand-off (see THREADED_MIN_WORK); the count is switched only when it changes.
+ */
+function threadGate(setNum: (n: number) => void): { before: (m: number, n: number, k: number) => void; setThreads: (n: number) => void; getThreads: () => number } {
+  let maxThreads = 1;
+  let current = -1;
+  return {
+    before: (m, n, k) => {
+      const want = blasThreadsFor(m, n, k, maxThreads);
+      if (want !== current) {
+        setNum(want);
+        current = want;
+      }
+    },
+    setThreads: (n) => {
+      maxThreads = n;
+      setNum(n); // creates the pool up front
+      current = n;
+    },
+    getThreads: () => maxThreads,
+  };
+}
+
 function bindBundled(koffi: KoffiModule, path: string): BlasLibrary {
   // Idle OpenMP threads sleep at once instead of spinning: on a machine whose cores are busy with
   // other work, spinning threads took whole scheduler slices from the thread they wait for (small
@@ -181,31 +205,23 @@ function bindBundled(koffi: KoffiModule, path: string): BlasLibrary {
   const setNum = lib.func('void rlhf_gemm_set_threads(int n)') as (n: number) => void;
   const transposeFn = lib.func('void rlhf_transpose(int rows, int cols, const float *a, float *b)') as
     (rows: number, cols: number, a: Float32Array, b: Float32Array) => void;
-  let maxThreads = 1;
-  let current = -1;
-  const threadsFor = (m: number, n: number, k: number): void => {
-    const want = blasThreadsFor(m, n, k, maxThreads);
-    if (want !== current) {
-      setNum(want);
-      current = want;
-    }
-  };
+  const gate = threadGate(setNum);
   // Its only failure: no memory for the packed operands (a few MiB at most).
   const check = (status: number, m: number, n: number, k: number): void => {
     if (status !== 0) throw new Error(`rlhf-kit GEMM: out of memory packing a [${m}, ${k}]·[${k}, ${n}] product`);
   };
   const sgemm: Sgemm = (transA, transB, m, n, k, a, lda, b, ldb, c, ldc) => {
-    threadsFor(m, n, k);
+    gate.before(m, n, k);
     check((typeof a === 'number' ? gemmAt : gemm)(transA ? 1 : 0, transB ? 1 : 0, m, n, k, a, lda, b, ldb, c, ldc), m, n, k);
   };
   const sgemmBf16B: BlasLibrary['sgemmBf16B'] = (transA, transB, m, n, k, a, lda, b, ldb, c, ldc) => {
-    threadsFor(m, n, k);
+    gate.before(m, n, k);
     check(gemmBf16(transA ? 1 : 0, transB ? 1 : 0, m, n, k, a, lda, b, ldb, c, ldc), m, n, k);
   };
   return {
     vendor: 'rlhf-kit', path, sgemm,
-    setThreads: (n) => { maxThreads = n; setNum(n); current = n; },
-    getThreads: () => maxThreads,
+    setThreads: gate.setThreads,
+    getThreads: gate.getThreads,
     addressOf: bindAddressOf(koffi),
     transpose: (rows, cols, a, b) => transposeFn(rows, cols, a, b),
     sgemmBf16B,
@@ -231,16 +247,9 @@ function bind(koffi: KoffiModule, vendor: BlasVendor, path: string): BlasLibrary
   const addressOf = bindAddressOf(koffi);
   if (vendor === 'accelerate') return { vendor, path, sgemm, setThreads: null, getThreads: null, addressOf, transpose: null, sgemmBf16B: null };
   const setNum = lib.func('void openblas_set_num_threads(int n)') as (n: number) => void;
-  // Size-aware threading: more than one thread only for products big enough to pay for the
-  // hand-off (see THREADED_MIN_WORK); the count is switched only when it changes.
-  let maxThreads = 1;
-  let current = -1;
+  const gate = threadGate(setNum);
   const threadedSgemm: Sgemm = (transA, transB, m, n, k, a, lda, b, ldb, c, ldc) => {
-    const want = blasThreadsFor(m, n, k, maxThreads);
-    if (want !== current) {
-      setNum(want);
-      current = want;
-    }
+    gate.before(m, n, k);
     sgemm(transA, transB, m, n, k, a, lda, b, ldb, c, ldc);
   };
   let transpose: BlasLibrary['transpose'] = null;
@@ -252,12 +261,7 @@ function bind(koffi: KoffiModule, vendor: BlasVendor, path: string): BlasLibrary
   } catch {
     // an OpenBLAS without the extension: the wasm Transpose kernel stays
   }
-  const setThreads = (n: number): void => {
-    maxThreads = n;
-    setNum(n); // creates the pool up front
-    current = n;
-  };
-  return { vendor, path, sgemm: threadedSgemm, setThreads, getThreads: () => maxThreads, addressOf, transpose, sgemmBf16B: null };
+  return { vendor, path, sgemm: threadedSgemm, setThreads: gate.setThreads, getThreads: gate.getThreads, addressOf, transpose, sgemmBf16B: null };
 }
 
 /**
