@@ -35,6 +35,7 @@
 #define MC 96 /* rows of A packed at once (a multiple of MR) */
 #endif
 #define NC 1024 /* columns of B packed at once (a multiple of NR) */
+#define FEW_ROWS 8 /* products with at most this many rows take gemm_few (decoding) */
 
 typedef float vf __attribute__((vector_size(VL * 4)));
 
@@ -183,11 +184,95 @@ static void *aligned_buffer(size_t floats) {
   return p;
 }
 
+/*
+ * Few-row products (decoding: one row per sequence) skip the block packing: packing all of B costs
+ * about as much as multiplying it once, and MR-row strips would waste most of a second strip on 8
+ * rows. Each NR-column panel of op(B) is read straight from B (row-major, untransposed float32) or
+ * packed alone into a small buffer that stays in L1 (transposed or bfloat16 B, edge panels), and
+ * all `rows` rows are accumulated against it in registers. The arithmetic is exactly the packed
+ * path's: the same equal depth blocks, each summed from zero over p with the same multiply-adds,
+ * then added to C, so results do not change with the number of rows.
+ */
+static inline __attribute__((always_inline)) void few_kernel(const int rows, int ta, int kc, const float *a, int lda,
+                                                            int p0, const float *restrict bp, size_t bstride,
+                                                            float *restrict c, int ldc, int nr, int accumulate) {
+  vf acc[FEW_ROWS][NV];
+  for (int i = 0; i < rows; i++)
+    for (int v = 0; v < NV; v++) acc[i][v] = (vf){0};
+  for (int p = 0; p < kc; p++) {
+    vf bv[NV];
+    for (int v = 0; v < NV; v++) memcpy(&bv[v], bp + (size_t)p * bstride + v * VL, sizeof(vf));
+    for (int i = 0; i < rows; i++) {
+      float s = ta ? a[(size_t)(p0 + p) * lda + i] : a[(size_t)i * lda + p0 + p];
+      for (int v = 0; v < NV; v++) acc[i][v] += s * bv[v];
+    }
+  }
+  for (int i = 0; i < rows; i++) {
+    float tile[NR] __attribute__((aligned(64)));
+    for (int v = 0; v < NV; v++) memcpy(&tile[v * VL], &acc[i][v], sizeof(vf));
+    float *dst = c + (size_t)i * ldc;
+    if (nr == NR && !accumulate) {
+      memcpy(dst, tile, sizeof tile);
+    } else if (nr == NR) {
+      for (int v = 0; v < NV; v++) {
+        vf cur;
+        memcpy(&cur, dst + v * VL, sizeof cur);
+        cur += acc[i][v];
+        memcpy(dst + v * VL, &cur, sizeof cur);
+      }
+    } else {
+      for (int j = 0; j < nr; j++) dst[j] = accumulate ? dst[j] + tile[j] : tile[j];
+    }
+  }
+}
+
+static void few_kernel_rows(int rows, int ta, int kc, const float *a, int lda, int p0, const float *bp, size_t bstride,
+                            float *c, int ldc, int nr, int accumulate) {
+  switch (rows) { /* constant row counts, so the accumulators stay in registers */
+#define FEW_CASE(R) \
+  case R: few_kernel(R, ta, kc, a, lda, p0, bp, bstride, c, ldc, nr, accumulate); break;
+    FEW_CASE(1) FEW_CASE(2) FEW_CASE(3) FEW_CASE(4) FEW_CASE(5) FEW_CASE(6) FEW_CASE(7) FEW_CASE(8)
+#undef FEW_CASE
+  }
+}
+
+static int gemm_few(int ta, int tb, int m, int n, int k, const float *a, int lda, const void *b, int b_bf16, int ldb,
+                    float *c, int ldc) {
+  int kc_max = (k + (k + KC - 1) / KC - 1) / ((k + KC - 1) / KC); /* as gemm_serial */
+  float *panel = aligned_buffer((size_t)kc_max * NR);
+  if (panel == NULL) return -1;
+  for (int j0 = 0; j0 < n; j0 += NR) {
+    int nr = n - j0 < NR ? n - j0 : NR;
+    for (int p0 = 0; p0 < k; p0 += kc_max) {
+      int kc = k - p0 < kc_max ? k - p0 : kc_max;
+      const float *bp;
+      size_t bstride;
+      if (!b_bf16 && !tb && nr == NR) {
+        bp = (const float *)b + (size_t)p0 * ldb + j0;
+        bstride = (size_t)ldb;
+      } else {
+        if (b_bf16) pack_b_bf16(tb, (const uint16_t *)b, ldb, p0, kc, j0, nr, panel);
+        else pack_b(tb, (const float *)b, ldb, p0, kc, j0, nr, panel);
+        bp = panel;
+        bstride = NR;
+      }
+      for (int i0 = 0; i0 < m; i0 += FEW_ROWS) {
+        int rows = m - i0 < FEW_ROWS ? m - i0 : FEW_ROWS;
+        const float *ai = ta ? a + i0 : a + (size_t)i0 * lda;
+        few_kernel_rows(rows, ta, kc, ai, lda, p0, bp, bstride, c + (size_t)i0 * ldc + j0, ldc, nr, p0 > 0);
+      }
+    }
+  }
+  free(panel);
+  return 0;
+}
+
 /* One thread's GEMM: loops over column blocks (NC), depth blocks (KC) and row blocks (MC). */
 static int gemm_serial(int ta, int tb, int m, int n, int k, const float *a, int lda, const void *b, int b_bf16,
                        int ldb, float *c, int ldc) {
   /* Equal depth blocks (576 = 3 x 192, not 256 + 256 + 64): a thin last block runs at a fraction of
      the speed, since C is read and written once per block. */
+  if (m <= FEW_ROWS) return gemm_few(ta, tb, m, n, k, a, lda, b, b_bf16, ldb, c, ldc);
   int kc_max = (k + (k + KC - 1) / KC - 1) / ((k + KC - 1) / KC);
   int nc_max = n < NC ? (n + NR - 1) / NR * NR : NC;
   int mc_max = m < MC ? (m + MR - 1) / MR * MR : MC;

@@ -80,6 +80,24 @@ describeBuilt(built ? `rlhf-kit's GEMM (${bundledGemmPath()})` : `SKIPPED — rl
     },
   );
 
+  // Decoding multiplies up to 8 rows (gemm_few: no block packing); training many. A row's values must
+  // not depend on which path ran it. (Under 4 rows with B untransposed, the plain loop runs instead.)
+  it.each(FLAGS.flatMap(([ta, tb]) => [4, 8].map((m) => [m, ta, tb] as const)))(
+    'a %i-row product (transA=%s transB=%s) equals, bit for bit, the same rows inside a 20-row one',
+    (m, ta, tb) => {
+      const [big, n, k] = [20, 1100, 600]; // several depth blocks, an edge column panel
+      const aBig = Float32Array.from(randomValues(21, [big * k])); // op(A) [big, k]
+      const b = Float32Array.from(randomValues(22, [k * n]));
+      const aFew = new Float32Array(m * k);
+      for (let i = 0; i < m; i++) for (let p = 0; p < k; p++) aFew[ta ? p * m + i : i * k + p] = aBig[ta ? p * big + i : i * k + p]!;
+      const cBig = new Float32Array(big * n);
+      const cFew = new Float32Array(m * n);
+      lib.sgemm(ta, tb, big, n, k, aBig, ta ? big : k, b, tb ? k : n, cBig, n);
+      lib.sgemm(ta, tb, m, n, k, aFew, ta ? m : k, b, tb ? k : n, cFew, n);
+      expect(Array.from(cFew)).toEqual(Array.from(cBig.subarray(0, m * n)));
+    },
+  );
+
   it('writes only inside ldc: a C wider than n keeps its other columns', () => {
     const [m, n, k, ldc] = [40, 50, 300, 64];
     const a = Float32Array.from(randomValues(1, [m * k]));
