@@ -133,7 +133,8 @@ for (const [i, source] of SOURCES.entries()) {
       expect(blasThreadsFor(16, 512, 128, 2)).toBe(1); // tiny model: 128-wide
       expect(blasThreadsFor(2048, 8, 288, 2)).toBe(1); // LoRA rank 8
       expect(blasThreadsFor(256, 256, 48, 2)).toBe(1); // attention, one head
-      expect(blasThreadsFor(8, 4096, 4096, 2)).toBe(1); // too few rows
+      expect(blasThreadsFor(8, 576, 576, 2)).toBe(1); // too few rows for a B that stays in cache
+      expect(blasThreadsFor(8, 49152, 576, 2)).toBe(2); // decoding's LM head: B streamed from memory
       expect(blasThreadsFor(16, 300, 300, 2)).toBe(1); // too little work (1.4M)
       expect(blasThreadsFor(16, 4096, 288, 1)).toBe(1);
     });
