@@ -16,7 +16,7 @@ import type { LlamaModel } from '../model/llama.js';
 import { newVariable } from '../model/variables.js';
 import { resolveDataPath } from '../paths.js';
 import { renderChatPrompt, turnEndSuffix, type ChatMessage, type TemplateName, type Tokenizer } from '../tokenizer/index.js';
-import { estimatePeakMemory, loraShortModules, type Trained } from '../training/memory.js';
+import { estimatePeakMemory, loraShortModules, type MemoryEstimate, type Trained } from '../training/memory.js';
 import { checkMemoryFits, memoryLimits } from '../training/memory-check.js';
 import type { PpoConfig } from './config.js';
 import { checkRewardKinds, llama2Scorer, readSafetyFlags, rewardModelPaths, type RewardModelPaths, type RolloutScorer } from './reward-set.js';
@@ -186,6 +186,16 @@ function renderPrompts(tokenizer: Tokenizer, prompts: ChatMessage[][], template:
  * weights; with policy_head nothing beyond the policy.
  */
 export function checkPpoMemory(cfg: PpoConfig, backend: string, log: (m: string) => void): void {
+  checkMemoryFits('ppo', ppoMemoryEstimate(cfg), memoryLimits(backend), [
+    { key: 'ppo.mini_batch_size', value: cfg.ppo.mini_batch_size },
+    { key: 'generation.max_new_tokens', value: cfg.generation.max_new_tokens },
+    { key: 'data.max_prompt_tokens', value: cfg.data.max_prompt_tokens },
+    ...(cfg.ppo.critic === 'reward_model' ? [{ key: 'ppo.critic', value: 'reward_model', suggest: 'reward_model_lora' }] : []),
+  ], log);
+}
+
+/** The estimate {@link checkPpoMemory} judges, from the model folders' config.json alone. */
+export function ppoMemoryEstimate(cfg: PpoConfig): MemoryEstimate {
   const policy = loadHfConfig(cfg.model.path);
   const reward = loadHfConfig(rewardModelPaths(cfg.model.reward_model, cfg.rewards.combine).primary);
   const seqLen = cfg.data.max_prompt_tokens + cfg.generation.max_new_tokens;
@@ -196,7 +206,7 @@ export function checkPpoMemory(cfg: PpoConfig, backend: string, log: (m: string)
   const critic = criticTrainingBytes(cfg, reward, seqLen);
   extra += critic.bytes;
   // The update's micro-batch is the binding case (rollouts and evaluation hold no activations for backprop).
-  checkMemoryFits('ppo', estimatePeakMemory({
+  return estimatePeakMemory({
     config: policy,
     batchSize: cfg.ppo.mini_batch_size,
     seqLen,
@@ -204,12 +214,7 @@ export function checkPpoMemory(cfg: PpoConfig, backend: string, log: (m: string)
     lossChunkRows: null,
     extraHeapBytes: extra,
     extraLabel: critic.label,
-  }), memoryLimits(backend), [
-    { key: 'ppo.mini_batch_size', value: cfg.ppo.mini_batch_size },
-    { key: 'generation.max_new_tokens', value: cfg.generation.max_new_tokens },
-    { key: 'data.max_prompt_tokens', value: cfg.data.max_prompt_tokens },
-    ...(cfg.ppo.critic === 'reward_model' ? [{ key: 'ppo.critic', value: 'reward_model', suggest: 'reward_model_lora' }] : []),
-  ], log);
+  });
 }
 
 /**
