@@ -244,8 +244,12 @@ function ppoCommand(spec: PpoSpec, ctx: StageContext): GeneratedScript {
   a.set('model.path', ctx.model, 'actor.model_name_or_path', shellValue('$POLICY'), 'the policy starts from it and it is the frozen reference');
   a.set('model.reward_model', ctx.rewardModel, 'reward.model_name_or_path', shellValue('$REWARD'));
   if (spec.ppo.critic === 'reward_model') a.set('ppo.critic', 'reward_model', 'critic.model_name_or_path', shellValue('$REWARD'), 'the value model starts from the reward model, as in rlhf-kit');
-  else a.gap('ppo.critic', 'policy_head', 'OpenRLHF always trains a separate critic: it starts from the reward model here');
-  if (spec.ppo.critic !== 'reward_model') a.set('', '', 'critic.model_name_or_path', shellValue('$REWARD'));
+  else if (spec.ppo.critic === 'reward_model_lora') {
+    a.set('ppo.critic', 'reward_model_lora', 'critic.model_name_or_path', shellValue('$REWARD'),
+      "the critic starts from the reward model and OpenRLHF's LoRA settings (ds.lora.*) put the policy's adapters on it too, as here; " +
+        'but PEFT then freezes its value head (rlhf-kit trains a copy of the score head), and OpenRLHF loads the reward model a second time instead of sharing its frozen weights');
+  } else a.gap('ppo.critic', 'policy_head', 'OpenRLHF always trains a separate critic: it starts from the reward model here');
+  if (spec.ppo.critic === 'policy_head') a.set('', '', 'critic.model_name_or_path', shellValue('$REWARD'));
   a.set('data.prompts', sourceLabel(spec.prompts), 'data.prompt_dataset', ctx.trainFile!);
   a.set('', '', 'data.input_key', 'prompt');
   a.set('', '', 'data.apply_chat_template', true);

@@ -103,7 +103,7 @@ export interface PpoSections {
     lam: number;
     target_kl: number | null;
     ratio_threshold: number | null;
-    critic: 'reward_model' | 'policy_head';
+    critic: 'reward_model' | 'reward_model_lora' | 'policy_head';
   };
   rewards: { kl_estimator: 'k1' | 'k3' | 'abs' | 'mse'; normalize: boolean; clip: number | null; missing_eos_penalty: number | null; whiten: boolean };
   kl: { controller: 'adaptive' | 'fixed'; init_coef: number; target: number; horizon: number };

@@ -18,6 +18,10 @@ import { KL_ESTIMATORS } from './kl.js';
 
 const positiveInt = () => z.number().int().min(1);
 
+/** Where PPO's critic comes from (see ppo.critic's help). */
+export const PPO_CRITICS = ['reward_model', 'reward_model_lora', 'policy_head'] as const;
+export type PpoCritic = (typeof PPO_CRITICS)[number];
+
 const modelSection = z
   .strictObject({
     path: z
@@ -82,7 +86,7 @@ const dataSection = z
 
 const loraSection = z
   .strictObject({
-    r: positiveInt().default(8).describe('LoRA rank of the policy adapters.'),
+    r: positiveInt().default(8).describe('LoRA rank of the policy adapters (and of the critic\'s with ppo.critic: reward_model_lora).'),
     alpha: z.number().gt(0).default(16).describe('LoRA alpha (scaling alpha / r).'),
     dropout: z
       .number()
@@ -99,7 +103,7 @@ const loraSection = z
       .describe('Projections that get adapters (list of module names, or all-linear).'),
   })
   .prefault({})
-  .describe('LoRA policy: the reference is the same backbone with adapters disabled.');
+  .describe('LoRA policy: the reference is the same backbone with adapters disabled (ppo.critic: reward_model_lora puts the same adapters on the reward model).');
 
 const trainSection = z
   .strictObject({
@@ -142,9 +146,13 @@ const ppoSection = z
       .default(10)
       .describe('Skip (and log) a minibatch whose mean ratio π_new/π_old exceeds this; null = never.'),
     critic: z
-      .enum(['reward_model', 'policy_head'])
+      .enum(PPO_CRITICS)
       .default('reward_model')
-      .describe('reward_model: a separate value model initialised from the reward model; policy_head: a value head on the policy.'),
+      .describe(
+        'reward_model: a separate value model initialised from the reward model, trained in full; reward_model_lora: the reward ' +
+          "model's own frozen weights with LoRA adapters (the lora section's settings) and a value head started from its score head " +
+          '(rewards are read with the adapters off and the original head: one copy of the weights serves both); policy_head: a value head on the policy.',
+      ),
   })
   .prefault({})
   .describe('PPO optimisation.');

@@ -73,7 +73,7 @@ export async function runPpo(
   const { train, evalMessages, evalIds, stats, rewardSuffix } = inputs;
 
   const policy = loadHfModel(cfg.model.path);
-  const toDispose: LlamaModel[] = [policy];
+  const toDispose: Array<{ dispose(): void }> = [policy];
   const run = await openStageRun({
     stage: 'ppo', outputDir: cfg.output_dir, resolved, tracking: cfg.tracking, resume: cfg.train.resume, log,
     ...(opts.stopSignal ? { stopSignal: opts.stopSignal } : {}),

@@ -10,7 +10,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Rng } from '../engine/rng.js';
 import { generate } from '../generation/index.js';
-import { withAdaptersDisabled } from '../lora/inject.js';
+import { trainableVariables, withAdaptersDisabled } from '../lora/inject.js';
 import type { ScalarHead } from '../model/heads.js';
 import type { LlamaModel } from '../model/llama.js';
 import { applyMask, type Rows } from './advantages.js';
@@ -63,6 +63,25 @@ export function policyHeadCritic(policy: LlamaModel, head: ScalarHead): Critic {
       return responsePositions(head.scoreAllTokens(hidden), promptLen, n); // [B, N]
     }),
     trainableVariables: () => new Map([['value_head.weight', head.weight]]),
+  };
+}
+
+/**
+ * The reward model's own backbone with LoRA adapters (already injected) and a value head of its own
+ * (started as a copy of the reward model's score head): one copy of the frozen weights serves the
+ * critic (adapters on, value head) and the reward model (adapters off, original head — what
+ * {@link sequenceScores} always reads), as the policy and the reference share theirs. Only the
+ * adapters and the value head train; the scores stay exactly the reward model's.
+ */
+export function rewardModelLoraCritic(rewardModel: LlamaModel, head: ScalarHead): Critic {
+  if (rewardModel.scoreHead?.weight === head.weight) throw new Error('rewardModelLoraCritic: the value head must be a copy, not the reward model\'s own score head');
+  return {
+    values: (ids, mask, promptLen, training) => tf.tidy(() => {
+      const n = ids.shape[1] - promptLen;
+      const { hidden } = rewardModel.hiddenStates({ inputIds: ids, attentionMask: mask, training }); // [B, P+N, H], adapters on
+      return responsePositions(head.scoreAllTokens(hidden), promptLen, n); // [B, N]
+    }),
+    trainableVariables: () => new Map([...trainableVariables(rewardModel), ['value_head.weight', head.weight]]),
   };
 }
 
@@ -120,11 +139,15 @@ export function rewardInputs(
   return out;
 }
 
-/** The reward model's score of each full sequence, read at its last real token. [B] */
+/**
+ * The reward model's score of each full sequence, read at its last real token. [B] Always with any
+ * adapters off: with ppo.critic: reward_model_lora the critic's adapters sit on this very model.
+ */
 export function sequenceScores(rewardModel: LlamaModel, ids: tf.Tensor2D, mask: tf.Tensor2D): Float32Array {
   const head = rewardModel.scoreHead;
   if (!head) throw new Error('sequenceScores: the reward model has no score head (score.weight)');
-  const scores = tf.tidy(() => head.scoreAtLastToken(rewardModel.hiddenStates({ inputIds: ids, attentionMask: mask }).hidden, mask));
+  const scores = withAdaptersDisabled(rewardModel, () =>
+    tf.tidy(() => head.scoreAtLastToken(rewardModel.hiddenStates({ inputIds: ids, attentionMask: mask }).hidden, mask)));
   const out = scores.dataSync() as Float32Array;
   scores.dispose();
   return out;

@@ -6,18 +6,21 @@
 import { readPrompts } from '../data/prompts.js';
 import { Rng } from '../engine/rng.js';
 import { UserError } from '../errors.js';
+import { injectLora, unloadLora } from '../lora/inject.js';
 import { ScalarHead } from '../model/heads.js';
 import { loadHfConfig, loadHfModel } from '../model/io/hf.js';
 import { readRewardReadAt } from '../model/io/reward-read.js';
 import { requireRewardStats, type RewardStats } from '../model/io/reward-stats.js';
+import type { LlamaConfig } from '../model/config.js';
 import type { LlamaModel } from '../model/llama.js';
+import { newVariable } from '../model/variables.js';
 import { resolveDataPath } from '../paths.js';
 import { renderChatPrompt, turnEndSuffix, type ChatMessage, type TemplateName, type Tokenizer } from '../tokenizer/index.js';
-import { estimatePeakMemory, loraShortModules } from '../training/memory.js';
+import { estimatePeakMemory, loraShortModules, type MemoryEstimate, type Trained } from '../training/memory.js';
 import { checkMemoryFits, memoryLimits } from '../training/memory-check.js';
 import type { PpoConfig } from './config.js';
 import { checkRewardKinds, llama2Scorer, readSafetyFlags, rewardModelPaths, type RewardModelPaths, type RolloutScorer } from './reward-set.js';
-import { policyHeadCritic, valueModelCritic, type Critic } from './rollout.js';
+import { policyHeadCritic, rewardModelLoraCritic, valueModelCritic, type Critic } from './rollout.js';
 import type { PpoOptions } from './train.js';
 
 const STATS_HINT = 'or set rewards.normalize=false';
@@ -65,13 +68,17 @@ export async function ppoInputs(cfg: PpoConfig, tokenizer: Tokenizer, template: 
   return { promptFiles, train, evalMessages, evalIds, rewardPaths, stats, rewardSuffix };
 }
 
-/** The reward model(s), the critic (a value model from the reward model, or a head on the policy), and Llama 2's combined scorer. */
+/**
+ * The reward model(s), the critic (a value model from the reward model, LoRA adapters and a value
+ * head on the reward model itself, or a head on the policy), and Llama 2's combined scorer.
+ * `toDispose` gets what the caller releases at cleanup, in order.
+ */
 export function ppoModels(
   cfg: PpoConfig,
   policy: LlamaModel,
   inputs: PpoInputs,
   initRng: Rng,
-  toDispose: LlamaModel[],
+  toDispose: Array<{ dispose(): void }>,
 ): { rewardModel: LlamaModel; critic: Critic; scoreRollout?: RolloutScorer } {
   const { rewardPaths } = inputs;
   const rewardModel = loadHfModel(rewardPaths.primary);
@@ -91,10 +98,34 @@ export function ppoModels(
     const valueModel = loadHfModel(rewardPaths.primary);
     toDispose.push(valueModel);
     critic = valueModelCritic(valueModel);
+  } else if (cfg.ppo.critic === 'reward_model_lora') {
+    critic = loraCriticOn(rewardModel, rewardPaths.primary, cfg, initRng, toDispose);
   } else {
     critic = policyHeadCritic(policy, ScalarHead.init(policy.config.hidden_size, initRng, policy.config.initializer_range));
   }
   return { rewardModel, critic, ...(scoreRollout ? { scoreRollout } : {}) };
+}
+
+/**
+ * ppo.critic: reward_model_lora — the policy's LoRA settings put on the reward model (as OpenRLHF's
+ * LoRA settings reach its critic), and a trainable value head that starts as a copy of the score
+ * head. Released before the reward model itself (it is already in `toDispose`).
+ */
+function loraCriticOn(rewardModel: LlamaModel, rewardPath: string, cfg: PpoConfig, initRng: Rng, toDispose: Array<{ dispose(): void }>): Critic {
+  const score = rewardModel.scoreHead;
+  if (!score) throw new UserError(`model.reward_model: ${rewardPath} has no score head (score.weight)`);
+  injectLora(rewardModel, {
+    targetModules: cfg.lora.target_modules, r: cfg.lora.r, alpha: cfg.lora.alpha, dropout: cfg.lora.dropout,
+    rng: initRng, dropoutRng: initRng,
+  });
+  const head = new ScalarHead(newVariable((score.weight.dataSync() as Float32Array).slice(), score.weight.shape.slice())); // [1, H]
+  toDispose.splice(toDispose.indexOf(rewardModel), 0, {
+    dispose: () => {
+      unloadLora(rewardModel, { merge: false });
+      head.weight.dispose();
+    },
+  });
+  return rewardModelLoraCritic(rewardModel, head);
 }
 
 /** The loop's options from the config. */
@@ -148,10 +179,23 @@ function renderPrompts(tokenizer: Tokenizer, prompts: ChatMessage[][], template:
 
 /**
  * Fail before, not during: the LoRA policy (its reference is the same weights with adapters off) on
- * a mini-batch of prompt + response tokens, beside the frozen reward model and — with
- * ppo.critic: reward_model — a value model trained in full.
+ * a mini-batch of prompt + response tokens, beside the frozen reward model and the critic, whose
+ * backward pass runs in the same update: with ppo.critic: reward_model a value model trained in
+ * full (a second copy of the reward model's weights, its gradients and AdamW moments); with
+ * reward_model_lora only adapters, a value head and their activations on the reward model's own
+ * weights; with policy_head nothing beyond the policy.
  */
 export function checkPpoMemory(cfg: PpoConfig, backend: string, log: (m: string) => void): void {
+  checkMemoryFits('ppo', ppoMemoryEstimate(cfg), memoryLimits(backend), [
+    { key: 'ppo.mini_batch_size', value: cfg.ppo.mini_batch_size },
+    { key: 'generation.max_new_tokens', value: cfg.generation.max_new_tokens },
+    { key: 'data.max_prompt_tokens', value: cfg.data.max_prompt_tokens },
+    ...(cfg.ppo.critic === 'reward_model' ? [{ key: 'ppo.critic', value: 'reward_model', suggest: 'reward_model_lora' }] : []),
+  ], log);
+}
+
+/** The estimate {@link checkPpoMemory} judges, from the model folders' config.json alone. */
+export function ppoMemoryEstimate(cfg: PpoConfig): MemoryEstimate {
   const policy = loadHfConfig(cfg.model.path);
   const reward = loadHfConfig(rewardModelPaths(cfg.model.reward_model, cfg.rewards.combine).primary);
   const seqLen = cfg.data.max_prompt_tokens + cfg.generation.max_new_tokens;
@@ -159,23 +203,40 @@ export function checkPpoMemory(cfg: PpoConfig, backend: string, log: (m: string)
     .items.find((i) => i.what.startsWith('weights'))!.bytes;
   // A set of two reward models (combine: llama2): the safety model's weights too, taken as the same shape.
   let extra = typeof cfg.model.reward_model === 'string' ? rewardWeights : 2 * rewardWeights;
-  if (cfg.ppo.critic === 'reward_model') {
-    const value = estimatePeakMemory({ config: reward, batchSize: cfg.ppo.mini_batch_size, seqLen, trained: { kind: 'full' }, lossChunkRows: 'none' });
-    extra += value.items.filter((i) => i.where === 'heap').reduce((n, i) => n + i.bytes, 0);
-  }
+  const critic = criticTrainingBytes(cfg, reward, seqLen);
+  extra += critic.bytes;
   // The update's micro-batch is the binding case (rollouts and evaluation hold no activations for backprop).
-  checkMemoryFits('ppo', estimatePeakMemory({
+  return estimatePeakMemory({
     config: policy,
     batchSize: cfg.ppo.mini_batch_size,
     seqLen,
     trained: { kind: 'lora', rank: cfg.lora.r, modules: loraShortModules(policy, cfg.lora.target_modules), dropout: cfg.lora.dropout },
     lossChunkRows: null,
     extraHeapBytes: extra,
-    extraLabel: cfg.ppo.critic === 'reward_model' ? 'reward model, and the value model trained in full' : 'reward model weights',
-  }), memoryLimits(backend), [
-    { key: 'ppo.mini_batch_size', value: cfg.ppo.mini_batch_size },
-    { key: 'generation.max_new_tokens', value: cfg.generation.max_new_tokens },
-    { key: 'data.max_prompt_tokens', value: cfg.data.max_prompt_tokens },
-    ...(cfg.ppo.critic === 'reward_model' ? [{ key: 'ppo.critic', value: 'reward_model', suggest: 'policy_head' }] : []),
-  ], log);
+    extraLabel: critic.label,
+  });
+}
+
+/**
+ * What training the critic adds on the heap beside the reward model's frozen weights (counted once,
+ * by the caller), for one micro-batch: its weights' training state and the activations its backward
+ * pass keeps (no LM head: values come from a scalar head).
+ */
+function criticTrainingBytes(cfg: PpoConfig, reward: LlamaConfig, seqLen: number): { bytes: number; label: string } {
+  if (cfg.ppo.critic === 'policy_head') return { bytes: 0, label: 'reward model weights' };
+  const lora = cfg.ppo.critic === 'reward_model_lora';
+  const trained: Trained = lora
+    ? { kind: 'lora', rank: cfg.lora.r, modules: loraShortModules(reward, cfg.lora.target_modules), dropout: cfg.lora.dropout }
+    : { kind: 'full' };
+  const items = estimatePeakMemory({ config: reward, batchSize: cfg.ppo.mini_batch_size, seqLen, trained, lossChunkRows: 'none' }).items
+    // the LoRA critic's frozen weights are the reward model's own, already counted
+    .filter((i) => i.where === 'heap' && !(lora && i.what.startsWith('weights')));
+  // + the value head: its weight, gradient, accumulated gradient and AdamW moments
+  const bytes = items.reduce((n, i) => n + i.bytes, 0) + (lora ? 5 * 4 * reward.hidden_size : 0);
+  return {
+    bytes,
+    label: lora
+      ? "reward model weights (shared with the critic), the critic's LoRA adapters, value head and activations"
+      : 'reward model, and the value model trained in full',
+  };
 }

@@ -166,6 +166,18 @@ test('reward data: prompt/chosen/rejected only; with reward.margin=small each pa
   expect(readFileSync(join(open, 'MAPPING.md'), 'utf8')).toContain('reward.margin');
 });
 
+test('PPO with ppo.critic: reward_model_lora: the critic starts from the reward model under the same LoRA settings; MAPPING says what differs', async () => {
+  const out = await exportCase('ppo-lora-critic', 'configs/ppo/world_lora.yaml', 'openrlhf', ['ppo.critic=reward_model_lora']);
+  const sh = readFileSync(join(out, 'ppo', 'train_ppo.sh'), 'utf8');
+  expect(sh).toContain('--critic.model_name_or_path "$REWARD"');
+  expect(sh).toContain('--ds.lora.rank 16');
+  const mapping = readFileSync(join(out, 'MAPPING.md'), 'utf8');
+  const row = mapping.split('\n').find((l) => l.startsWith('| ppo.critic |'))!;
+  expect(row).toContain('| reward_model_lora | critic.model_name_or_path = $REWARD |');
+  expect(row).toContain('PEFT then freezes its value head');
+  expect(mapping.split('\n').filter((l) => l.includes('critic.model_name_or_path'))).toHaveLength(1);
+});
+
 test('PPO prompts: every prompt as a message list, shuffled (30 × 16 = 480 of 4,000 are used); eval limited to 128', () => {
   const rows = jsonl(join(tmp, 'ppo-world_lora-openrlhf', 'ppo', 'train.jsonl'));
   const source = jsonl(join(packageRoot(), 'data/world/prompts.jsonl'));

@@ -14,6 +14,7 @@ import { readPrompts } from '../../src/data/prompts.js';
 import { initEngine } from '../../src/engine/index.js';
 import { Rng } from '../../src/engine/rng.js';
 import { attachScoreHead, initLlama, llamaConfig, saveHfModel } from '../../src/model/index.js';
+import { readSafetensorsHeader } from '../../src/model/io/safetensors.js';
 import { packagePath } from '../../src/paths.js';
 import { saveRewardModel } from '../../src/reward/model.js';
 
@@ -81,4 +82,18 @@ test('rlhf ppo --config ppo/world_lora runs from another directory on a Parquet 
   } finally {
     process.chdir(REPO);
   }
+}, 120_000);
+
+test('rlhf ppo with ppo.critic=reward_model_lora: the checkpoint\'s critic is the adapters on the reward model and the value head', async () => {
+  const out = join(dir, 'lora-critic');
+  const r = await rlhf([
+    'ppo', '--config', 'ppo/world_lora',
+    `model.path=${join(dir, 'policy')}`, `model.reward_model=${join(dir, 'rm')}`, `output_dir=${out}`,
+    `data.prompts=${join(dir, 'prompts.parquet')}`, 'data.eval_prompts=null', 'eval.judge=false', 'ppo.critic=reward_model_lora',
+    'engine.backend=cpu', 'tracking.enabled=false', 'train.steps=1', 'train.rollout_batch_size=2', 'checkpoint.every_steps=1',
+    'ppo.mini_batch_size=2', 'ppo.ppo_epochs=1', 'lora.r=2', 'lora.target_modules=[q_proj]', 'generation.max_new_tokens=3',
+  ]);
+  expect(r.code).toBe(0);
+  const names = readSafetensorsHeader(join(out, 'checkpoints', 'step_1', 'critic.safetensors')).entries.map((e) => e.name).sort();
+  expect(names).toEqual(['model.layers.0.self_attn.q_proj.lora_A.weight', 'model.layers.0.self_attn.q_proj.lora_B.weight', 'value_head.weight']);
 }, 120_000);

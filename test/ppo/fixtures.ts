@@ -1,11 +1,13 @@
-/** Tiny random models for the PPO tests: a Llama policy with LoRA, a reward model and a value model. */
+/** Tiny random models for the PPO tests: a Llama policy with LoRA, a reward model and a value model (or a LoRA critic on the reward model). */
 import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from '../../src/engine/rng.js';
-import { injectLora } from '../../src/lora/inject.js';
+import { injectLora, unloadLora } from '../../src/lora/inject.js';
 import { llamaConfig } from '../../src/model/config.js';
 import { initLlama } from '../../src/model/llama.js';
 import type { PpoModels } from '../../src/ppo/recipe.js';
-import { valueModelCritic } from '../../src/ppo/rollout.js';
+import { ScalarHead } from '../../src/model/heads.js';
+import { newVariable } from '../../src/model/variables.js';
+import { rewardModelLoraCritic, valueModelCritic } from '../../src/ppo/rollout.js';
 
 export const EOS = 2;
 export const PAD = 0;
@@ -45,6 +47,35 @@ export function tinyModels(): TinySetup {
       policy.dispose();
       rewardModel.dispose();
       valueModel.dispose();
+    },
+  };
+}
+
+/**
+ * The same policy and reward model, with ppo.critic: reward_model_lora — LoRA adapters on the
+ * reward model itself and a value head copied from its score head (no value model).
+ */
+export function tinyLoraCriticModels(): TinySetup {
+  const policy = initLlama(tinyConfig, new Rng(1));
+  const loraRng = new Rng(3);
+  const adapters = injectLora(policy, { targetModules: ['q_proj', 'v_proj', 'o_proj'], r: 4, alpha: 8, rng: loraRng });
+  for (const a of adapters.values()) {
+    tf.tidy(() => a.B.assign(tf.tensor(loraRng.fillNormal(new Float32Array(a.B.size), 0.2), a.B.shape)));
+  }
+  const rewardModel = initLlama(tinyConfig, new Rng(2), { lmHead: false, score: true });
+  injectLora(rewardModel, { targetModules: ['q_proj', 'v_proj', 'o_proj'], r: 4, alpha: 8, rng: new Rng(4) });
+  const score = rewardModel.scoreHead!.weight;
+  const head = new ScalarHead(newVariable((score.dataSync() as Float32Array).slice(), score.shape.slice()));
+  return {
+    policy,
+    rewardModel,
+    critic: rewardModelLoraCritic(rewardModel, head),
+    dispose: () => {
+      unloadLora(policy, { merge: false });
+      unloadLora(rewardModel, { merge: false });
+      head.weight.dispose();
+      policy.dispose();
+      rewardModel.dispose();
     },
   };
 }
