@@ -1,14 +1,11 @@
-/** DPO's policy: the model folder (with model.adapter merged in), its trainable weights and AdamW. */
-import * as tf from '@tensorflow/tfjs-core';
+/** DPO's policy: the model folder (with model.adapter merged in), and the base an adapter records. */
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { Rng } from '../engine/rng.js';
 import { UserError } from '../errors.js';
-import { ADAPTER_CONFIG_FILE, injectLora, loadAdapter, trainableVariables, unloadLora } from '../lora/index.js';
+import { ADAPTER_CONFIG_FILE, loadAdapter, unloadLora } from '../lora/index.js';
 import { loadHfModel, type LlamaModel } from '../model/index.js';
-import type { AdamW } from '../training/adamw.js';
-import { ADAPTER_BASE_DIR, makeAdamW, withoutStrayTensors } from '../training/fine-tune.js';
-import { FINAL_DIR, adapterWeights, variableWeights, type WeightsIO } from '../training/run.js';
+import { ADAPTER_BASE_DIR } from '../training/fine-tune.js';
+import { FINAL_DIR } from '../training/run.js';
 import type { DpoConfig } from './config.js';
 
 /** The model folder, with `adapterDir` (a PEFT adapter) merged into its weights when given. */
@@ -37,26 +34,4 @@ export function checkModelFolder(dir: string, key: string): void {
 /** The base an adapter records: model.path, or final/base when model.adapter was merged into it. */
 export function adapterBase(cfg: DpoConfig, modelDir: string): string {
   return cfg.model.adapter === null ? modelDir : join(resolve(cfg.output_dir), FINAL_DIR, ADAPTER_BASE_DIR);
-}
-
-/** LoRA adapters injected into the policy (or every weight trainable), their checkpoint I/O and AdamW. */
-export function dpoTrainable(
-  policy: LlamaModel,
-  cfg: DpoConfig,
-  rng: Rng,
-  modelDir: string,
-): { params: Map<string, tf.Variable>; weights: WeightsIO; optimizer: AdamW } {
-  let params: Map<string, tf.Variable>;
-  let weights: WeightsIO;
-  if (cfg.lora.enabled) {
-    withoutStrayTensors(() => injectLora(policy, {
-      targetModules: cfg.lora.target_modules, r: cfg.lora.r, alpha: cfg.lora.alpha, dropout: cfg.lora.dropout, rng, dropoutRng: rng,
-    }));
-    params = trainableVariables(policy);
-    weights = adapterWeights(policy, { baseModelNameOrPath: adapterBase(cfg, modelDir) });
-  } else {
-    params = policy.params;
-    weights = variableWeights(policy.params);
-  }
-  return { params, weights, optimizer: makeAdamW(params, cfg.optim) };
 }

@@ -29,7 +29,7 @@ import { stepsOfRun } from '../training/schedule.js';
 import { float32WeightBytes } from '../training/memory.js';
 import { checkTrainingMemory } from '../training/memory-check.js';
 import { loopCadence, trainLoop } from '../training/loop.js';
-import { writeFineTuned } from '../training/fine-tune.js';
+import { makeTrainable, writeFineTuned } from '../training/fine-tune.js';
 import { resolveDataPath } from '../paths.js';
 import { closeStatusFor, openRecipeRun, runDiskBytes, resumeStage, saveStageCheckpoint, stageLog, writeFinalFolder, type StageHooks, type StageRun } from '../training/run.js';
 import { lossTypes, lossWeights, type DpoConfig } from './config.js';
@@ -39,7 +39,7 @@ import { EVAL_FILE, judgeEvalJson, type PromptJudge } from './judge.js';
 import { loadDpoData } from './load.js';
 import { pairStats, type DpoLossSettings, type PairRecord } from './loss.js';
 import { pairsLossGrads } from './step.js';
-import { adapterBase, checkModelFolder, dpoTrainable, loadMergedModel } from './policy.js';
+import { adapterBase, checkModelFolder, loadMergedModel } from './policy.js';
 import { dpoReference } from './reference.js';
 
 export { EVAL_FILE, type PromptJudge } from './judge.js';
@@ -95,7 +95,8 @@ export async function runDpo(resolved: ResolvedConfig<DpoConfig>, opts: DpoRunOp
   const accumulator = new GradientAccumulator();
   try {
     checkTokenizerFits(tokenizer, tokenizerDir, policy, modelDir);
-    const { params: trainable, weights, optimizer: adamw } = dpoTrainable(policy, cfg, rng, modelDir);
+    // A full-model checkpoint is a loadable HF folder (config.json + tokenizer files), as SFT's is.
+    const { params: trainable, weights, optimizer: adamw } = makeTrainable(policy, cfg, rng, { modelDir: adapterBase(cfg, modelDir), tokenizerDir });
     optimizer = adamw;
     if (frozenCopy) frozen = loadMergedModel(modelDir, adapterDir);
     const totalSteps = stepsOfRun(cfg.train, Math.ceil(data.train.length / cfg.train.batch_size), cfg.optim.grad_accum);

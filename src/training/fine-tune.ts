@@ -62,8 +62,17 @@ export interface Trainable {
   optimizer: AdamW;
 }
 
-/** LoRA adapters injected (or every weight trainable), the checkpoint I/O and AdamW over them. */
-export function makeTrainable(model: LlamaModel, cfg: FineTuneSettings, rng: Rng, dirs: { modelDir: string; tokenizerDir: string }): Trainable {
+/** The sections {@link makeTrainable} reads (DPO's lora section has no use_rslora). */
+export interface TrainableSettings {
+  lora: Omit<FineTuneSettings['lora'], 'use_rslora'> & { use_rslora?: boolean };
+  optim: FineTuneSettings['optim'];
+}
+
+/**
+ * LoRA adapters injected (or every weight trainable), the checkpoint I/O and AdamW over them; an
+ * adapter records `dirs.modelDir` as its base. SFT, rs and DPO train their policy through it.
+ */
+export function makeTrainable(model: LlamaModel, cfg: TrainableSettings, rng: Rng, dirs: { modelDir: string; tokenizerDir: string }): Trainable {
   const lora = cfg.lora.enabled;
   if (lora) {
     withoutStrayTensors(() =>
@@ -72,7 +81,7 @@ export function makeTrainable(model: LlamaModel, cfg: FineTuneSettings, rng: Rng
         r: cfg.lora.r,
         alpha: cfg.lora.alpha,
         dropout: cfg.lora.dropout,
-        useRslora: cfg.lora.use_rslora,
+        useRslora: cfg.lora.use_rslora ?? false,
         rng,
         dropoutRng: rng,
       }),
