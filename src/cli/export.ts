@@ -16,7 +16,7 @@ import { packagePath } from '../paths.js';
 import { shQuote } from '../export/args.js';
 import { absoluteDataPath, preferenceRows, promptRows, readRows, rowLayout, seededHoldOut, seededSubset, sftRows, type Row } from '../export/data.js';
 import { writeExport, type ExportItem } from '../export/export.js';
-import { dpoSpec, gattSpec, ppoSpec, rewardSpec, rsSpec, sftSpec, type DataReaders, type StageSpec } from '../export/spec.js';
+import { dpoSpec, gattSpec, gattTrainFile, ppoSpec, rewardSpec, rsSpec, sftSpec, type DataReaders, type StageSpec } from '../export/spec.js';
 import { DEEPSPEED_STAGES, ENGINES, engineLabel, type DeepSpeedStage, type Engine } from '../export/versions.js';
 import { gattConfigSchema, type GattConfig } from '../gatt/config.js';
 import { pipelineConfigSchema, type PipelineConfig, type PipelineStage } from '../pipeline/config.js';
@@ -138,7 +138,7 @@ async function planPipeline(resolved: ResolvedConfig<PipelineConfig>, file: stri
       spec: gattSpecified,
       modelFrom: exportedModel(from),
       before: [synth],
-      runtimeData: { file: join(synthDir, 'synth', 'gatt_train.jsonl'), madeBy: synth },
+      runtimeData: { file: join(synthDir, 'synth', gattTrainFile(resolved.config as GattConfig)), madeBy: synth },
       files: [{ name: 'gatt.resolved.yaml', text: resolvedConfigYaml(resolved) }],
     });
   }

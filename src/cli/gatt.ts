@@ -34,7 +34,8 @@ const synthCommand: CommandModule<object, ConfigArgs> = {
     const s = result.stats;
     console.log(
       `gatt synth: ${s.rows} rows from ${s.dialogues} dialogues (${s.answers} answers; followed ${(100 * s.followRate).toFixed(1)}%, ` +
-        `repaired ${(100 * s.repairRate).toFixed(1)}%)${result.fresh ? '' : ' (reused)'}\noutput: ${result.path}`,
+        `repaired ${(100 * s.repairRate).toFixed(1)}%)${result.fresh ? '' : ' (reused)'}\noutput: ${result.path}` +
+        (result.trainPath !== result.path ? `\nfine-tuning rows (with data.mix): ${result.trainPath}` : ''),
     );
   },
 };

@@ -30,7 +30,7 @@ function generalNotes(engine: Engine): string[] {
       (engine === 'trl' ? "TRL's RewardTrainer subtracts a `margin` column when the dataset has one." : 'OpenRLHF reads it with `--model.margin_loss_enable`.'),
     '**Rejection sampling (rs).** The K samples per prompt, their reward-model scores and the choice of the best are rlhf-kit\'s: ' +
       '`rlhf rs` writes `<output_dir>/rs_train.jsonl` before it fine-tunes. The exported script is the fine-tune only: SFT on those rows, the kept answer (last turn) trained.',
-    '**Ghost Attention (gatt).** GAtt has no peer in either engine. Its synthesised dialogues (`rlhf gatt synth`, `<output_dir>/synth/gatt_train.jsonl`) are exported as SFT data ' +
+    '**Ghost Attention (gatt).** GAtt has no peer in either engine. Its synthesised dialogues (`rlhf gatt synth`, `<output_dir>/synth/gatt_train.jsonl`; with `data.mix`, `synth/mix_train.jsonl`, the dialogues and the plain answers mixed in) are exported as SFT data ' +
       'with the loss on the last answer only (' +
       (engine === 'trl' ? 'conversational prompt + completion, TRL trains the completion' : 'OpenRLHF without `--data.multiturn` trains the last assistant turn') +
       '); the synthesis, the instruction checkers and the adherence evaluation (`rlhf gatt eval`) stay in rlhf-kit.',

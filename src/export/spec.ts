@@ -131,7 +131,12 @@ export interface GattConfigIn extends CommonIn {
   tokenizer: TokenizerIn;
   lora: LoraIn;
   sft: { save_merged: boolean; early_stopping_patience: number | null };
-  data: { max_length: number; packing: boolean; eval_split: number };
+  data: { max_length: number; packing: boolean; eval_split: number; mix: string[]; mix_ratio: number };
+}
+
+/** The file GAtt fine-tunes on under `<output_dir>/synth/`: the dialogues, or with data.mix the mixed file (`rlhf gatt synth` writes both). */
+export function gattTrainFile(cfg: Pick<GattConfigIn, 'data'>): string {
+  return cfg.data.mix.length > 0 && cfg.data.mix_ratio > 0 ? 'mix_train.jsonl' : 'gatt_train.jsonl';
 }
 
 export type ExportStage = 'sft' | 'reward' | 'ppo' | 'dpo' | 'rs' | 'gatt';
@@ -487,10 +492,11 @@ export function rsSpec(cfg: RsConfigIn, file: string): SftSpec {
 
 /**
  * Ghost Attention: the synthesised dialogues are rlhf-kit's (`rlhf gatt synth` writes
- * <output_dir>/synth/gatt_train.jsonl); the fine-tune is SFT on each row's last answer.
+ * <output_dir>/synth/gatt_train.jsonl, and with data.mix the mixed mix_train.jsonl); the fine-tune is
+ * SFT on each row's last answer.
  */
 export function gattSpec(cfg: GattConfigIn, file: string, synthCommand = `rlhf gatt synth --config ${file}`): SftSpec {
-  return lastTurnSftSpec(cfg, file, 'gatt', { runtime: abs(resolve(cfg.output_dir, 'synth', 'gatt_train.jsonl')), madeBy: synthCommand }, cfg.data.packing);
+  return lastTurnSftSpec(cfg, file, 'gatt', { runtime: abs(resolve(cfg.output_dir, 'synth', gattTrainFile(cfg))), madeBy: synthCommand }, cfg.data.packing);
 }
 
 /** SFT on rows rlhf-kit writes at run time (rejection sampling's kept answers, GAtt's dialogues), each row's last answer trained. */

@@ -64,15 +64,22 @@ export interface GattResult<R extends FineTuneResult = FineTuneResult> {
   adherence: { before: AdherenceTable; after: AdherenceTable } | null;
 }
 
-/** `rlhf gatt synth`: setup and synthesis only. */
-export async function runGattSynthesis(resolved: ResolvedConfig<GattConfig>, opts: GattRules & Pick<GattHooks, 'log'>): Promise<SynthResult> {
+/**
+ * `rlhf gatt synth`: setup and synthesis only, plus the fine-tuning file with data.mix's rows (what
+ * `rlhf gatt` would train on, and what an export to TRL/OpenRLHF trains on): `trainPath`.
+ */
+export async function runGattSynthesis(
+  resolved: ResolvedConfig<GattConfig>,
+  opts: GattRules & Pick<GattHooks, 'log'>,
+): Promise<SynthResult & { trainPath: string }> {
   const cfg = resolved.config;
   const log = opts.log ?? defaultLog;
   const lock = acquireRunLock(cfg.output_dir, 'gatt'); // before input_model/ or synth/ is read or replaced
   try {
     await initEngine({ backend: cfg.engine.backend, threads: cfg.engine.threads });
     const inputModel = prepareInputModel(cfg, { label: 'gatt', log });
-    return await synthesize(resolved, inputModel, opts, log);
+    const synth = await synthesize(resolved, inputModel, opts, log);
+    return { ...synth, trainPath: await mixedTrainFile(cfg, synth.path, log) };
   } finally {
     lock.release();
   }

@@ -200,6 +200,15 @@ test('the pipeline export wires each stage\'s engine output into the next, and G
   expect(dpo).toContain(`"model_name_or_path": "${join(tmp, 'pipeline-world_dpo-trl', 'sft', 'output', 'merged')}"`);
 });
 
+test('GAtt with data.mix trains on the mixed file `rlhf gatt synth` writes', async () => {
+  const out = await exportCase('gatt-mix', 'configs/gatt/world.yaml', 'openrlhf', ['data.mix=[data/world/sft.jsonl]', 'data.mix_ratio=1']);
+  const script = readFileSync(join(out, 'gatt', 'train_gatt.sh'), 'utf8');
+  expect(script).toMatch(/--data\.dataset \S*\/synth\/mix_train\.jsonl/);
+  expect(script).not.toContain('gatt_train.jsonl');
+  const plain = readFileSync(join(tmp, 'gatt-world-openrlhf', 'gatt', 'train_gatt.sh'), 'utf8');
+  expect(plain).toMatch(/--data\.dataset \S*\/synth\/gatt_train\.jsonl/); // without data.mix: the dialogues
+});
+
 test('refused with a clear message: PPO to TRL, a pipeline with PPO to TRL, a DPO loss OpenRLHF lacks, a batch GPUs cannot split', async () => {
   await expect(planExport('configs/ppo/world_lora.yaml', [], 'trl').then((items) => writeExport(items, { engine: 'trl', gpus: 1, deepspeed: null, out: join(tmp, 'x1'), source: 'p' })))
     .rejects.toThrow('TRL has no PPO trainer any more');

@@ -162,4 +162,9 @@ test('data.mix: the fine-tuning trains on the synthesised rows + round(rows × m
   expect(plain).toHaveLength(2 * synth.length);
   for (const row of plain) expect(row).toEqual({ messages: [{ role: 'user', content: expect.stringMatching(/^Say [ABC]\.$/) }, { role: 'assistant', content: expect.any(String) }] });
   expect(readFileSync(join(out, 'config.resolved.yaml'), 'utf8')).toMatch(/train: .*mix_train\.jsonl/);
+  // `rlhf gatt synth` alone writes the same fine-tuning file (an export to TRL/OpenRLHF trains on it) and names it.
+  const synthOnly = join(dir, 'run-mix-synth');
+  const lines = await gatt(['synth', '--config', configFile, `output_dir=${synthOnly}`, `data.mix=[${mixFile}]`, 'data.mix_ratio=2']);
+  expect(lines.join('\n')).toContain(`fine-tuning rows (with data.mix): ${join(synthOnly, 'synth', 'mix_train.jsonl')}`);
+  expect(read(join(synthOnly, 'synth', 'mix_train.jsonl'))).toEqual(mixed);
 });
