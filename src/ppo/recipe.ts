@@ -14,7 +14,6 @@ import { injectLora, unloadLora } from '../lora/inject.js';
 import { loadAdapter } from '../lora/peft-io.js';
 import { loadHfModel } from '../model/io/hf.js';
 import { resolveModelPath } from '../model/hub.js';
-import type { LlamaModel } from '../model/llama.js';
 import { loadTokenizer, pickTemplate, turnEndIds, type ChatMessage } from '../tokenizer/index.js';
 import { ADAPTER_BASE_DIR, writeFineTuned } from '../training/fine-tune.js';
 import { closeStatusFor, FINAL_DIR, openStageRun, writeFolderAtomic } from '../training/run.js';

@@ -5,7 +5,6 @@
  * combine-rewards.ts). The helpfulness model is the rollout's reward model (and the value model's
  * start); the safety model is scored here, on the same sequences.
  */
-import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import { UserError } from '../errors.js';
 import { readRewardInfo, type RewardKind } from '../model/io/reward-kind.js';
@@ -49,21 +48,6 @@ export function checkRewardKinds(paths: RewardModelPaths, log: (m: string) => vo
     if (info === null) log(`ppo: ${dir} has no reward_model.json; taken as the ${slot} reward model`);
     else if (info.kind !== slot) throw new UserError(`model.reward_model.${slot}: ${dir} is a ${info.kind} reward model (its reward_model.json)`);
   }
-}
-
-/** Llama 2's IS_SAFETY(p): each prompt row's `is_safety` (absent = false), over the files in order. */
-export function readSafetyFlags(files: readonly string[]): boolean[] {
-  const flags: boolean[] = [];
-  for (const file of files) {
-    const lines = readFileSync(file, 'utf8').split('\n');
-    lines.forEach((line, i) => {
-      if (line.trim() === '') return;
-      const value = (JSON.parse(line) as { is_safety?: unknown }).is_safety;
-      if (value !== undefined && typeof value !== 'boolean') throw new UserError(`${file} line ${i + 1}: is_safety: expected true or false, got ${JSON.stringify(value)}`);
-      flags.push(value === true);
-    });
-  }
-  return flags;
 }
 
 export interface CombineScoresArgs {

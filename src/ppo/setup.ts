@@ -3,7 +3,7 @@
  * they read, the critic, and the loop's options; and the memory check that runs before any weight
  * is loaded.
  */
-import { readPrompts } from '../data/prompts.js';
+import { readPromptRows, readPrompts } from '../data/prompts.js';
 import { Rng } from '../engine/rng.js';
 import { UserError } from '../errors.js';
 import { injectLora, unloadLora } from '../lora/inject.js';
@@ -19,7 +19,7 @@ import { renderChatPrompt, turnEndSuffix, type ChatMessage, type TemplateName, t
 import { estimatePeakMemory, loraShortModules, type MemoryEstimate, type Trained } from '../training/memory.js';
 import { checkMemoryFits, memoryLimits } from '../training/memory-check.js';
 import type { PpoConfig } from './config.js';
-import { checkRewardKinds, llama2Scorer, readSafetyFlags, rewardModelPaths, type RewardModelPaths, type RolloutScorer } from './reward-set.js';
+import { checkRewardKinds, llama2Scorer, rewardModelPaths, type RewardModelPaths, type RolloutScorer } from './reward-set.js';
 import { policyHeadCritic, rewardModelLoraCritic, valueModelCritic, type Critic } from './rollout.js';
 import type { PpoOptions } from './train.js';
 
@@ -29,6 +29,8 @@ export interface PpoInputs {
   promptFiles: string[];
   /** Training prompts as token ids (chat template applied). */
   train: number[][];
+  /** Llama 2's IS_SAFETY(p) of each training prompt (its row's `is_safety`), aligned with `train`. */
+  trainIsSafety: boolean[];
   evalMessages: ChatMessage[][];
   evalIds: number[][];
   rewardPaths: RewardModelPaths;
@@ -49,7 +51,12 @@ export async function ppoInputs(cfg: PpoConfig, tokenizer: Tokenizer, template: 
   const promptFiles = (typeof cfg.data.prompts === 'string' ? [cfg.data.prompts] : cfg.data.prompts).map(resolveDataPath);
   const evalFile = cfg.data.eval_prompts ? resolveDataPath(cfg.data.eval_prompts) : null;
   const train: number[][] = [];
-  for (const file of promptFiles) train.push(...renderPrompts(tokenizer, await readPrompts(file, { warn: log }), template, cfg.data.max_prompt_tokens, file));
+  const trainIsSafety: boolean[] = [];
+  for (const file of promptFiles) {
+    const rows = await readPromptRows(file, { warn: log });
+    train.push(...renderPrompts(tokenizer, rows.map((r) => r.prompt), template, cfg.data.max_prompt_tokens, file));
+    trainIsSafety.push(...rows.map((r) => r.isSafety));
+  }
   if (train.length === 0) throw new UserError(`${promptFiles.join(', ')}: no prompts (data.prompts)`);
   const rewardPaths = rewardModelPaths(cfg.model.reward_model, cfg.rewards.combine);
   checkRewardKinds(rewardPaths, log);
@@ -65,7 +72,7 @@ export async function ppoInputs(cfg: PpoConfig, tokenizer: Tokenizer, template: 
         'the turn end and the combined reward scores the safety model at the turn end; retrain it with rlhf reward (read_at: turn_end)',
     );
   }
-  return { promptFiles, train, evalMessages, evalIds, rewardPaths, stats, rewardSuffix };
+  return { promptFiles, train, trainIsSafety, evalMessages, evalIds, rewardPaths, stats, rewardSuffix };
 }
 
 /**
@@ -88,7 +95,7 @@ export function ppoModels(
     const safetyModel = loadHfModel(rewardPaths.safety);
     toDispose.push(safetyModel);
     scoreRollout = llama2Scorer({
-      safetyModel, isSafety: readSafetyFlags(inputs.promptFiles), helpfulStats: inputs.stats,
+      safetyModel, isSafety: inputs.trainIsSafety, helpfulStats: inputs.stats,
       safetyStats: cfg.rewards.normalize ? requireRewardStats(rewardPaths.safety, 'rewards.normalize', STATS_HINT) : null,
       threshold: cfg.rewards.safety_threshold, clip: cfg.rewards.clip, missingEosPenalty: cfg.rewards.missing_eos_penalty,
     });

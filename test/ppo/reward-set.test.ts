@@ -1,7 +1,7 @@
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { checkRewardKinds, combineScores, readSafetyFlags, rewardModelPaths } from '../../src/ppo/reward-set.js';
+import { checkRewardKinds, combineScores, rewardModelPaths } from '../../src/ppo/reward-set.js';
 
 let dir: string;
 beforeAll(() => { dir = mkdtempSync(join(tmpdir(), 'reward-set-')); });
@@ -56,16 +56,5 @@ describe('reward model settings', () => {
     expect(() => checkRewardKinds({ primary: join(dir, 's'), safety: join(dir, 'h') })).toThrow(
       `model.reward_model.helpfulness: ${join(dir, 's')} is a safety reward model (its reward_model.json)`,
     );
-  });
-
-  test('is_safety flags over the prompt files in order; absent = false; a non-boolean names file and line', () => {
-    const a = join(dir, 'a.jsonl');
-    const b = join(dir, 'b.jsonl');
-    writeFileSync(a, '{"prompt":"x"}\n{"prompt":"y","is_safety":true}\n');
-    writeFileSync(b, '\n{"prompt":"z","is_safety":false}\n');
-    expect(readSafetyFlags([a, b])).toEqual([false, true, false]);
-    const bad = join(dir, 'bad.jsonl');
-    writeFileSync(bad, '{"prompt":"x"}\n{"prompt":"y","is_safety":"yes"}\n');
-    expect(() => readSafetyFlags([bad])).toThrow(`${bad} line 2: is_safety: expected true or false, got "yes"`);
   });
 });
