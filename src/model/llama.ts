@@ -75,6 +75,10 @@ interface AttentionContext {
   jsRope: boolean;
 }
 
+function disposeInferenceWeights(weights: Map<string, InferenceLinear>): void {
+  for (const w of weights.values()) tf.dispose([...(w.weight instanceof tf.Tensor ? [w.weight] : []), ...(w.bias ? [w.bias] : [])]);
+}
+
 /**
  * A projection's weight as inference uses it: transposed, [in, out] (+ bias [out]), adapters folded
  * in. Row-major [in, out] is what sgemm streams fastest for the few-row products of decoding
@@ -122,6 +126,8 @@ export class LlamaModel {
   private readonly window: number | null;
   /** Set by `withInferenceWeights` for its duration. */
   private inference: Map<string, InferenceLinear> | null = null;
+  /** Whether `withInferenceWeights` copies the frozen weights at the first decode step. */
+  private decodeCopies = false;
   /** RMSNorm weights as plain arrays, for `rmsNormJs` under `withInferenceWeights`. */
   private inferenceNorms = new Map<string, Float32Array>();
 
@@ -180,23 +186,25 @@ export class LlamaModel {
   withInferenceWeights<T>(fn: () => T): T {
     // Frozen bfloat16 weights stay off the heap: no float32 copies of them (the plain path upcasts per use);
     // nor are copies made that would crowd the wasm heap (a 0.5B model's copies need 2 GiB more).
-    // Frozen float32 weights (off the heap) are copied too when the heap could hold the whole model
-    // twice, as a heap-loaded one would be: the [in, out] copies decode faster. A larger model's
-    // are used where they lie (no copy: its first token is not held up by gigabytes of fresh memory).
+    // Frozen float32 weights (off the heap) are used where they lie; when the heap could hold the
+    // whole model twice, as a heap-loaded one would be, they are copied too at the first decode step
+    // (one new position): the [in, out] copies decode faster, and the prompt's forward, the first
+    // token, is not held up by the copies' fresh memory.
     const frozen = [...this.frozen.values()];
     const offHeap = frozen.reduce((n, w) => n + w.size, 0);
     if (this.inference !== null || frozen.some((w) => w.dtype === 'bfloat16')) return fn();
     const copyFrozen = (offHeap === 0 || this.copyFrozenForInference) && heapHasRoomFor(4 * (this.numParameters() + offHeap));
     if (!copyFrozen && (offHeap === 0 || !heapHasRoomFor(4 * (this.numParameters() - offHeap)))) return fn();
-    const weights = this.buildInferenceWeights(copyFrozen);
-    this.inference = weights;
+    this.inference = this.buildInferenceWeights(copyFrozen && offHeap === 0);
+    this.decodeCopies = copyFrozen && offHeap > 0;
     for (const [name, v] of this.params) if (name.endsWith('norm.weight')) this.inferenceNorms.set(name, v.dataSync() as Float32Array);
     try {
       return fn();
     } finally {
+      disposeInferenceWeights(this.inference);
       this.inference = null;
+      this.decodeCopies = false;
       this.inferenceNorms.clear();
-      for (const w of weights.values()) tf.dispose([...(w.weight instanceof tf.Tensor ? [w.weight] : []), ...(w.bias ? [w.bias] : [])]);
     }
   }
 
@@ -332,6 +340,11 @@ export class LlamaModel {
     const cfg = this.config;
     const [b, t] = input.inputIds.shape;
     const pastLen = input.cache?.length ?? 0;
+    if (this.decodeCopies && t === 1 && !this.training && !isRecordingGradients()) {
+      disposeInferenceWeights(this.inference!);
+      this.inference = this.buildInferenceWeights(true);
+      this.decodeCopies = false;
+    }
     if (input.attentionMask && input.attentionMask.shape[1] !== pastLen + t) {
       throw new Error(
         `LlamaModel.forward: attentionMask has ${input.attentionMask.shape[1]} columns, expected pastLen + T = ${pastLen + t}`,

@@ -45,6 +45,8 @@ export interface MemoryEstimateInput {
   /** How frozen weights are kept (bfloat16: off the wasm heap, 2 bytes a weight). Default float32. */
   frozenDtype?: FrozenDtype;
   gradientCheckpointing?: boolean;
+  /** Inference loads (`loadHfModel` `frozenFloat32`): the frozen float32 weights are mapped from the file, off the wasm heap. */
+  frozenFloat32?: boolean;
   /** Rows of logits per loss chunk; null = [tokens, vocab] at once; 'none' = no LM loss (scalar head). */
   lossChunkRows?: number | null | 'none';
   /** More frozen float32 weights held beside the model on the heap (PPO's reward model, …), in bytes. */
@@ -155,6 +157,8 @@ export function estimatePeakMemory(input: MemoryEstimateInput): MemoryEstimate {
   if (offHeap) {
     add('frozen weights (bfloat16, off the wasm heap)', 2 * params.total, 'host');
     add('one weight read as float32 (twice: product and its gradient)', 2 * F32 * params.largest);
+  } else if (input.frozenFloat32 === true && !training) {
+    add('weights (float32, mapped from the file, off the wasm heap)', F32 * params.total, 'host');
   } else {
     add('weights (float32)', F32 * params.total);
   }
