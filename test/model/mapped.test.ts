@@ -20,6 +20,7 @@ import { isFreezable, loadHfModel, saveHfModel } from '../../src/model/io/hf.js'
 import { canMapFiles, MappedFile } from '../../src/model/io/mapped.js';
 import { readSafetensorsHeader } from '../../src/model/io/safetensors.js';
 import { initLlama, type LlamaModel } from '../../src/model/llama.js';
+import { injectLora, trainableVariables } from '../../src/lora/inject.js';
 import { randomValues } from '../helpers/engine.js';
 
 const sizes = { vocab_size: 64, hidden_size: 32, intermediate_size: 48, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2 };
@@ -165,6 +166,27 @@ describe.each(['wasm', 'cpu'] as const)('frozen float32 weights (%s)', (backend)
     expect(direct.tokens).toEqual(want.tokens);
     direct.logprobs.flat().forEach((lp, i) => expect(Math.abs(lp - want.logprobs.flat()[i]!)).toBeLessThan(1e-5));
     expect(tf.memory().numTensors).toBe(before);
+    [heap, mapped].forEach((m) => m.dispose());
+  });
+
+  test('with LoRA adapters on the frozen projections: the heap-loaded model\'s greedy tokens (adapters folded into the decode copies, or applied beside the mapped weights)', () => {
+    const withAdapters = (m: LlamaModel): LlamaModel => {
+      tf.tidy(() => void injectLora(m, { targetModules: 'all-linear', r: 2, alpha: 4, dropout: 0, rng: new Rng(7) }));
+      const init = new Rng(8);
+      for (const [name, v] of trainableVariables(m)) if (name.includes('lora_B')) v.assign(tf.tensor(init.fillNormal(new Float32Array(v.size), 0.3), v.shape));
+      return m;
+    };
+    const heap = withAdapters(loadHfModel(dirs[1]!));
+    const mapped = withAdapters(loadHfModel(dirs[1]!, { frozenFloat32: true }));
+    const opts = { temperature: 0, maxNewTokens: 6, minNewTokens: 6, stopTokenIds: [] as number[], rng: new Rng(0) };
+    const want = generate(heap, PROMPTS, opts);
+    const plain = loadHfModel(dirs[1]!);
+    const base = generate(plain, PROMPTS, opts);
+    plain.dispose();
+    expect(want.tokens).not.toEqual(base.tokens); // the adapters matter
+    expect(generate(mapped, PROMPTS, opts).tokens).toEqual(want.tokens);
+    mapped.copyFrozenForInference = false;
+    expect(generate(mapped, PROMPTS, opts).tokens).toEqual(want.tokens);
     [heap, mapped].forEach((m) => m.dispose());
   });
 
