@@ -53,13 +53,24 @@ export function bf16BitsToFloat32(bits: Uint16Array, out: Float32Array = new Flo
 
 export class FrozenWeight implements Frozen {
   readonly dtype = 'bfloat16';
-  readonly bits: Uint16Array;
   readonly shape: number[];
+  private data: Uint16Array | null;
+  private readonly onRelease: (() => void) | null;
 
-  /** A weight already in bfloat16 (e.g. read from a BF16 safetensors file): `bits` is kept, not copied. */
-  constructor(bits: Uint16Array, shape: number[]) {
-    this.bits = bits;
+  /**
+   * A weight already in bfloat16 (e.g. read from a BF16 safetensors file, or a view of its mapping
+   * with the mapping's `release`): `bits` is kept, not copied.
+   */
+  constructor(bits: Uint16Array, shape: number[], onRelease: (() => void) | null = null) {
+    this.data = bits;
     this.shape = shape;
+    this.onRelease = onRelease;
+  }
+
+  /** The bits (throws once released). */
+  get bits(): Uint16Array {
+    if (this.data === null) throw new Error('FrozenWeight: used after release (its model was disposed)');
+    return this.data;
   }
 
   /** A float32 weight rounded to bfloat16. */
@@ -68,7 +79,7 @@ export class FrozenWeight implements Frozen {
   }
 
   get size(): number {
-    return this.bits.length;
+    return this.shape.reduce((a, b) => a * b, 1);
   }
 
   /** A fresh float32 tensor of the weight (the caller disposes it). */
@@ -101,8 +112,11 @@ export class FrozenWeight implements Frozen {
     return tf.tensor2d(out, [ids.length, width]);
   }
 
-  /** The bits are ordinary JS memory: the garbage collector frees them. */
-  release(): void {}
+  release(): void {
+    if (this.data === null) return;
+    this.data = null;
+    this.onRelease?.();
+  }
 }
 
 /**

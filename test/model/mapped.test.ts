@@ -15,7 +15,7 @@ import { initEngine } from '../../src/engine/index.js';
 import { Rng } from '../../src/engine/rng.js';
 import { generate } from '../../src/generation/generate.js';
 import { parseLlamaConfig } from '../../src/model/config.js';
-import { FrozenFloat32Weight, frozenMatMulT, frozenMatMulTConcat } from '../../src/model/frozen.js';
+import { FrozenFloat32Weight, FrozenWeight, frozenMatMulT, frozenMatMulTConcat } from '../../src/model/frozen.js';
 import { isFreezable, loadHfModel, saveHfModel } from '../../src/model/io/hf.js';
 import { canMapFiles, MappedFile } from '../../src/model/io/mapped.js';
 import { readSafetensorsHeader } from '../../src/model/io/safetensors.js';
@@ -204,6 +204,37 @@ describe.each(['wasm', 'cpu'] as const)('frozen float32 weights (%s)', (backend)
       expect(() => tf.tidy(() => mapped.forward({ inputIds: tf.tensor2d(PROMPTS, undefined, 'int32') }).logits)).toThrow('used after release');
     } finally {
       unmap.mockRestore();
+    }
+  });
+
+  test('a BF16 file\'s frozen weights are views of its bits (bfloat16 or frozenFloat32 load), equal to reading them; dispose unmaps', () => {
+    const bf16Dir = mkdtempSync(join(tmpdir(), 'mapped-bf16-'));
+    const unmap = jest.spyOn(MappedFile.prototype, 'unmap');
+    try {
+      const src = loadHfModel(dirs[1]!);
+      saveHfModel(src, bf16Dir, { dtype: 'BF16' });
+      src.dispose();
+      const read = loadHfModel(bf16Dir, { frozenDtype: 'bfloat16', mapFiles: false });
+      const logits = (m: LlamaModel) => tf.tidy(() => m.forward({ inputIds: tf.tensor2d(PROMPTS, undefined, 'int32') }).logits.dataSync() as Float32Array);
+      const want = logits(read);
+      for (const opts of [{ frozenDtype: 'bfloat16' as const }, { frozenFloat32: true }]) {
+        const mapped = loadHfModel(bf16Dir, opts);
+        expect([...mapped.frozen.keys()].sort()).toEqual([...read.frozen.keys()].sort());
+        for (const [name, w] of mapped.frozen) {
+          const bits = (w as FrozenWeight).bits;
+          expect(bits).toEqual((read.frozen.get(name) as FrozenWeight).bits);
+          if (mappable) expect(bits.buffer.byteLength).toBe(bits.byteLength); // a view of its own external buffer
+        }
+        expect(bitsEqual(logits(mapped), want)).toBe(true);
+        const calls = unmap.mock.calls.length;
+        mapped.dispose();
+        expect(unmap.mock.calls.length - calls).toBe(mappable ? 1 : 0);
+        expect(() => (mapped.frozen.get('model.embed_tokens.weight') as FrozenWeight).bits).toThrow('used after release');
+      }
+      read.dispose();
+    } finally {
+      unmap.mockRestore();
+      rmSync(bf16Dir, { recursive: true, force: true });
     }
   });
 

@@ -45,7 +45,11 @@ export interface LoadOptions {
    * loads in about the time the file takes to read. Ignored under `frozenDtype: bfloat16`.
    */
   frozenFloat32?: boolean;
-  /** With `frozenFloat32`: false reads the values into JS memory instead of mapping the file. Default true. */
+  /**
+   * Frozen weights whose file values are kept as they are (float32 under `frozenFloat32`, bfloat16
+   * bits of a BF16 file under either) are views of the file's mapping (`./mapped.ts`); false reads
+   * them into JS memory instead. Default true.
+   */
   mapFiles?: boolean;
 }
 
@@ -55,23 +59,30 @@ export function isFreezable(name: string): boolean {
 }
 
 /**
- * The F32 tensors `wanted` of one safetensors file as views of its mapping, by name (empty where the
- * file cannot be mapped; a tensor whose data is not 4-byte aligned is left out, to be read). The file
- * stays mapped while any of them is unreleased.
+ * The frozen tensors `wanted` of one safetensors file as views of its mapping, by name: BF16 ones as
+ * their bits, F32 ones when `float32` (frozen in float32; a float32 weight frozen to bfloat16 is
+ * rounded, so read). Empty where the file cannot be mapped; a tensor whose data is not aligned is
+ * left out, to be read. The file stays mapped while any of them is unreleased.
  */
-function mapFrozenFloat32(path: string, wanted: (name: string) => boolean): Map<string, Frozen> {
+function mapFrozen(path: string, wanted: (name: string) => boolean, float32: boolean): Map<string, Frozen> {
   const out = new Map<string, Frozen>();
   const header = readSafetensorsHeader(path);
-  const entries = header.entries.filter((e) => e.dtype === 'F32' && wanted(e.name));
+  const entries = header.entries.filter((e) => (e.dtype === 'BF16' || (float32 && e.dtype === 'F32')) && wanted(e.name));
   if (entries.length === 0) return out;
   const file = MappedFile.open(path);
   if (file === null) return out;
   for (const e of entries) {
     const at = header.dataStart + e.begin;
-    const count = (e.end - e.begin) / 4;
-    if (!file.canViewFloat32(at, count)) continue;
-    const view = file.float32View(at, count);
-    out.set(e.name, new FrozenFloat32Weight(view.values, e.shape, view.release));
+    const bytes = e.dtype === 'F32' ? 4 : 2;
+    const count = (e.end - e.begin) / bytes;
+    if (!file.canView(at, count, bytes)) continue;
+    if (e.dtype === 'F32') {
+      const view = file.float32View(at, count);
+      out.set(e.name, new FrozenFloat32Weight(view.values, e.shape, view.release));
+    } else {
+      const view = file.uint16View(at, count);
+      out.set(e.name, new FrozenWeight(view.values, e.shape, view.release));
+    }
   }
   if (out.size === 0) file.unmap();
   return out;
@@ -115,7 +126,7 @@ export function loadHfModel(dirOrHubId: string, opts: LoadOptions = {}): LlamaMo
   try {
     for (const file of new Set(files.values())) {
       const path = join(dir, file);
-      const mapped = freezeF32 && opts.mapFiles !== false ? mapFrozenFloat32(path, (name) => expected.has(name) && freeze(name)) : new Map<string, Frozen>();
+      const mapped = opts.mapFiles !== false ? mapFrozen(path, (name) => expected.has(name) && freeze(name), freezeF32) : new Map<string, Frozen>();
       for (const [name, w] of mapped) frozen.set(name, w);
       // One tensor at a time: JS holds one tensor's bytes while it is copied onto the tensor heap.
       // A bfloat16 file's frozen weights are kept as their bits: no float32 decode, no second copy.

@@ -91,7 +91,12 @@ export class MappedFile {
 
   /** Whether `count` float32 values at byte `offset` can be viewed in place (inside the file, 4-byte aligned). */
   canViewFloat32(offset: number, count: number): boolean {
-    return this.mapped && (this.address + offset) % 4 === 0 && offset >= 0 && offset + 4 * count <= this.length;
+    return this.canView(offset, count, 4);
+  }
+
+  /** Whether `count` values of `bytes` bytes each at byte `offset` can be viewed in place (inside the file, aligned). */
+  canView(offset: number, count: number, bytes: 2 | 4): boolean {
+    return this.mapped && (this.address + offset) % bytes === 0 && offset >= 0 && offset + bytes * count <= this.length;
   }
 
   /**
@@ -99,14 +104,25 @@ export class MappedFile {
    * view taken has been let go through the returned `release` (call it once, then never touch the view).
    */
   float32View(offset: number, count: number): { values: Float32Array; release: () => void } {
-    if (!this.canViewFloat32(offset, count)) {
-      throw new Error(`MappedFile: no float32 view of ${count} values at byte ${offset} of ${this.path} (${this.mapped ? 'misaligned or outside the file' : 'unmapped'})`);
+    const { buffer, release } = this.view(offset, count, 4, 'float32');
+    return { values: new Float32Array(buffer), release };
+  }
+
+  /** `count` 16-bit values (bfloat16 bits) at byte `offset`, in place; as `float32View`. */
+  uint16View(offset: number, count: number): { values: Uint16Array; release: () => void } {
+    const { buffer, release } = this.view(offset, count, 2, 'uint16');
+    return { values: new Uint16Array(buffer), release };
+  }
+
+  private view(offset: number, count: number, bytes: 2 | 4, what: string): { buffer: ArrayBuffer; release: () => void } {
+    if (!this.canView(offset, count, bytes)) {
+      throw new Error(`MappedFile: no ${what} view of ${count} values at byte ${offset} of ${this.path} (${this.mapped ? 'misaligned or outside the file' : 'unmapped'})`);
     }
-    const values = count === 0 ? new Float32Array(0) : new Float32Array(this.mm.koffi.view(this.address + offset, 4 * count));
+    const buffer = count === 0 ? new ArrayBuffer(0) : this.mm.koffi.view(this.address + offset, bytes * count);
     this.refs++;
     let released = false;
     return {
-      values,
+      buffer,
       release: () => {
         if (released) return;
         released = true;
