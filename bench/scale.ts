@@ -2,7 +2,10 @@
  * Load and generation figures of a real-size model folder (issue 16), the ones
  * `bench/reference_peft.py` reports for transformers on the same folder:
  *
- *   node dist/bench/scale.js DIR [--frozen-dtype bfloat16]
+ *   node dist/bench/scale.js DIR [--frozen-dtype bfloat16] [--on-heap]
+ *
+ * Loaded as `rlhf generate` loads: weights frozen in float32, mapped from the file (`--on-heap`: every
+ * weight copied onto the tensor heap as a variable, the training stages' load).
  *
  *   load_first_token_s  loadHfModel + the first greedy token of one 32-token prompt
  *   generate_tok_s      greedy, batch 8, 32-token prompts, 64 new tokens (KV cache), after a warm-up
@@ -24,15 +27,16 @@ function randomPrompts(rng: Rng, rows: number, len: number, vocab: number): numb
 
 async function main(argv: string[]): Promise<void> {
   const dir = argv[0];
-  if (dir === undefined) throw new Error('usage: node dist/bench/scale.js DIR [--frozen-dtype bfloat16]');
+  if (dir === undefined) throw new Error('usage: node dist/bench/scale.js DIR [--frozen-dtype bfloat16] [--on-heap]');
   const frozenDtype = argv.includes('--frozen-dtype') ? (argv[argv.indexOf('--frozen-dtype') + 1] as 'float32' | 'bfloat16') : 'float32';
+  const frozenFloat32 = !argv.includes('--on-heap');
   const engine = await initEngine({ backend: 'auto' });
   const emit = (metric: string, value: number) =>
-    console.log(JSON.stringify({ model: dir, metric, value: Number(value.toFixed(3)), backend: engine.backend, frozen_dtype: frozenDtype }));
+    console.log(JSON.stringify({ model: dir, metric, value: Number(value.toFixed(3)), backend: engine.backend, frozen_dtype: frozenDtype, weights: frozenDtype === 'bfloat16' ? 'frozen bf16' : frozenFloat32 ? 'frozen f32 (mapped)' : 'heap' }));
   const rng = new Rng(0);
 
   let started = performance.now();
-  const model = loadHfModel(dir, { frozenDtype });
+  const model = loadHfModel(dir, { frozenDtype, frozenFloat32 });
   const vocab = model.config.vocab_size;
   const greedy = { temperature: 0, stopTokenIds: [] as number[], rng };
   generate(model, randomPrompts(rng, 1, GEN.promptLen, vocab), { ...greedy, maxNewTokens: 1 });

@@ -57,9 +57,11 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
       batchSize: args.prompt.length,
       seqLen: Math.min(config.max_position_embeddings, 512 + (args['max-new-tokens'] ?? defaults.maxNewTokens)),
       trained: { kind: 'none' },
+      frozenFloat32: true,
       lossChunkRows: args.prompt.length,
     }), memoryLimits(engine.backend), [{ key: '--prompt (fewer at once)', value: args.prompt.length }], (m) => void process.stderr.write(m + '\n'));
-    const model = loadHfModel(args.model);
+    // Inference only: frozen float32 weights mapped from the file (no copy onto the heap; docs/engine.md).
+    const model = loadHfModel(args.model, { frozenFloat32: true });
     const tokenizer = await loadTokenizer(args.model);
     if (args.adapter) loadAdapter(model, args.adapter);
     const results = generateText(model, tokenizer, args.prompt, {

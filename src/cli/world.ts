@@ -48,7 +48,7 @@ const evalCommand: CommandModule<object, WorldEvalArgs> = {
   handler: async (args) => {
     await initEngine({ backend: args.backend });
     const tokenizer = await loadTokenizer(args.model);
-    const model = loadHfModel(args.model);
+    const model = loadHfModel(args.model, { frozenFloat32: true }); // inference only: weights mapped from the file
     try {
       if (args.adapter !== undefined) loadAdapter(model, args.adapter);
       const template = pickTemplate(args.template as TemplateName | 'auto', tokenizer);

@@ -1,5 +1,6 @@
 /**
- * Frozen base weights in bfloat16, off the wasm heap (`model.frozen_dtype: bfloat16`).
+ * Frozen weights off the wasm heap: in bfloat16 (`model.frozen_dtype: bfloat16`, `FrozenWeight`), or
+ * in float32 (`FrozenFloat32Weight`: inference-only loads, values mapped from the safetensors file).
  *
  * A frozen weight is never updated, so it need not be a TF.js variable: it is kept as bfloat16 bits in
  * a JS typed array (2 bytes a weight, outside the 4 GiB wasm heap). On wasm with rlhf-kit's own
@@ -13,8 +14,23 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { isRecordingGradients } from '../engine/backprop.js';
-import { matMulBf16Weight } from '../engine/blas/bf16-product.js';
+import { matMulBf16Weight, matMulFloat32Weight, matMulFloat32WeightsT } from '../engine/blas/frozen-product.js';
 import { canWriteInPlace, float32Storage } from '../engine/inplace.js';
+
+/** What the model needs of a frozen weight, whatever holds its values. */
+export interface Frozen {
+  readonly dtype: 'bfloat16' | 'float32';
+  readonly shape: number[];
+  readonly size: number;
+  /** A fresh float32 tensor of the weight (the caller disposes it). */
+  materialize(): tf.Tensor;
+  /** x [..., in] · Wᵀ (`transpose`) or x [..., out] · W, in float32. */
+  matMulWith(x: tf.Tensor, transpose: boolean): tf.Tensor;
+  /** Rows `ids` of a [rows, width] weight, float32: [ids.length, width]. */
+  gatherRows(ids: ArrayLike<number>): tf.Tensor2D;
+  /** Let go of the values (the model is disposed): any later use throws. */
+  release(): void;
+}
 
 /** float32 → bfloat16 bits, round to nearest even (torch's rounding); NaN stays a quiet NaN. */
 export function toBf16Bits(values: Float32Array): Uint16Array {
@@ -35,14 +51,26 @@ export function bf16BitsToFloat32(bits: Uint16Array, out: Float32Array = new Flo
   return out;
 }
 
-export class FrozenWeight {
-  readonly bits: Uint16Array;
+export class FrozenWeight implements Frozen {
+  readonly dtype = 'bfloat16';
   readonly shape: number[];
+  private data: Uint16Array | null;
+  private readonly onRelease: (() => void) | null;
 
-  /** A weight already in bfloat16 (e.g. read from a BF16 safetensors file): `bits` is kept, not copied. */
-  constructor(bits: Uint16Array, shape: number[]) {
-    this.bits = bits;
+  /**
+   * A weight already in bfloat16 (e.g. read from a BF16 safetensors file, or a view of its mapping
+   * with the mapping's `release`): `bits` is kept, not copied.
+   */
+  constructor(bits: Uint16Array, shape: number[], onRelease: (() => void) | null = null) {
+    this.data = bits;
     this.shape = shape;
+    this.onRelease = onRelease;
+  }
+
+  /** The bits (throws once released). */
+  get bits(): Uint16Array {
+    if (this.data === null) throw new Error('FrozenWeight: used after release (its model was disposed)');
+    return this.data;
   }
 
   /** A float32 weight rounded to bfloat16. */
@@ -51,7 +79,7 @@ export class FrozenWeight {
   }
 
   get size(): number {
-    return this.bits.length;
+    return this.shape.reduce((a, b) => a * b, 1);
   }
 
   /** A fresh float32 tensor of the weight (the caller disposes it). */
@@ -83,10 +111,77 @@ export class FrozenWeight {
     }
     return tf.tensor2d(out, [ids.length, width]);
   }
+
+  release(): void {
+    if (this.data === null) return;
+    this.data = null;
+    this.onRelease?.();
+  }
+}
+
+/**
+ * A frozen float32 weight in JS memory: a Float32Array of its own, or a view into a mapped
+ * safetensors file (`./io/mapped.ts`), whose pages are the page cache's until written. Products read
+ * it where it lies through the GEMM (`matMulFloat32Weight`), else through a transient tensor.
+ * `release` drops the view and tells the owner of the memory (the mapping is unmapped when its last
+ * weight lets go), so a weight of a disposed model throws instead of reading unmapped memory.
+ */
+export class FrozenFloat32Weight implements Frozen {
+  readonly dtype = 'float32';
+  readonly shape: number[];
+  readonly size: number;
+  private data: Float32Array | null;
+  private readonly onRelease: (() => void) | null;
+
+  constructor(values: Float32Array, shape: number[], onRelease: (() => void) | null = null) {
+    const size = shape.reduce((a, b) => a * b, 1);
+    if (values.length !== size) throw new Error(`FrozenFloat32Weight: ${values.length} values for shape [${shape}]`);
+    this.data = values;
+    this.shape = shape;
+    this.size = size;
+    this.onRelease = onRelease;
+  }
+
+  /** The values (throws once released). */
+  get values(): Float32Array {
+    if (this.data === null) throw new Error('FrozenFloat32Weight: used after release (its model was disposed)');
+    return this.data;
+  }
+
+  materialize(): tf.Tensor {
+    // Copied either way: a backend that keeps the array it is given must never hold mapped memory.
+    if (!canWriteInPlace()) return tf.tensor(this.values.slice(), this.shape, 'float32');
+    const t = tf.zeros(this.shape, 'float32');
+    const { array, base } = float32Storage(t, true);
+    array.set(this.values, base);
+    return t;
+  }
+
+  matMulWith(x: tf.Tensor, transpose: boolean): tf.Tensor {
+    return matMulFloat32Weight(x, this.values, this.shape, transpose) ?? tf.tidy(() => tf.matMul(x, this.materialize(), false, transpose));
+  }
+
+  gatherRows(ids: ArrayLike<number>): tf.Tensor2D {
+    const [rows, width] = this.shape as [number, number];
+    const values = this.values;
+    const out = new Float32Array(ids.length * width);
+    for (let r = 0; r < ids.length; r++) {
+      const id = ids[r]!;
+      if (!(id >= 0 && id < rows)) throw new Error(`FrozenFloat32Weight.gatherRows: id ${id} outside [0, ${rows})`);
+      out.set(values.subarray(id * width, (id + 1) * width), r * width);
+    }
+    return tf.tensor2d(out, [ids.length, width]);
+  }
+
+  release(): void {
+    if (this.data === null) return;
+    this.data = null;
+    this.onRelease?.();
+  }
 }
 
 /** x [..., in] · Wᵀ → [..., out] for a frozen W [out, in]; the gradient reaches x only. */
-export function frozenMatMulT(x: tf.Tensor, w: FrozenWeight): tf.Tensor {
+export function frozenMatMulT(x: tf.Tensor, w: Frozen): tf.Tensor {
   if (!isRecordingGradients()) return w.matMulWith(x, true);
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const input = args[0] as tf.Tensor;
@@ -95,4 +190,17 @@ export function frozenMatMulT(x: tf.Tensor, w: FrozenWeight): tf.Tensor {
     return { value, gradFunc };
   }) as (input: tf.Tensor) => tf.Tensor;
   return op(x);
+}
+
+/**
+ * x [..., in] · [W₁; W₂; …]ᵀ → [..., Σ outᵢ] for frozen Wᵢ [outᵢ, in] (inference only: no gradient):
+ * a fused q|k|v or gate|up without a fused copy of the weights. Float32 weights are written side by
+ * side by the GEMM; otherwise the products are concatenated.
+ */
+export function frozenMatMulTConcat(x: tf.Tensor, ws: readonly Frozen[]): tf.Tensor {
+  if (ws.length === 1) return ws[0]!.matMulWith(x, true);
+  const f32 = ws.every((w) => w instanceof FrozenFloat32Weight)
+    ? matMulFloat32WeightsT(x, (ws as FrozenFloat32Weight[]).map((w) => ({ values: w.values, shape: w.shape })))
+    : null;
+  return f32 ?? tf.tidy(() => tf.concat(ws.map((w) => w.matMulWith(x, true)), -1));
 }

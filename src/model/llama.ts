@@ -16,7 +16,7 @@ import { canWriteInPlace, copyAxis2InPlace } from '../engine/inplace.js';
 import type { Rng } from '../engine/rng.js';
 import type { LinearAdapter } from './adapter.js';
 import { checkpointedLayer, tensorsWithin } from './checkpointing.js';
-import { frozenMatMulT, type FrozenWeight } from './frozen.js';
+import { frozenMatMulT, frozenMatMulTConcat, type Frozen } from './frozen.js';
 import { causalLmArchitecture, headDim, ropeSettings, sequenceClassificationArchitecture, type LlamaConfig } from './config.js';
 import { hasQkNorm, slidingWindow } from './families.js';
 import { ropeInvFreqFor } from './rope.js';
@@ -75,13 +75,18 @@ interface AttentionContext {
   jsRope: boolean;
 }
 
+function disposeInferenceWeights(weights: Map<string, InferenceLinear>): void {
+  for (const w of weights.values()) tf.dispose([...(w.weight instanceof tf.Tensor ? [w.weight] : []), ...(w.bias ? [w.bias] : [])]);
+}
+
 /**
  * A projection's weight as inference uses it: transposed, [in, out] (+ bias [out]), adapters folded
  * in. Row-major [in, out] is what sgemm streams fastest for the few-row products of decoding
  * (measured 20–30% over the [out, in] layout with a transposed operand at 16 rows).
  */
 interface InferenceLinear {
-  weight: tf.Tensor;
+  /** Frozen weights ([out, in] each, off the heap) are not copied: their products are written side by side. */
+  weight: tf.Tensor | Frozen[];
   bias: tf.Tensor | null;
 }
 
@@ -103,8 +108,10 @@ export class LlamaModel {
   adaptersEnabled = true;
   /** Set from `forward({training})` for adapters that behave differently in training. */
   training = false;
-  /** Frozen weights kept in bfloat16 off the tensor heap (`./frozen.ts`), by HF name; not in `params`. */
-  readonly frozen = new Map<string, FrozenWeight>();
+  /** Frozen weights kept off the tensor heap (`./frozen.ts`: bfloat16, or float32 mapped from the file), by HF name; not in `params`. */
+  readonly frozen = new Map<string, Frozen>();
+  /** Whether `withInferenceWeights` may copy frozen float32 weights onto the heap where they fit (false: always use them where they lie). */
+  copyFrozenForInference = true;
   /** Recompute each decoder layer in the backward pass instead of keeping its activations (training forwards only). */
   gradientCheckpointing = false;
   /** The RNG adapters draw dropout from: checkpointed recomputes replay it. */
@@ -119,6 +126,8 @@ export class LlamaModel {
   private readonly window: number | null;
   /** Set by `withInferenceWeights` for its duration. */
   private inference: Map<string, InferenceLinear> | null = null;
+  /** Whether `withInferenceWeights` copies the frozen weights at the first decode step. */
+  private decodeCopies = false;
   /** RMSNorm weights as plain arrays, for `rmsNormJs` under `withInferenceWeights`. */
   private inferenceNorms = new Map<string, Float32Array>();
 
@@ -159,7 +168,7 @@ export class LlamaModel {
 
   param(name: string): tf.Variable {
     const p = this.params.get(name);
-    if (!p) throw new Error(`LlamaModel: no parameter "${name}"${this.frozen.has(name) ? ' (it is frozen in bfloat16: model.frozen_dtype)' : ''}`);
+    if (!p) throw new Error(`LlamaModel: no parameter "${name}"${this.frozen.has(name) ? ` (it is frozen in ${this.frozen.get(name)!.dtype}, off the tensor heap)` : ''}`);
     return p;
   }
 
@@ -177,16 +186,25 @@ export class LlamaModel {
   withInferenceWeights<T>(fn: () => T): T {
     // Frozen bfloat16 weights stay off the heap: no float32 copies of them (the plain path upcasts per use);
     // nor are copies made that would crowd the wasm heap (a 0.5B model's copies need 2 GiB more).
-    if (this.inference !== null || this.frozen.size > 0 || !heapHasRoomFor(4 * this.numParameters())) return fn();
-    const weights = this.buildInferenceWeights();
-    this.inference = weights;
+    // Frozen float32 weights (off the heap) are used where they lie; when the heap could hold the
+    // whole model twice, as a heap-loaded one would be, they are copied too at the first decode step
+    // (one new position): the [in, out] copies decode faster, and the prompt's forward, the first
+    // token, is not held up by the copies' fresh memory.
+    const frozen = [...this.frozen.values()];
+    const offHeap = frozen.reduce((n, w) => n + w.size, 0);
+    if (this.inference !== null || frozen.some((w) => w.dtype === 'bfloat16')) return fn();
+    const copyFrozen = (offHeap === 0 || this.copyFrozenForInference) && heapHasRoomFor(4 * (this.numParameters() + offHeap));
+    if (!copyFrozen && (offHeap === 0 || !heapHasRoomFor(4 * (this.numParameters() - offHeap)))) return fn();
+    this.inference = this.buildInferenceWeights(copyFrozen && offHeap === 0);
+    this.decodeCopies = copyFrozen && offHeap > 0;
     for (const [name, v] of this.params) if (name.endsWith('norm.weight')) this.inferenceNorms.set(name, v.dataSync() as Float32Array);
     try {
       return fn();
     } finally {
+      disposeInferenceWeights(this.inference);
       this.inference = null;
+      this.decodeCopies = false;
       this.inferenceNorms.clear();
-      for (const w of weights.values()) tf.dispose(w.bias ? [w.weight, w.bias] : [w.weight]);
     }
   }
 
@@ -207,33 +225,42 @@ export class LlamaModel {
     return w ? rmsNormJs(x, w, this.config.rms_norm_eps) : rmsNorm(x, this.param(name), this.config.rms_norm_eps);
   }
 
-  private buildInferenceWeights(): Map<string, InferenceLinear> {
+  private buildInferenceWeights(copyFrozen: boolean): Map<string, InferenceLinear> {
     const out = new Map<string, InferenceLinear>();
     tf.tidy(() => {
+      // A weight by name: a variable, a frozen weight as it is, or (copyFrozen) a copy of it on the heap.
+      const weight = (name: string): tf.Tensor | Frozen => {
+        const f = this.frozen.get(name);
+        return f === undefined ? this.param(name) : copyFrozen ? f.materialize() : f;
+      };
       // A module's weight with its adapter folded in; null when the adapter cannot be folded.
-      const effective = (module: string): { w: tf.Tensor; b: tf.Tensor | undefined } | null => {
-        const w = this.param(`${module}.weight`);
+      const effective = (module: string): { w: tf.Tensor | Frozen; b: tf.Tensor | undefined } | null => {
+        const w = weight(`${module}.weight`);
         const b = this.params.get(`${module}.bias`);
         const adapter = this.adaptersEnabled ? this.adapters.get(module) : undefined;
         if (adapter === undefined) return { w, b };
-        if (adapter.inferenceDelta === undefined) return null;
+        if (adapter.inferenceDelta === undefined || !(w instanceof tf.Tensor)) return null;
         const delta = adapter.inferenceDelta();
         return { w: delta === null ? w : tf.add(w, delta), b };
       };
       // [out, in] weights side by side along out, stored transposed: [in, Σ out].
-      const keep = (key: string, weights: tf.Tensor[], bias: tf.Tensor | null) => {
-        const w = weights.length === 1 ? weights[0]! : tf.concat(weights);
+      const keep = (key: string, weights: (tf.Tensor | Frozen)[], bias: tf.Tensor | null) => {
+        const frozen = weights.filter((w): w is Frozen => !(w instanceof tf.Tensor));
+        if (frozen.length === weights.length) return void out.set(key, { weight: frozen, bias: bias === null ? null : tf.keep(bias) });
+        if (frozen.length > 0) return; // a group half frozen keeps the ordinary path
+        const w = weights.length === 1 ? weights[0]! as tf.Tensor : tf.concat(weights as tf.Tensor[]);
         out.set(key, { weight: tf.keep(tf.transpose(w)), bias: bias === null ? null : tf.keep(bias) });
       };
-      const group = (key: string, modules: string[]) => {
+      // One group at a time (its own tidy): heap copies of frozen weights are freed as soon as used.
+      const group = (key: string, modules: string[]) => tf.tidy(() => {
         const parts = modules.map(effective);
         if (parts.some((x) => x === null)) return;
         const ws = parts.map((x) => x!);
         const bias = ws.some((x) => x.b !== undefined)
-          ? tf.concat(ws.map((x, i) => x.b ?? tf.zeros([this.param(`${modules[i]}.weight`).shape[0]!])))
+          ? tf.concat(ws.map((x) => x.b ?? tf.zeros([x.w.shape[0]!])))
           : null;
         keep(key, ws.map((x) => x.w), bias);
-      };
+      });
       for (let i = 0; i < this.config.num_hidden_layers; i++) {
         const p = `model.layers.${i}`;
         group(`${p}.self_attn.qkv`, QKV.map((m) => `${p}.self_attn.${m}`));
@@ -242,8 +269,8 @@ export class LlamaModel {
         group(`${p}.mlp.down_proj`, [`${p}.mlp.down_proj`]);
       }
       // As lmHead(): tied embeddings first (no adapter there), else lm_head's own weight.
-      if (this.config.tie_word_embeddings) keep('lm_head', [this.param(EMBED)], null);
-      else if (this.params.has(LM_HEAD)) group('lm_head', ['lm_head']);
+      if (this.config.tie_word_embeddings) keep('lm_head', [weight(EMBED)], null);
+      else if (this.params.has(LM_HEAD) || this.frozen.has(LM_HEAD)) group('lm_head', ['lm_head']);
     });
     return out;
   }
@@ -268,8 +295,9 @@ export class LlamaModel {
 
   /** x · Wᵀ (+ bias) with an inference weight (stored as Wᵀ). */
   private inferenceMatMul(w: InferenceLinear, x: tf.Tensor): tf.Tensor {
-    if (w.bias === null) return tf.matMul(x, w.weight);
-    return tf.tidy(() => tf.add(tf.matMul(x, w.weight), w.bias!));
+    const product = (): tf.Tensor => (w.weight instanceof tf.Tensor ? tf.matMul(x, w.weight) : frozenMatMulTConcat(x, w.weight));
+    if (w.bias === null) return product();
+    return tf.tidy(() => tf.add(product(), w.bias!));
   }
 
   /** Logits, final hidden states and (when a cache was given) the extended cache. */
@@ -299,9 +327,10 @@ export class LlamaModel {
     return this.params.get(name) ?? null;
   }
 
-  /** Release every weight (and adapters are the caller's). */
+  /** Release every weight (and adapters are the caller's); a mapped file is unmapped with its last weight. */
   dispose(): void {
     for (const v of this.params.values()) v.dispose();
+    for (const w of this.frozen.values()) w.release();
   }
 
   // -------------------------------------------------------------------------------------------
@@ -311,6 +340,11 @@ export class LlamaModel {
     const cfg = this.config;
     const [b, t] = input.inputIds.shape;
     const pastLen = input.cache?.length ?? 0;
+    if (this.decodeCopies && t === 1 && !this.training && !isRecordingGradients()) {
+      disposeInferenceWeights(this.inference!);
+      this.inference = this.buildInferenceWeights(true);
+      this.decodeCopies = false;
+    }
     if (input.attentionMask && input.attentionMask.shape[1] !== pastLen + t) {
       throw new Error(
         `LlamaModel.forward: attentionMask has ${input.attentionMask.shape[1]} columns, expected pastLen + T = ${pastLen + t}`,

@@ -45,6 +45,8 @@ export interface MemoryEstimateInput {
   /** How frozen weights are kept (bfloat16: off the wasm heap, 2 bytes a weight). Default float32. */
   frozenDtype?: FrozenDtype;
   gradientCheckpointing?: boolean;
+  /** Inference loads (`loadHfModel` `frozenFloat32`): the frozen float32 weights are mapped from the file, off the wasm heap. */
+  frozenFloat32?: boolean;
   /** Rows of logits per loss chunk; null = [tokens, vocab] at once; 'none' = no LM loss (scalar head). */
   lossChunkRows?: number | null | 'none';
   /** More frozen float32 weights held beside the model on the heap (PPO's reward model, …), in bytes. */
@@ -152,9 +154,12 @@ export function estimatePeakMemory(input: MemoryEstimateInput): MemoryEstimate {
   const params = parameterCount(cfg);
   // Frozen weights: float32 on the heap, or bfloat16 off it (read one projection at a time as float32).
   const offHeap = frozenDtype === 'bfloat16' && input.trained.kind !== 'full';
+  const mapped = !offHeap && !training && input.frozenFloat32 === true;
   if (offHeap) {
     add('frozen weights (bfloat16, off the wasm heap)', 2 * params.total, 'host');
     add('one weight read as float32 (twice: product and its gradient)', 2 * F32 * params.largest);
+  } else if (mapped) {
+    add('weights (float32, mapped from the file, off the wasm heap)', F32 * params.total, 'host');
   } else {
     add('weights (float32)', F32 * params.total);
   }
@@ -202,7 +207,7 @@ export function estimatePeakMemory(input: MemoryEstimateInput): MemoryEstimate {
   add('node, tfjs and the data', PROCESS_BASELINE_BYTES, 'host');
   const hostBytes = sum((i) => i.where === 'host' && !i.loadOnly);
   // Loading: the weights on the heap so far plus the tensor being read; training: everything else.
-  const loading = (offHeap ? 0 : F32 * params.total) + sum((i) => i.loadOnly === true) + hostBytes;
+  const loading = (offHeap || mapped ? 0 : F32 * params.total) + sum((i) => i.loadOnly === true) + hostBytes;
   return { heapBytes, hostBytes, totalBytes: Math.max(heapBytes + hostBytes, loading), items };
 }
 

@@ -12,7 +12,7 @@ import { initEngine } from '../../src/engine/index.js';
 import { Rng } from '../../src/engine/rng.js';
 import { injectLora, trainableVariables } from '../../src/lora/inject.js';
 import { llamaConfig } from '../../src/model/config.js';
-import { bf16BitsToFloat32, toBf16Bits } from '../../src/model/frozen.js';
+import { bf16BitsToFloat32, toBf16Bits, type FrozenWeight } from '../../src/model/frozen.js';
 import { isFreezable, loadHfModel, saveHfModel } from '../../src/model/io/hf.js';
 import { initLlama, type LlamaModel } from '../../src/model/llama.js';
 import { maskedCrossEntropySum, shiftLabels } from '../../src/training/loss.js';
@@ -113,7 +113,7 @@ describe.each(['cpu', 'wasm'] as const)('model.frozen_dtype: bfloat16 (%s)', (ba
       const fromF32 = loadHfModel(dir, { frozenDtype: 'bfloat16' });
       const fromBf16 = loadHfModel(bf16Dir, { frozenDtype: 'bfloat16' });
       expect([...fromBf16.frozen.keys()]).toEqual([...fromF32.frozen.keys()]);
-      for (const [name, w] of fromF32.frozen) expect(fromBf16.frozen.get(name)!.bits).toEqual(w.bits);
+      for (const [name, w] of fromF32.frozen) expect((fromBf16.frozen.get(name) as FrozenWeight).bits).toEqual((w as FrozenWeight).bits);
       [fromF32, fromBf16].forEach((m) => m.dispose());
     } finally {
       rmSync(bf16Dir, { recursive: true, force: true });

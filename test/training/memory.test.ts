@@ -35,6 +35,20 @@ describe('estimatePeakMemory', () => {
     expect(e.items.find((i) => i.what.startsWith('weights'))!.bytes).toBe(4 * 1_100_048_384);
   });
 
+  test('inference with mapped float32 weights (rlhf generate): the weights off the heap, counted once', () => {
+    const input = { config: tinyllama, batchSize: 1, seqLen: 16, trained: { kind: 'none' } as const };
+    const heap = estimatePeakMemory(input);
+    const mapped = estimatePeakMemory({ ...input, frozenFloat32: true });
+    const weights = 4 * 1_100_048_384;
+    expect(mapped.items.find((i) => i.what.startsWith('weights'))).toMatchObject({ bytes: weights, where: 'host' });
+    expect(heap.heapBytes - mapped.heapBytes).toBeGreaterThanOrEqual(weights); // (times the heap slack)
+    expect(mapped.hostBytes - heap.hostBytes).toBe(weights);
+    expect(mapped.totalBytes).toBeLessThanOrEqual(heap.totalBytes);
+    // Training loads keep every weight on the heap whatever the flag says.
+    const lora = { kind: 'lora', rank: 8, modules: ['q_proj'], dropout: 0 } as const;
+    expect(estimatePeakMemory({ ...input, trained: lora, frozenFloat32: true })).toEqual(estimatePeakMemory({ ...input, trained: lora }));
+  });
+
   test('LoRA parameter count equals what injectLora adds', async () => {
     await initEngine({ backend: 'cpu' });
     const cfg = llamaConfig({ vocab_size: 40, hidden_size: 24, intermediate_size: 40, num_hidden_layers: 3, num_attention_heads: 6, num_key_value_heads: 2 });

@@ -15,7 +15,8 @@ import { isSequenceClassification, configToJson, eosTokenIds, parseLlamaConfig, 
 import { LlamaModel } from '../llama.js';
 import { resolveModelPath } from '../hub.js';
 import { newVariable } from '../variables.js';
-import { FrozenWeight } from '../frozen.js';
+import { FrozenFloat32Weight, FrozenWeight, type Frozen } from '../frozen.js';
+import { MappedFile } from './mapped.js';
 import { EMBED, LM_HEAD, SCORE, llamaParamShapes } from '../names.js';
 import { forEachSafetensor, readSafetensors, readSafetensorsHeader, writeSafetensors, type NamedTensor, type WriteDtype } from './safetensors.js';
 
@@ -37,11 +38,54 @@ export interface LoadOptions {
    * variables. Default float32: every weight a variable.
    */
   frozenDtype?: 'float32' | 'bfloat16';
+  /**
+   * For inference-only loads (nothing trains these weights): keep the same freezable weights frozen
+   * off the tensor heap in float32, mapped from the safetensors file where the platform allows
+   * (`./mapped.ts`: no copy at all, the page cache's pages), else read into JS memory. A model then
+   * loads in about the time the file takes to read. Ignored under `frozenDtype: bfloat16`.
+   */
+  frozenFloat32?: boolean;
+  /**
+   * Frozen weights whose file values are kept as they are (float32 under `frozenFloat32`, bfloat16
+   * bits of a BF16 file under either) are views of the file's mapping (`./mapped.ts`); false reads
+   * them into JS memory instead. Default true.
+   */
+  mapFiles?: boolean;
 }
 
 /** The weights `frozenDtype: bfloat16` keeps frozen: embeddings, LM head, projection weights. */
 export function isFreezable(name: string): boolean {
   return name === EMBED || name === LM_HEAD || /\.(self_attn|mlp)\.[a-z_]+_proj\.weight$/.test(name);
+}
+
+/**
+ * The frozen tensors `wanted` of one safetensors file as views of its mapping, by name: BF16 ones as
+ * their bits, F32 ones when `float32` (frozen in float32; a float32 weight frozen to bfloat16 is
+ * rounded, so read). Empty where the file cannot be mapped; a tensor whose data is not aligned is
+ * left out, to be read. The file stays mapped while any of them is unreleased.
+ */
+function mapFrozen(path: string, wanted: (name: string) => boolean, float32: boolean): Map<string, Frozen> {
+  const out = new Map<string, Frozen>();
+  const header = readSafetensorsHeader(path);
+  const entries = header.entries.filter((e) => (e.dtype === 'BF16' || (float32 && e.dtype === 'F32')) && wanted(e.name));
+  if (entries.length === 0) return out;
+  const file = MappedFile.open(path);
+  if (file === null) return out;
+  for (const e of entries) {
+    const at = header.dataStart + e.begin;
+    const bytes = e.dtype === 'F32' ? 4 : 2;
+    const count = (e.end - e.begin) / bytes;
+    if (!file.canView(at, count, bytes)) continue;
+    if (e.dtype === 'F32') {
+      const view = file.float32View(at, count);
+      out.set(e.name, new FrozenFloat32Weight(view.values, e.shape, view.release));
+    } else {
+      const view = file.uint16View(at, count);
+      out.set(e.name, new FrozenWeight(view.values, e.shape, view.release));
+    }
+  }
+  if (out.size === 0) file.unmap();
+  return out;
 }
 
 /** Whether making a tensor copies its values (wasm: onto the heap), so read buffers can be reused. */
@@ -75,20 +119,28 @@ export function loadHfModel(dirOrHubId: string, opts: LoadOptions = {}): LlamaMo
   checkTensors(dir, expected, found, ignorable, files, duplicates);
 
   const params = new Map<string, tf.Variable>();
-  const frozen = new Map<string, FrozenWeight>();
-  const freeze = opts.frozenDtype === 'bfloat16';
+  const frozen = new Map<string, Frozen>();
+  const freezeBf16 = opts.frozenDtype === 'bfloat16';
+  const freezeF32 = !freezeBf16 && opts.frozenFloat32 === true;
+  const freeze = (name: string) => (freezeBf16 || freezeF32) && isFreezable(name);
   try {
-    // One tensor at a time: JS holds one tensor's bytes while it is copied onto the tensor heap.
     for (const file of new Set(files.values())) {
+      const path = join(dir, file);
+      const mapped = opts.mapFiles !== false ? mapFrozen(path, (name) => expected.has(name) && freeze(name), freezeF32) : new Map<string, Frozen>();
+      for (const [name, w] of mapped) frozen.set(name, w);
+      // One tensor at a time: JS holds one tensor's bytes while it is copied onto the tensor heap.
       // A bfloat16 file's frozen weights are kept as their bits: no float32 decode, no second copy.
-      forEachSafetensor(join(dir, file), (name, t, raw) => {
+      forEachSafetensor(path, (name, t, raw) => {
         if (raw.bits !== null) frozen.set(name, new FrozenWeight(raw.bits, t.shape));
-        else if (freeze && isFreezable(name)) frozen.set(name, FrozenWeight.fromFloat32(t.data, t.shape));
+        else if (freezeBf16 && isFreezable(name)) frozen.set(name, FrozenWeight.fromFloat32(t.data, t.shape));
+        // The read buffer may be reused for the next tensor: a frozen weight keeps a copy of its own.
+        else if (freezeF32 && isFreezable(name)) frozen.set(name, new FrozenFloat32Weight(t.data.slice(), t.shape));
         else params.set(name, newVariable(t.data, t.shape));
-      }, (name) => expected.has(name), (name) => freeze && isFreezable(name), copiesOnCreate());
+      }, (name) => expected.has(name) && !mapped.has(name), freeze, copiesOnCreate());
     }
   } catch (e) {
     for (const v of params.values()) v.dispose();
+    for (const w of frozen.values()) w.release();
     throw e;
   }
   // Keep HF module order in `params` (the order of `llamaParamShapes`).
