@@ -14,6 +14,12 @@ attention, SwiGLU, untied lm_head), so it needs only torch. One JSON line per fi
   {"model": "tiny", "metric": "train_full_tok_s", "value": N, "backend": "torch", "threads": 1}
 
 Usage: python3 bench/reference_torch.py [--threads N] [--quick] [--models tiny,small]
+       python3 bench/reference_torch.py --threads 1 --hf-shapes smollm-135m,qwen2.5-0.5b
+         greedy_generate_tok_s: batch 8, 32-token prompts, 64 new tokens, KV cache, on the real-size shapes
+         (random weights), the figure `node dist/bench/scale.js DIR` reports as generate_tok_s; a stand-in for
+         transformers' generate (no transformers here), which adds its own per-step overhead to the same kernels.
+         Debian's PyTorch 1.13 decodes fastest on one thread (2 threads: 29 vs 90 tok/s on the 135M shape), and
+         only with OpenBLAS installed (without it, the reference BLAS: 4.8 tok/s)
 Needs python3-torch (bench/setup.sh installs it with apt).
 """
 import argparse
@@ -30,6 +36,12 @@ MODELS = {
     "tiny": dict(vocab=512, hidden=128, layers=4, heads=4, kv_heads=2, inter=344, seq=128),
     "small": dict(vocab=4096, hidden=288, layers=6, heads=6, kv_heads=6, inter=768, seq=256),
 }
+# The real-size shapes of bench/shapes.ts (issue 16), for greedy decoding only (--hf-shapes).
+HF_SHAPES = {
+    "smollm-135m": dict(vocab=49152, hidden=576, layers=30, heads=9, kv_heads=3, inter=1536, seq=0),
+    "qwen2.5-0.5b": dict(vocab=151936, hidden=896, layers=24, heads=14, kv_heads=2, inter=4864, seq=0),
+}
+GREEDY_BATCH, GREEDY_PROMPT, GREEDY_NEW = 8, 32, 64  # bench/scale.ts and bench/reference_peft.py's generate_tok_s
 TRAIN_BATCH = 8
 LORA_R, LORA_ALPHA = 8, 16
 GEN_BATCH, GEN_PROMPT, GEN_NEW = 16, 16, 64
@@ -200,17 +212,43 @@ def generate_tok_s(c, quick):
     return GEN_BATCH * new_tokens / s
 
 
+@torch.no_grad()
+def greedy_generate_tok_s(c):
+    """Greedy decoding with a KV cache, as `bench/scale.ts` times ours: a warm-up call, then one timed call."""
+    torch.manual_seed(1)
+    model = Llama(c).eval()
+    prompts = torch.randint(0, c["vocab"], (GREEDY_BATCH, GREEDY_PROMPT))
+
+    def run(new_tokens):
+        logits, past = model(prompts)
+        for step in range(new_tokens):
+            nxt = logits[:, -1, :].argmax(dim=-1, keepdim=True)
+            if step == new_tokens - 1:
+                break
+            logits, past = model(nxt, past)
+
+    run(4)
+    start = time.perf_counter()
+    run(GREEDY_NEW)
+    return GREEDY_BATCH * GREEDY_NEW / (time.perf_counter() - start)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--models", default="tiny,small")
+    ap.add_argument("--hf-shapes", default="", help="comma list of " + ", ".join(HF_SHAPES) + ": greedy decoding only")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
     def emit(model, metric, value):
         print(json.dumps({"model": model, "metric": metric, "value": value, "backend": "torch", "threads": args.threads}), flush=True)
 
+    if args.hf_shapes:
+        for name in args.hf_shapes.split(","):
+            emit(name, "greedy_generate_tok_s", greedy_generate_tok_s(HF_SHAPES[name]))
+        return
     for name in args.models.split(","):
         c = MODELS[name]
         emit(name, "train_lora8_tok_s", train_tok_s(c, True, args.quick))
