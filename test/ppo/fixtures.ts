@@ -4,7 +4,7 @@ import { Rng } from '../../src/engine/rng.js';
 import { injectLora, unloadLora } from '../../src/lora/inject.js';
 import { llamaConfig } from '../../src/model/config.js';
 import { initLlama } from '../../src/model/llama.js';
-import type { PpoModels } from '../../src/ppo/recipe.js';
+import type { PpoModels, PpoOptions } from '../../src/ppo/recipe.js';
 import { ScalarHead } from '../../src/model/heads.js';
 import { newVariable } from '../../src/model/variables.js';
 import { rewardModelLoraCritic, valueModelCritic } from '../../src/ppo/rollout.js';
@@ -28,14 +28,20 @@ export interface TinySetup extends PpoModels {
   dispose(): void;
 }
 
-/** Same seeds → bit-identical models. LoRA B is randomised so that π ≠ π_ref from the start. */
-export function tinyModels(): TinySetup {
+/** The LoRA policy both setups share; LoRA B is randomised so that π ≠ π_ref from the start. */
+function tinyPolicy(): ReturnType<typeof initLlama> {
   const policy = initLlama(tinyConfig, new Rng(1));
   const loraRng = new Rng(3);
   const adapters = injectLora(policy, { targetModules: ['q_proj', 'v_proj', 'o_proj'], r: 4, alpha: 8, rng: loraRng });
   for (const a of adapters.values()) {
     tf.tidy(() => a.B.assign(tf.tensor(loraRng.fillNormal(new Float32Array(a.B.size), 0.2), a.B.shape)));
   }
+  return policy;
+}
+
+/** Same seeds → bit-identical models. */
+export function tinyModels(): TinySetup {
+  const policy = tinyPolicy();
   const rewardModel = initLlama(tinyConfig, new Rng(2), { lmHead: false, score: true });
   const valueModel = initLlama(tinyConfig, new Rng(2), { lmHead: false, score: true });
   return {
@@ -43,7 +49,7 @@ export function tinyModels(): TinySetup {
     rewardModel,
     critic: valueModelCritic(valueModel),
     dispose: () => {
-      for (const a of adapters.values()) a.dispose();
+      unloadLora(policy, { merge: false });
       policy.dispose();
       rewardModel.dispose();
       valueModel.dispose();
@@ -56,12 +62,7 @@ export function tinyModels(): TinySetup {
  * reward model itself and a value head copied from its score head (no value model).
  */
 export function tinyLoraCriticModels(): TinySetup {
-  const policy = initLlama(tinyConfig, new Rng(1));
-  const loraRng = new Rng(3);
-  const adapters = injectLora(policy, { targetModules: ['q_proj', 'v_proj', 'o_proj'], r: 4, alpha: 8, rng: loraRng });
-  for (const a of adapters.values()) {
-    tf.tidy(() => a.B.assign(tf.tensor(loraRng.fillNormal(new Float32Array(a.B.size), 0.2), a.B.shape)));
-  }
+  const policy = tinyPolicy();
   const rewardModel = initLlama(tinyConfig, new Rng(2), { lmHead: false, score: true });
   injectLora(rewardModel, { targetModules: ['q_proj', 'v_proj', 'o_proj'], r: 4, alpha: 8, rng: new Rng(4) });
   const score = rewardModel.scoreHead!.weight;
@@ -87,3 +88,30 @@ export function tinyPrompts(count: number, seed: number): number[][] {
 }
 
 export const sampling = { maxNewTokens: 8, temperature: 1, stopTokenIds: [EOS], padTokenId: PAD };
+
+/** The loop options of the recipe-level PPO tests (4 iterations of rollout 4, minibatch 2). */
+export const ppoTestOptions: PpoOptions = {
+  iterations: 4,
+  rolloutBatchSize: 4,
+  sampling,
+  update: {
+    ppoEpochs: 2, miniBatchSize: 2, clipRange: 0.2, clipRangeValue: 0.2, vfCoef: 0.1, entropyCoef: 0.01,
+    temperature: 1, targetKl: null, ratioThreshold: 10, maxGradNorm: 1,
+  },
+  lr: { peak: 5e-3, schedule: 'cosine', warmupSteps: 1 },
+  adamw: { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.01 },
+  gamma: 1,
+  lambda: 0.95,
+  rewards: { normalize: { mean: 0.1, std: 2 }, clip: 5, missingEosPenalty: 0.5, estimator: 'k3', whiten: false },
+  // a small target and horizon so β visibly moves every iteration
+  kl: { kind: 'adaptive', value: 0.1, target: 0.01, horizon: 40 },
+  seed: 5,
+  dataSeed: 6,
+  checkpointEvery: 0,
+  keepLast: 2,
+  resume: 'auto',
+  sampleEvery: 2,
+  sampleCount: 2,
+  evalEvery: 2,
+  maxNonFinite: 3,
+};

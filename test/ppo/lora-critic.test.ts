@@ -16,7 +16,7 @@ import { answerAndScore } from '../../src/ppo/evaluate.js';
 import { CRITIC_FILE, trainPpo, type PpoOptions } from '../../src/ppo/recipe.js';
 import { rollout, sequenceScores } from '../../src/ppo/rollout.js';
 import { openTracker, readMetricsJsonl } from '../../src/tracking/index.js';
-import { EOS, PAD, sampling, tinyConfig, tinyLoraCriticModels, tinyPrompts } from './fixtures.js';
+import { EOS, PAD, ppoTestOptions, sampling, tinyConfig, tinyLoraCriticModels, tinyPrompts } from './fixtures.js';
 
 beforeAll(async () => {
   await initEngine({ backend: 'cpu' });
@@ -33,30 +33,7 @@ const tmp = (): string => {
 const prompts = tinyPrompts(10, 21);
 const evalPrompts = tinyPrompts(3, 22);
 
-const options: PpoOptions = {
-  iterations: 4,
-  rolloutBatchSize: 4,
-  sampling,
-  update: {
-    ppoEpochs: 2, miniBatchSize: 2, clipRange: 0.2, clipRangeValue: 0.2, vfCoef: 0.1, entropyCoef: 0.01,
-    temperature: 1, targetKl: null, ratioThreshold: 10, maxGradNorm: 1,
-  },
-  lr: { peak: 5e-2, schedule: 'constant', warmupSteps: 0 },
-  adamw: { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.01 },
-  gamma: 1,
-  lambda: 0.95,
-  rewards: { normalize: { mean: 0.1, std: 2 }, clip: 5, missingEosPenalty: 0.5, estimator: 'k3', whiten: false },
-  kl: { kind: 'adaptive', value: 0.1, target: 0.01, horizon: 40 },
-  seed: 5,
-  dataSeed: 6,
-  checkpointEvery: 0,
-  keepLast: 2,
-  resume: 'auto',
-  sampleEvery: 0,
-  sampleCount: 2,
-  evalEvery: 2,
-  maxNonFinite: 3,
-};
+const options: PpoOptions = { ...ppoTestOptions, lr: { peak: 5e-2, schedule: 'constant', warmupSteps: 0 }, sampleEvery: 0 };
 
 /** Fixed prompt + response rows, left-padded, to score before and after training. */
 const FIXED_IDS = [[PAD, 4, 5, 6, 3, 7, EOS], [5, 3, 3, 6, 4, 4, 7]];

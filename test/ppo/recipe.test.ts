@@ -6,7 +6,7 @@ import { initEngine } from '../../src/engine/index.js';
 import { answerAndScore } from '../../src/ppo/evaluate.js';
 import { trainPpo, type PpoOptions } from '../../src/ppo/recipe.js';
 import { openTracker, readMetricsJsonl } from '../../src/tracking/index.js';
-import { EOS, PAD, sampling, tinyModels, tinyPrompts } from './fixtures.js';
+import { EOS, PAD, ppoTestOptions, tinyModels, tinyPrompts } from './fixtures.js';
 
 beforeAll(async () => {
   await initEngine({ backend: 'cpu' });
@@ -23,31 +23,7 @@ const tmp = (): string => {
 const prompts = tinyPrompts(10, 21);
 const evalPrompts = tinyPrompts(3, 22);
 
-const options: PpoOptions = {
-  iterations: 4,
-  rolloutBatchSize: 4,
-  sampling,
-  update: {
-    ppoEpochs: 2, miniBatchSize: 2, clipRange: 0.2, clipRangeValue: 0.2, vfCoef: 0.1, entropyCoef: 0.01,
-    temperature: 1, targetKl: null, ratioThreshold: 10, maxGradNorm: 1,
-  },
-  lr: { peak: 5e-3, schedule: 'cosine', warmupSteps: 1 },
-  adamw: { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.01 },
-  gamma: 1,
-  lambda: 0.95,
-  rewards: { normalize: { mean: 0.1, std: 2 }, clip: 5, missingEosPenalty: 0.5, estimator: 'k3', whiten: false },
-  // a small target and horizon so β visibly moves every iteration
-  kl: { kind: 'adaptive', value: 0.1, target: 0.01, horizon: 40 },
-  seed: 5,
-  dataSeed: 6,
-  checkpointEvery: 0,
-  keepLast: 2,
-  resume: 'auto',
-  sampleEvery: 2,
-  sampleCount: 2,
-  evalEvery: 2,
-  maxNonFinite: 3,
-};
+const options: PpoOptions = ppoTestOptions;
 
 /** One run in `runDir` on freshly built (identical) models. */
 async function run(runDir: string, extra: Partial<PpoOptions> = {}) {
