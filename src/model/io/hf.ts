@@ -18,7 +18,7 @@ import { newVariable } from '../variables.js';
 import { FrozenFloat32Weight, FrozenWeight, type Frozen } from '../frozen.js';
 import { MappedFile } from './mapped.js';
 import { EMBED, LM_HEAD, SCORE, llamaParamShapes } from '../names.js';
-import { forEachSafetensor, readSafetensors, readSafetensorsHeader, writeSafetensors, type NamedTensor, type WriteDtype } from './safetensors.js';
+import { forEachSafetensor, readSafetensors, readSafetensorsHeader, writeSafetensors, type NamedTensor, type SafetensorsHeader, type WriteDtype } from './safetensors.js';
 
 export const CONFIG_FILE = 'config.json';
 export const WEIGHTS_FILE = 'model.safetensors';
@@ -64,9 +64,8 @@ export function isFreezable(name: string): boolean {
  * rounded, so read). Empty where the file cannot be mapped; a tensor whose data is not aligned is
  * left out, to be read. The file stays mapped while any of them is unreleased.
  */
-function mapFrozen(path: string, wanted: (name: string) => boolean, float32: boolean): Map<string, Frozen> {
+function mapFrozen(path: string, header: SafetensorsHeader, wanted: (name: string) => boolean, float32: boolean): Map<string, Frozen> {
   const out = new Map<string, Frozen>();
-  const header = readSafetensorsHeader(path);
   const entries = header.entries.filter((e) => (e.dtype === 'BF16' || (float32 && e.dtype === 'F32')) && wanted(e.name));
   if (entries.length === 0) return out;
   const file = MappedFile.open(path);
@@ -101,9 +100,12 @@ export function loadHfModel(dirOrHubId: string, opts: LoadOptions = {}): LlamaMo
 
   // Names and shapes from the headers only: nothing is allocated until the checkpoint is known good.
   const found = new Map<string, { shape: number[]; file: string }>();
+  const headers = new Map<string, SafetensorsHeader>();
   const duplicates: string[] = [];
   for (const file of new Set(files.values())) {
-    for (const e of readSafetensorsHeader(join(dir, file)).entries) {
+    const header = readSafetensorsHeader(join(dir, file));
+    headers.set(file, header);
+    for (const e of header.entries) {
       const prev = found.get(e.name);
       if (prev) duplicates.push(`${e.name} is in both ${prev.file} and ${file}`);
       found.set(e.name, { shape: e.shape, file });
@@ -126,7 +128,7 @@ export function loadHfModel(dirOrHubId: string, opts: LoadOptions = {}): LlamaMo
   try {
     for (const file of new Set(files.values())) {
       const path = join(dir, file);
-      const mapped = opts.mapFiles !== false ? mapFrozen(path, (name) => expected.has(name) && freeze(name), freezeF32) : new Map<string, Frozen>();
+      const mapped = opts.mapFiles !== false ? mapFrozen(path, headers.get(file)!, (name) => expected.has(name) && freeze(name), freezeF32) : new Map<string, Frozen>();
       for (const [name, w] of mapped) frozen.set(name, w);
       // One tensor at a time: JS holds one tensor's bytes while it is copied onto the tensor heap.
       // A bfloat16 file's frozen weights are kept as their bits: no float32 decode, no second copy.
