@@ -295,9 +295,17 @@ static void few_kernel_rows(int rows, int ta, int kc, const float *a, int lda, i
   }
 }
 
+/*
+ * Depth of the equal depth blocks a k-long product is summed in (576 = 3 x 192, not 256 + 256 + 64: a
+ * thin last block runs at a fraction of the speed, since C is read and written once per block). Both
+ * paths use it, so they sum in the same order.
+ */
+static inline int depth_block(int k) { return (k + (k + KC - 1) / KC - 1) / ((k + KC - 1) / KC); }
+
+/* m <= FEW_ROWS: every row at once against each panel. */
 static int gemm_few(int ta, int tb, int m, int n, int k, const float *a, int lda, const void *b, int b_bf16, int ldb,
                     float *c, int ldc) {
-  int kc_max = (k + (k + KC - 1) / KC - 1) / ((k + KC - 1) / KC); /* as gemm_serial */
+  int kc_max = depth_block(k);
   float *panel = aligned_buffer((size_t)kc_max * NR);
   if (panel == NULL) return -1;
   for (int j0 = 0; j0 < n; j0 += NR) {
@@ -315,11 +323,7 @@ static int gemm_few(int ta, int tb, int m, int n, int k, const float *a, int lda
         bp = panel;
         bstride = NR;
       }
-      for (int i0 = 0; i0 < m; i0 += FEW_ROWS) {
-        int rows = m - i0 < FEW_ROWS ? m - i0 : FEW_ROWS;
-        const float *ai = ta ? a + i0 : a + (size_t)i0 * lda;
-        few_kernel_rows(rows, ta, kc, ai, lda, p0, bp, bstride, c + (size_t)i0 * ldc + j0, ldc, nr, p0 > 0);
-      }
+      few_kernel_rows(m, ta, kc, a, lda, p0, bp, bstride, c + j0, ldc, nr, p0 > 0);
     }
   }
   free(panel);
@@ -329,10 +333,8 @@ static int gemm_few(int ta, int tb, int m, int n, int k, const float *a, int lda
 /* One thread's GEMM: loops over column blocks (NC), depth blocks (KC) and row blocks (MC). */
 static int gemm_serial(int ta, int tb, int m, int n, int k, const float *a, int lda, const void *b, int b_bf16,
                        int ldb, float *c, int ldc) {
-  /* Equal depth blocks (576 = 3 x 192, not 256 + 256 + 64): a thin last block runs at a fraction of
-     the speed, since C is read and written once per block. */
   if (m <= FEW_ROWS) return gemm_few(ta, tb, m, n, k, a, lda, b, b_bf16, ldb, c, ldc);
-  int kc_max = (k + (k + KC - 1) / KC - 1) / ((k + KC - 1) / KC);
+  int kc_max = depth_block(k);
   int nc_max = n < NC ? (n + NR - 1) / NR * NR : NC;
   int mc_max = m < MC ? (m + MR - 1) / MR * MR : MC;
   float *bp = aligned_buffer((size_t)kc_max * nc_max);
