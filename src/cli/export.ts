@@ -91,6 +91,14 @@ async function planPipeline(resolved: ResolvedConfig<PipelineConfig>, file: stri
   if (on('pretrain')) {
     throw new UserError(`${file}: stages.pretrain is enabled; pretraining has no export: run it here (rlhf pretrain) and point base_model at its final/, or set stages.pretrain.enabled=false`);
   }
+  // Refused rather than exporting the stages around the rounds as if they were the whole run.
+  if (cfg.rounds.count > 0) {
+    throw new UserError(
+      `${file}: rounds.count is ${cfg.rounds.count}, and the iterative rounds (pairs sampled from the latest policy and labelled, the reward model ` +
+        'retrained, rejection sampling, PPO, each round) have no TRL / OpenRLHF equivalent to export; export a pipeline without rounds ' +
+        '(configs/pipeline/world_ppo.yaml), or one round\'s stage as it ran: rlhf export --config runs/<name>/round_<k>/<stage>/config.resolved.yaml',
+    );
+  }
   if (engine === 'trl' && on('ppo')) {
     throw new UserError(
       `${file}: stages.ppo is enabled, and TRL has no PPO trainer any more (TRL moved PPOTrainer to trl.experimental and then removed it); ` +

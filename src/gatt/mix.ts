@@ -97,14 +97,34 @@ export const MIX_FILE = 'mix_train.jsonl';
  * synth/mix_train.jsonl — the synthesised rows, then round(rows × data.mix_ratio) rows of the mix
  * files (seeded from engine.seed, so a resumed run trains on the same file).
  */
-export async function mixedTrainFile(cfg: GattConfig, synthPath: string, log: (m: string) => void): Promise<string> {
+export async function mixedTrainFile(cfg: GattConfig, synthPath: string, answer: MixAnswerer, log: (m: string) => void): Promise<string> {
   if (cfg.data.mix.length === 0 || cfg.data.mix_ratio === 0) return synthPath;
   const synthRows = (await readAllRecords(synthPath)).rows.map((r) => r.value as Record<string, unknown>);
   const pool = await readMixRows(cfg.data.mix.map((f) => resolveDataPath(f)));
-  const mixed = drawMixRows(pool, mixCount(synthRows.length, cfg.data.mix_ratio), (cfg.engine.seed ^ 0x6d697800) >>> 0);
+  const drawn = drawMixRows(
+    pool.map((_, i) => i),
+    mixCount(synthRows.length, cfg.data.mix_ratio),
+    (cfg.engine.seed ^ 0x6d697800) >>> 0,
+  );
+  const rows = cfg.data.mix_answers === 'model' ? await withModelAnswers(pool, drawn, answer) : pool;
   const path = join(dirname(synthPath), MIX_FILE);
-  await writeRowsAtomic(path, [...synthRows, ...mixed.map((r) => ({ messages: r.messages }))]);
-  log(`gatt: fine-tuning on ${synthRows.length} synthesised rows + ${mixed.length} plain rows from ${cfg.data.mix.join(', ')} (${pool.length} there) → ${path}`);
+  await writeRowsAtomic(path, [...synthRows, ...drawn.map((i) => ({ messages: rows[i]!.messages }))]);
+  const whose = cfg.data.mix_answers === 'model' ? ", answered by the starting model (greedy)" : '';
+  log(`gatt: fine-tuning on ${synthRows.length} synthesised rows + ${drawn.length} plain rows from ${cfg.data.mix.join(', ')} (${pool.length} there)${whose} → ${path}`);
   return path;
+}
+
+/** Replies to prompts (each a dialogue up to the answer), one per prompt: the starting model's, greedy. */
+export type MixAnswerer = (prompts: Message[][]) => Promise<string[]>;
+
+/** The pool with the drawn rows' last answer replaced by the model's own (each distinct row answered once). */
+async function withModelAnswers(pool: readonly MixRow[], drawn: readonly number[], answer: MixAnswerer): Promise<MixRow[]> {
+  const distinct = [...new Set(drawn)];
+  const replies = await answer(distinct.map((i) => pool[i]!.messages.slice(0, -1)));
+  const out = pool.slice();
+  distinct.forEach((i, j) => {
+    out[i] = { messages: [...pool[i]!.messages.slice(0, -1), { role: 'assistant', content: replies[j]! }] };
+  });
+  return out;
 }
 

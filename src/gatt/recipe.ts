@@ -24,7 +24,7 @@ import type { GattConfig } from './config.js';
 import { formatAdherenceTable, type AdherenceTable } from './evaluate.js';
 import { mixedTrainFile } from './mix.js';
 import { sftConfigFor, type GattSftConfig } from './sft-config.js';
-import { synthesize, type GattRules, type SynthResult } from './synth-stage.js';
+import { greedyAnswerer, synthesize, type GattRules, type SynthResult } from './synth-stage.js';
 
 export { ADHERENCE_FILE, summary } from './adherence.js';
 export { MIX_FILE } from './mix.js';
@@ -79,7 +79,7 @@ export async function runGattSynthesis(
     await initEngine({ backend: cfg.engine.backend, threads: cfg.engine.threads });
     const inputModel = prepareInputModel(cfg, { label: 'gatt', log });
     const synth = await synthesize(resolved, inputModel, opts, log);
-    return { ...synth, trainPath: await mixedTrainFile(cfg, synth.path, log) };
+    return { ...synth, trainPath: await mixedTrainFile(cfg, synth.path, greedyAnswerer(cfg, inputModel, log), log) };
   } finally {
     lock.release();
   }
@@ -110,7 +110,7 @@ async function gattLocked<R extends FineTuneResult>(resolved: ResolvedConfig<Gat
   const synth = await synthesize(resolved, inputModel, opts, log);
 
   // ── mix: plain-answer rows beside the dialogues, so single answers do not get worse ───────
-  const trainFile = await mixedTrainFile(cfg, synth.path, log);
+  const trainFile = await mixedTrainFile(cfg, synth.path, greedyAnswerer(cfg, inputModel, log), log);
 
   // ── fine-tune: the SFT recipe on the synthesised (+ mixed) rows, loss on the last turn only ──
   const sft = await fineTune(sftConfigFor(resolved, inputModel, trainFile), { ...hooks, log });

@@ -15,6 +15,7 @@ import { loadTokenizer, pickTemplate, tokenizeDialogue, type ChatMessage } from 
 import type { GattConfig } from './config.js';
 import { loadInstructionSet, type InstructionCheckers, type InstructionSet } from './instructions.js';
 import { rewardModelScorer } from './reward-scorer.js';
+import type { MixAnswerer } from './mix.js';
 import { modelReplySampler } from './sampler.js';
 import { readDialogueSeeds, splitSeeds } from './seeds.js';
 import { synthesizeGatt, type DialogueSeed, type ReplyRepair, type SynthesisStats } from './synthesize.js';
@@ -120,6 +121,31 @@ export async function synthesize(
   writeResolvedConfig(join(dir, 'gatt.resolved.yaml'), resolved);
   writeFileAtomic(join(dir, STATS_FILE), JSON.stringify({ settings, stats: result.stats }, null, 2) + '\n');
   return { path, stats: result.stats, fresh: true };
+}
+
+/**
+ * data.mix_answers = model: the input model's greedy replies (gatt.max_new_tokens, the synthesis
+ * template and context), loaded only when called and disposed after.
+ */
+export function greedyAnswerer(cfg: GattConfig, input: { modelDir: string; tokenizerDir: string }, log: (m: string) => void): MixAnswerer {
+  return async (prompts) => {
+    const tokenizer = await loadTokenizer(input.tokenizerDir);
+    const model = loadHfModel(input.modelDir);
+    try {
+      const started = Date.now();
+      const replies = await modelReplySampler(model, tokenizer, {
+        template: pickTemplate(cfg.tokenizer.template, tokenizer),
+        maxNewTokens: cfg.gatt.max_new_tokens,
+        temperature: 0,
+        batchSize: cfg.gatt.batch_size,
+        ...(cfg.gatt.context_tokens !== null ? { maxPromptTokens: cfg.gatt.context_tokens } : {}),
+      })(prompts);
+      log(`gatt: ${prompts.length} mix answers from ${input.modelDir} (greedy) in ${((Date.now() - started) / 1000).toFixed(0)}s`);
+      return replies;
+    } finally {
+      model.dispose();
+    }
+  };
 }
 
 /** Everything synthesis depends on; equal settings mean an earlier dataset can be reused. */

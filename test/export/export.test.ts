@@ -126,7 +126,7 @@ const CASES: [string, string, Engine][] = [
   ['rs-world_lora-openrlhf', 'configs/rs/world_lora.yaml', 'openrlhf'],
   ['gatt-world-trl', 'configs/gatt/world.yaml', 'trl'],
   ['gatt-world-openrlhf', 'configs/gatt/world.yaml', 'openrlhf'],
-  ['pipeline-world-openrlhf', 'configs/pipeline/world.yaml', 'openrlhf'],
+  ['pipeline-world_ppo-openrlhf', 'configs/pipeline/world_ppo.yaml', 'openrlhf'],
   ['pipeline-world_dpo-trl', 'configs/pipeline/world_dpo.yaml', 'trl'],
 ];
 
@@ -186,7 +186,7 @@ test('PPO prompts: every prompt as a message list, shuffled (30 × 16 = 480 of 4
 });
 
 test('the pipeline export wires each stage\'s engine output into the next, and GAtt synthesis into its fine-tune', () => {
-  const out = join(tmp, 'pipeline-world-openrlhf');
+  const out = join(tmp, 'pipeline-world_ppo-openrlhf');
   const ppo = readFileSync(join(out, 'ppo', 'train_ppo.sh'), 'utf8');
   expect(ppo).toContain(`POLICY=${join(out, 'sft', 'output', 'merged')}`);
   expect(ppo).toContain(`REWARD=${join(out, 'reward', 'output')}`);
@@ -209,10 +209,12 @@ test('GAtt with data.mix trains on the mixed file `rlhf gatt synth` writes', asy
   expect(plain).toMatch(/--data\.dataset \S*\/synth\/gatt_train\.jsonl/); // without data.mix: the dialogues
 });
 
-test('refused with a clear message: PPO to TRL, a pipeline with PPO to TRL, a DPO loss OpenRLHF lacks, a batch GPUs cannot split', async () => {
+test('refused with a clear message: PPO to TRL, a pipeline with PPO to TRL, a pipeline with rounds, a DPO loss OpenRLHF lacks, a batch GPUs cannot split', async () => {
   await expect(planExport('configs/ppo/world_lora.yaml', [], 'trl').then((items) => writeExport(items, { engine: 'trl', gpus: 1, deepspeed: null, out: join(tmp, 'x1'), source: 'p' })))
     .rejects.toThrow('TRL has no PPO trainer any more');
-  await expect(planExport('configs/pipeline/world.yaml', [], 'trl')).rejects.toThrow('stages.ppo is enabled, and TRL has no PPO trainer any more');
+  await expect(planExport('configs/pipeline/world_ppo.yaml', [], 'trl')).rejects.toThrow('stages.ppo is enabled, and TRL has no PPO trainer any more');
+  // The iterative rounds (the default run) have no engine equivalent: refused, not exported as the stages around them.
+  await expect(planExport('configs/pipeline/world.yaml', [], 'openrlhf')).rejects.toThrow('configs/pipeline/world.yaml: rounds.count is 2, and the iterative rounds');
   await expect(exportCase('x2', 'configs/dpo/world_lora.yaml', 'openrlhf', ['dpo.loss_type=[hinge]', 'dpo.loss_weights=null'])).rejects.toThrow(
     'dpo.loss_type hinge has no OpenRLHF equivalent',
   );

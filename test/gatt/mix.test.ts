@@ -1,7 +1,8 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { drawMixRows, mixCount, mixRowOf, readMixRows } from '../../src/gatt/mix.js';
+import { gattConfigSchema } from '../../src/gatt/config.js';
+import { drawMixRows, mixCount, mixedTrainFile, mixRowOf, readMixRows } from '../../src/gatt/mix.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'rlhf-gatt-mix-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -53,4 +54,31 @@ test('mix files: every row read in order; a row of another shape names the file 
   const rows = await readMixRows([a]);
   expect(rows.map((r) => r.messages[0]!.content)).toEqual(['P1', 'P2']);
   await expect(readMixRows([a, b])).rejects.toThrow(new RegExp(`data\\.mix: ${b.replace(/[.]/g, '\\.')} row 2: needs messages`));
+});
+
+test('data.mix_answers: model replaces each drawn row\'s answer by the answerer\'s reply to the rest of the row, each distinct row asked once; given never asks', async () => {
+  const synth = join(dir, 'synth.jsonl');
+  writeFileSync(synth, ['s1', 's2', 's3', 's4'].map((x) => JSON.stringify({ messages: [{ role: 'user', content: x }, { role: 'assistant', content: x }] })).join('\n') + '\n');
+  const plain = join(dir, 'plain.jsonl');
+  writeFileSync(plain, JSON.stringify({ prompt: [{ role: 'system', content: 'S' }, { role: 'user', content: 'P1' }], completion: 'C1' }) + '\n' + JSON.stringify({ prompt: 'P2', completion: 'C2' }) + '\n');
+  const asked: string[][] = [];
+  const answer = async (prompts: { role: string; content: string }[][]) => {
+    asked.push(...prompts.map((p) => p.map((m) => `${m.role}:${m.content}`)));
+    return prompts.map((p) => `model says ${p[p.length - 1]!.content}`);
+  };
+  const cfg = (mixAnswers: 'given' | 'model') =>
+    gattConfigSchema.parse({ output_dir: dir, model: { path: dir }, data: { dialogues: plain, instructions: plain, mix: [plain], mix_ratio: 1.5, mix_answers: mixAnswers } });
+  const read = (f: string) => readFileSync(f, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { messages: { role: string; content: string }[] });
+
+  const given = read(await mixedTrainFile(cfg('given'), synth, answer, () => {}));
+  expect(asked).toEqual([]);
+  const model = read(await mixedTrainFile(cfg('model'), synth, answer, () => {}));
+  // 6 rows drawn from 2: each row three times, yet each asked once, without its answer.
+  expect(asked.sort()).toEqual([['system:S', 'user:P1'], ['user:P2']]);
+  expect(model.slice(0, 4)).toEqual(given.slice(0, 4));
+  expect(model).toHaveLength(10);
+  model.slice(4).forEach((row, i) => {
+    const g = given[4 + i]!.messages;
+    expect(row.messages).toEqual([...g.slice(0, -1), { role: 'assistant', content: `model says ${g[g.length - 2]!.content}` }]);
+  });
 });

@@ -8,10 +8,11 @@ import { gattCommand, parseTurns } from '../../src/cli/gatt.js';
 import { initEngine } from '../../src/engine/index.js';
 import { Rng } from '../../src/engine/rng.js';
 import { llamaConfig } from '../../src/model/config.js';
-import { saveHfModel } from '../../src/model/io/hf.js';
+import { loadHfModel, saveHfModel } from '../../src/model/io/hf.js';
+import { modelReplySampler } from '../../src/gatt/sampler.js';
 import { initLlama } from '../../src/model/llama.js';
 import { packagePath } from '../../src/paths.js';
-import { IGNORE_INDEX, loadTokenizer, tokenizeDialogue, trainTokenizer } from '../../src/tokenizer/index.js';
+import { IGNORE_INDEX, loadTokenizer, pickTemplate, tokenizeDialogue, trainTokenizer } from '../../src/tokenizer/index.js';
 import { INSTRUCTIONS } from '../../src/world/instructions.js';
 
 /** Run `rlhf gatt ...` with only the gatt command registered; returns what it printed. */
@@ -167,4 +168,21 @@ test('data.mix: the fine-tuning trains on the synthesised rows + round(rows × m
   const lines = await gatt(['synth', '--config', configFile, `output_dir=${synthOnly}`, `data.mix=[${mixFile}]`, 'data.mix_ratio=2']);
   expect(lines.join('\n')).toContain(`fine-tuning rows (with data.mix): ${join(synthOnly, 'synth', 'mix_train.jsonl')}`);
   expect(read(join(synthOnly, 'synth', 'mix_train.jsonl'))).toEqual(mixed);
+
+  // data.mix_answers=model: the same rows, each answer the input model's greedy reply to its prompt.
+  const selfOut = join(dir, 'run-mix-self');
+  const before = tf.memory().numTensors;
+  await gatt(['synth', '--config', configFile, `output_dir=${selfOut}`, `data.mix=[${mixFile}]`, 'data.mix_ratio=2', 'data.mix_answers=model']);
+  expect(tf.memory().numTensors).toBe(before);
+  const selfMixed = read(join(selfOut, 'synth', 'mix_train.jsonl'));
+  const tokenizer = await loadTokenizer(modelDir);
+  const model = loadHfModel(modelDir);
+  const greedy = modelReplySampler(model, tokenizer, { template: pickTemplate('auto', tokenizer), maxNewTokens: 4, temperature: 0, batchSize: 1 });
+  const expected = await greedy(['A', 'B', 'C'].map((x) => [{ role: 'user', content: `Say ${x}.` }]));
+  model.dispose();
+  expect(selfMixed.slice(0, synth.length)).toEqual(synth);
+  selfMixed.slice(synth.length).forEach((row, i) => {
+    const prompt = mixed[synth.length + i].messages[0];
+    expect(row).toEqual({ messages: [prompt, { role: 'assistant', content: expected['ABC'.indexOf(prompt.content[4])] }] });
+  });
 });
