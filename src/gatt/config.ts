@@ -71,14 +71,21 @@ export const gattDataSection = z
       .min(0)
       .default(1)
       .describe('Mix rows per synthesised row (drawn seeded without replacement, the mix files cycled when they run out); 0 = none.'),
+    mix_exclude: z
+      .array(z.string().min(1))
+      .default([])
+      .describe(
+        'Prompt files whose prompts never enter the mix (held-out evaluation prompts; same roles, text equal up to case and white space). ' +
+          'The pipeline always adds its eval.prompts. [] = none.',
+      ),
     mix_answers: z
       .enum(['given', 'model'])
       .default('given')
       .describe(
         "Whose answers the mix rows train on: given = the mix files' own; model = the starting model's greedy answers to the same prompts " +
           "(self-distillation: the fine-tuning keeps the model's own plain answers instead of pulling them toward the files' style). " +
-          'With model, mix plain prompts only (e.g. the rs stage\'s rs_train.jsonl): a row whose prompt carries an instruction the model ' +
-          'does not follow yet would teach it to ignore that instruction.',
+          'With model a row may be a prompt alone (TRL prompt-only rows: {prompt}); mix plain prompts only: one that carries an ' +
+          'instruction the model does not follow yet would teach it to ignore that instruction.',
       ),
   })
   .prefault({})

@@ -6,6 +6,8 @@
  */
 import { dirname, join } from 'node:path';
 import { readAllRecords } from '../data/index.js';
+import { readExcludedPrompts, withoutExcluded } from '../data/prompts.js';
+import type { Message as PromptMessage } from '../data/schemas.js';
 import { writeRowsAtomic } from '../data/write-atomic.js';
 import { resolveDataPath } from '../paths.js';
 import type { GattConfig } from './config.js';
@@ -27,27 +29,39 @@ function isMessages(value: unknown): value is Message[] {
 }
 
 /**
- * One dataset row as a dialogue: `messages`, or `prompt` + `completion` (each messages or text).
- * Returns an error text for a row of another shape (or one not ending in an assistant answer).
+ * One dataset row as a dialogue: `messages`, or `prompt` + `completion` (each messages or text);
+ * with `promptOnly`, also a prompt alone (`prompt`, or `messages` ending in a user turn), to be
+ * answered by the model. Returns an error text for a row of another shape.
  */
-export function mixRowOf(value: unknown): MixRow | string {
+export function mixRowOf(value: unknown, promptOnly = false): MixRow | string {
   if (value === null || typeof value !== 'object') return 'not an object';
   const row = value as Record<string, unknown>;
+  const side = (v: unknown, role: string): Message[] | null => (typeof v === 'string' ? [{ role, content: v }] : isMessages(v) ? v.map((m) => ({ role: m.role, content: m.content })) : null);
   let messages: Message[];
   if (row['messages'] !== undefined) {
     if (!isMessages(row['messages'])) return 'messages: not a list of {role, content}';
     messages = row['messages'].map((m) => ({ role: m.role, content: m.content }));
   } else if (row['prompt'] !== undefined && row['completion'] !== undefined) {
-    const side = (v: unknown, role: string): Message[] | null => (typeof v === 'string' ? [{ role, content: v }] : isMessages(v) ? v.map((m) => ({ role: m.role, content: m.content })) : null);
     const prompt = side(row['prompt'], 'user');
     const completion = side(row['completion'], 'assistant');
     if (prompt === null || completion === null) return 'prompt / completion: neither text nor a list of {role, content}';
     messages = [...prompt, ...completion];
+  } else if (row['prompt'] !== undefined && promptOnly) {
+    const prompt = side(row['prompt'], 'user');
+    if (prompt === null) return 'prompt: neither text nor a list of {role, content}';
+    messages = prompt;
   } else {
-    return 'needs messages, or prompt and completion';
+    return promptOnly ? 'needs messages, or prompt (and completion)' : 'needs messages, or prompt and completion (a prompt alone only with data.mix_answers=model)';
   }
-  if (messages[messages.length - 1]!.role !== 'assistant') return 'the last message is not an assistant answer';
+  const last = messages[messages.length - 1]!.role;
+  if (last !== 'assistant' && !(promptOnly && last === 'user')) return promptOnly ? 'the last message is neither a user turn nor an assistant answer' : 'the last message is not an assistant answer';
   return { messages };
+}
+
+/** A mix row's prompt: the dialogue without its answer (a prompt-only row is all prompt). */
+function promptOf(row: MixRow): Message[] {
+  const m = row.messages;
+  return m[m.length - 1]!.role === 'assistant' ? m.slice(0, -1) : m;
 }
 
 /** How many plain rows go with `synthRows` synthesised ones at `ratio` plain rows per synthesised row. */
@@ -74,14 +88,17 @@ export function drawMixRows<T>(pool: readonly T[], count: number, seed: number):
   return out;
 }
 
-/** Every row of the mix files as a dialogue; a row of another shape is an error naming file and row. */
-export async function readMixRows(files: readonly string[]): Promise<MixRow[]> {
+/**
+ * Every row of the mix files as a dialogue (prompt-only rows allowed with `promptOnly`); a row of
+ * another shape is an error naming file and row.
+ */
+export async function readMixRows(files: readonly string[], promptOnly = false): Promise<MixRow[]> {
   const rows: MixRow[] = [];
   for (const file of files) {
     const { rows: records, errors } = await readAllRecords(file);
     if (errors.length > 0) throw new UserError(`data.mix: ${file} row ${errors[0]!.row}: ${errors[0]!.error}`);
     for (const r of records) {
-      const row = mixRowOf(r.value);
+      const row = mixRowOf(r.value, promptOnly);
       if (typeof row === 'string') throw new UserError(`data.mix: ${file} row ${r.row}: ${row}`);
       rows.push(row);
     }
@@ -100,16 +117,22 @@ export const MIX_FILE = 'mix_train.jsonl';
 export async function mixedTrainFile(cfg: GattConfig, synthPath: string, answer: MixAnswerer, log: (m: string) => void): Promise<string> {
   if (cfg.data.mix.length === 0 || cfg.data.mix_ratio === 0) return synthPath;
   const synthRows = (await readAllRecords(synthPath)).rows.map((r) => r.value as Record<string, unknown>);
-  const pool = await readMixRows(cfg.data.mix.map((f) => resolveDataPath(f)));
+  const byModel = cfg.data.mix_answers === 'model';
+  const { kept: pool, dropped } = withoutExcluded(
+    await readMixRows(cfg.data.mix.map((f) => resolveDataPath(f)), byModel),
+    (row) => promptOf(row) as readonly PromptMessage[], // promptKey reads role and content as text, whatever the role
+    await readExcludedPrompts(cfg.data.mix_exclude.map((f) => resolveDataPath(f))),
+  );
+  if (dropped > 0) log(`gatt: ${dropped} mix rows left out: their prompts are in data.mix_exclude (${cfg.data.mix_exclude.join(', ')})`);
   const drawn = drawMixRows(
     pool.map((_, i) => i),
     mixCount(synthRows.length, cfg.data.mix_ratio),
     (cfg.engine.seed ^ 0x6d697800) >>> 0,
   );
-  const rows = cfg.data.mix_answers === 'model' ? await withModelAnswers(pool, drawn, answer) : pool;
+  const rows = byModel ? await withModelAnswers(pool, drawn, answer) : pool;
   const path = join(dirname(synthPath), MIX_FILE);
   await writeRowsAtomic(path, [...synthRows, ...drawn.map((i) => ({ messages: rows[i]!.messages }))]);
-  const whose = cfg.data.mix_answers === 'model' ? ", answered by the starting model (greedy)" : '';
+  const whose = byModel ? ", answered by the starting model (greedy)" : '';
   log(`gatt: fine-tuning on ${synthRows.length} synthesised rows + ${drawn.length} plain rows from ${cfg.data.mix.join(', ')} (${pool.length} there)${whose} → ${path}`);
   return path;
 }
@@ -120,10 +143,10 @@ export type MixAnswerer = (prompts: Message[][]) => Promise<string[]>;
 /** The pool with the drawn rows' last answer replaced by the model's own (each distinct row answered once). */
 async function withModelAnswers(pool: readonly MixRow[], drawn: readonly number[], answer: MixAnswerer): Promise<MixRow[]> {
   const distinct = [...new Set(drawn)];
-  const replies = await answer(distinct.map((i) => pool[i]!.messages.slice(0, -1)));
+  const replies = await answer(distinct.map((i) => promptOf(pool[i]!)));
   const out = pool.slice();
   distinct.forEach((i, j) => {
-    out[i] = { messages: [...pool[i]!.messages.slice(0, -1), { role: 'assistant', content: replies[j]! }] };
+    out[i] = { messages: [...promptOf(pool[i]!), { role: 'assistant', content: replies[j]! }] };
   });
   return out;
 }

@@ -151,7 +151,7 @@ export function greedyAnswerer(cfg: GattConfig, input: { modelDir: string; token
 /** Everything synthesis depends on; equal settings mean an earlier dataset can be reused. */
 function synthesisSettings(cfg: GattConfig, input: { modelDir: string; tokenizerDir: string }): Record<string, unknown> {
   const { evaluate: _e, eval_cases: _c, eval_turns: _t, eval_show_turns: _s, ...gatt } = cfg.gatt;
-  const { eval_split: _es, eval_max_rows: _em, packing: _p, mix: _m, mix_ratio: _mr, ...data } = cfg.data;
+  const { eval_split: _es, eval_max_rows: _em, packing: _p, mix: _m, mix_ratio: _mr, mix_exclude: _mx, mix_answers: _ma, ...data } = cfg.data;
   return { model: input.modelDir, adapter: cfg.model.adapter, tokenizer: input.tokenizerDir, template: cfg.tokenizer.template, seed: cfg.engine.seed, data, gatt };
 }
 

@@ -115,9 +115,17 @@ export function resolveStageConfig(
   const entry = cfg.stages[stage];
   const all = [...overrides, ...mappingToOverrides(entry.overrides)];
   const configStage = stage === 'reward_safety' ? 'reward' : stage; // a second reward model takes a reward config
+  const load = (list: readonly string[]) =>
+    entry.config !== null
+      ? loadConfig(findConfig(entry.config), list, { stage: configStage, schema })
+      : resolveConfig(parseYamlSource(`stage: ${configStage}\n`, `${pipelineFile} (stages.${stage})`), list, { stage: configStage, schema });
   try {
-    if (entry.config !== null) return loadConfig(findConfig(entry.config), all, { stage: configStage, schema });
-    return resolveConfig(parseYamlSource(`stage: ${configStage}\n`, `${pipelineFile} (stages.${stage})`), all, { stage: configStage, schema });
+    const resolved = load(all);
+    // GAtt's mix never holds a held-out evaluation prompt, whatever the overrides say (appended after them).
+    if (stage !== 'gatt') return resolved;
+    const exclude = (resolved.config as { data: { mix_exclude: string[] } }).data.mix_exclude;
+    const evalPrompts = resolvePackagePath(cfg.eval.prompts);
+    return exclude.map(resolvePackagePath).includes(evalPrompts) ? resolved : load([...all, `data.mix_exclude=${JSON.stringify([...exclude, evalPrompts])}`]);
   } catch (e) {
     if (isUserError(e)) throw new UserError(`stage ${stage} (stages.${stage} in ${pipelineFile}):\n${e.message}`, { cause: e });
     throw e;

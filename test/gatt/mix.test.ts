@@ -17,7 +17,7 @@ test('mix rows: messages kept (extra columns dropped), prompt/completion as text
   expect(mixRowOf({ prompt: [{ role: 'system', content: 'S' }, { role: 'user', content: 'U' }], completion: [{ role: 'assistant', content: 'A' }] })).toEqual({
     messages: [{ role: 'system', content: 'S' }, { role: 'user', content: 'U' }, { role: 'assistant', content: 'A' }],
   });
-  expect(mixRowOf({ text: 'plain text' })).toBe('needs messages, or prompt and completion');
+  expect(mixRowOf({ text: 'plain text' })).toBe('needs messages, or prompt and completion (a prompt alone only with data.mix_answers=model)');
   expect(mixRowOf({ messages: [{ role: 'user', content: 'Hi' }] })).toBe('the last message is not an assistant answer');
   expect(mixRowOf({ messages: 'Hi' })).toBe('messages: not a list of {role, content}');
 });
@@ -81,4 +81,29 @@ test('data.mix_answers: model replaces each drawn row\'s answer by the answerer\
     const g = given[4 + i]!.messages;
     expect(row.messages).toEqual([...g.slice(0, -1), { role: 'assistant', content: `model says ${g[g.length - 2]!.content}` }]);
   });
+});
+
+test('with data.mix_answers: model a row may be a prompt alone; given refuses one, naming what to set', () => {
+  expect(mixRowOf({ prompt: 'Add 8 and 5.' }, true)).toEqual({ messages: [{ role: 'user', content: 'Add 8 and 5.' }] });
+  expect(mixRowOf({ messages: [{ role: 'system', content: 'S' }, { role: 'user', content: 'U' }] }, true)).toEqual({
+    messages: [{ role: 'system', content: 'S' }, { role: 'user', content: 'U' }],
+  });
+  expect(mixRowOf({ prompt: 'Add 8 and 5.' })).toBe('needs messages, or prompt and completion (a prompt alone only with data.mix_answers=model)');
+  expect(mixRowOf({ messages: [{ role: 'system', content: 'S' }] }, true)).toBe('the last message is neither a user turn nor an assistant answer');
+});
+
+test('data.mix_exclude: a row whose prompt is in an exclude file (case and white space folded) is never drawn', async () => {
+  const synth = join(dir, 'synth-x.jsonl');
+  writeFileSync(synth, Array.from({ length: 6 }, (_, i) => JSON.stringify({ messages: [{ role: 'user', content: `s${i}` }, { role: 'assistant', content: 'a' }] })).join('\n') + '\n');
+  const prompts = join(dir, 'prompts.jsonl');
+  writeFileSync(prompts, ['Add 8 and 5.', 'Spell cat backwards.', 'Name a red fruit.'].map((p) => JSON.stringify({ prompt: p })).join('\n') + '\n');
+  const heldOut = join(dir, 'held_out.jsonl');
+  writeFileSync(heldOut, JSON.stringify({ prompt: 'spell  CAT backwards. ' }) + '\n');
+  const cfg = gattConfigSchema.parse({ output_dir: dir, model: { path: dir }, data: { dialogues: prompts, instructions: prompts, mix: [prompts], mix_exclude: [heldOut], mix_answers: 'model' } });
+  const logs: string[] = [];
+  const out = await mixedTrainFile(cfg, synth, async (ps) => ps.map(() => 'ok'), (m) => logs.push(m));
+  const plain = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { messages: { content: string }[] }).slice(6);
+  expect(plain).toHaveLength(6);
+  expect(new Set(plain.map((r) => r.messages[0]!.content))).toEqual(new Set(['Add 8 and 5.', 'Name a red fruit.']));
+  expect(logs[0]).toContain('1 mix rows left out: their prompts are in data.mix_exclude');
 });

@@ -24,6 +24,7 @@ const fakeSchema = z.strictObject({
       exclude: z.array(z.string()).default([]),
       prompts: z.string().default('data/world/prompts.jsonl'),
       mix: z.array(z.string()).default([]),
+      mix_exclude: z.array(z.string()).default([]),
     })
     .prefault({}),
   rs: z.strictObject({ keep_best_across_rounds: z.boolean().default(false), pool: z.string().nullable().default(null) }).prefault({}),
@@ -157,6 +158,8 @@ test('each round: fresh prompts from the latest policy; reward on all pairs so f
   // GAtt: the last round's PPO policy, its rs rows mixed in.
   expect(call('gatt').model.path).toBe(r(3, 'ppo', 'final'));
   expect(call('gatt').data.mix).toEqual([r(3, 'rs', 'rs_train.jsonl')]);
+  // ...and never a held-out evaluation prompt in that mix.
+  expect(call('gatt').data.mix_exclude).toEqual([evalPrompts]);
   // Judged per round; the final evaluation has the last round's rs and PPO.
   expect(readFileSync(r(1, 'eval', 'rs.json'), 'utf8')).toContain('judge_score');
   expect(result.rounds.filter((s) => s.step === 'eval').map((s) => s.round)).toEqual([1, 2, 3]);
@@ -193,4 +196,13 @@ test('rounds.<stage>.by_round sets keys in its round only, on top of rounds.<sta
   expect([1, 2, 3].map((k) => call(`round_${k}/rs`).data.prompts)).toEqual(['every.jsonl', 'second.jsonl', 'every.jsonl']);
   expect(() => config(['rounds.ppo.by_round={"4": {"data.prompts": "x.jsonl"}}'])).toThrow(/rounds\.ppo\.by_round\.4[\s\S]*round 4 does not run \(rounds\.count is 3\)/);
   expect(() => config(['rounds.rs.by_round={"first": {}}'])).toThrow(/rounds\.rs\.by_round\.first: Invalid key/);
+});
+
+test("GAtt's mix keeps the held-out evaluation prompts out even when its overrides empty data.mix_exclude, and keeps the user's own files", async () => {
+  const evalPrompts = packagePath('data', 'world', 'prompts_eval.jsonl');
+  await run(['stages.gatt.overrides={"data.mix_exclude": []}']);
+  expect(call('gatt').data.mix_exclude).toEqual([evalPrompts]);
+  calls = [];
+  await run(['stages.gatt.overrides={"data.mix_exclude": ["mine.jsonl"]}']);
+  expect(call('gatt').data.mix_exclude).toEqual(['mine.jsonl', evalPrompts]);
 });

@@ -143,7 +143,7 @@ test('two rounds: pairs → reward → staleness → rs → (PPO in round 2) →
   expect(existsSync(join(runDir, 'gatt', 'synth', 'mix_train.jsonl'))).toBe(true);
 });
 
-test('no held-out evaluation prompt appears in any round\'s sampled pairs or rejection-sampling data', async () => {
+test('no held-out evaluation prompt appears in any round\'s sampled pairs or rejection-sampling data, nor in GAtt\'s mix', async () => {
   const heldOut = new Set((await readPrompts('data/world/prompts_eval.jsonl')).map(promptKey));
   // The training prompts do hold held-out ones (data/world/prompts.jsonl: 331 rows), so the guard has work to do.
   expect((await readPrompts('data/world/prompts.jsonl')).filter((p) => heldOut.has(promptKey(p))).length).toBeGreaterThan(0);
@@ -160,6 +160,9 @@ test('no held-out evaluation prompt appears in any round\'s sampled pairs or rej
       }
     }
   }
+  // Nor GAtt's fine-tuning rows (its mix of plain rows: the pipeline appends eval.prompts to data.mix_exclude).
+  for (const row of rows(join(runDir, 'gatt', 'synth', 'mix_train.jsonl'))) expect(heldOut.has(promptKey(row.messages.slice(0, -1)))).toBe(false);
+  expect(readFileSync(join(runDir, 'gatt', 'synth', 'gatt.resolved.yaml'), 'utf8')).toMatch(/mix_exclude:\n\s+- \S*data\/world\/prompts_eval\.jsonl/);
   expect(checked).toBeGreaterThan(40);
   // PPO trains on the held-out-free copy of its prompts file.
   expect(readFileSync(join(runDir, 'round_2', 'ppo', 'config.resolved.yaml'), 'utf8')).toContain(`prompts: ${join(runDir, 'round_2', 'ppo_prompts.jsonl')}`);
