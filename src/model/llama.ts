@@ -459,7 +459,6 @@ export class LlamaModel {
     const hd = headDim(cfg);
     const nh = cfg.num_attention_heads;
     const nkv = cfg.num_key_value_heads;
-    const groups = nh / nkv;
     // [B, T, n·hd] → [B, n, T, hd]; with one position (decoding) that is a plain reshape, no copy.
     const heads = (y: tf.Tensor, n: number) =>
       t === 1 ? tf.reshape(y, [b, n, 1, hd]) : tf.transpose(tf.reshape(y, [b, t, n, hd]), [0, 2, 1, 3]);

@@ -122,7 +122,7 @@ export function resolveStageConfig(
   try {
     const resolved = load(all);
     // GAtt's mix never holds a held-out evaluation prompt, whatever the overrides say (appended after them).
-    if (stage !== 'gatt') return resolved;
+    if (stage !== 'gatt' || !hasKey(schema, ['data', 'mix_exclude'])) return resolved;
     const exclude = (resolved.config as { data: { mix_exclude: string[] } }).data.mix_exclude;
     const evalPrompts = resolvePackagePath(cfg.eval.prompts);
     return exclude.map(resolvePackagePath).includes(evalPrompts) ? resolved : load([...all, `data.mix_exclude=${JSON.stringify([...exclude, evalPrompts])}`]);

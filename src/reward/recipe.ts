@@ -11,7 +11,6 @@
  *           (LlamaForSequenceClassification) + reward_stats.json + reward_read.json + tokenizer files
  */
 import { join } from 'node:path';
-import type * as tf from '@tensorflow/tfjs-core';
 import { writeFileAtomic, type ResolvedConfig } from '../config/index.js';
 import { DataCursor, type CursorState } from '../data/index.js';
 import { initEngine } from '../engine/index.js';

@@ -27,7 +27,6 @@ export function bestOfKReport(cfg: RsConfig, samples: readonly SampledPrompt[], 
   const all = samples.flatMap((s) => s.finished);
   let judged: BestOfKReport['judge'] = null;
   if (judge) {
-    const prompts = samples.map((s) => s.prompt);
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
     const all = judge(samples.flatMap((s) => s.replies.map(() => s.prompt)), samples.flatMap((s) => s.replies));
     const k = cfg.rs.k;

@@ -18,7 +18,7 @@ import { newVariable } from '../variables.js';
 import { FrozenFloat32Weight, FrozenWeight, type Frozen } from '../frozen.js';
 import { MappedFile } from './mapped.js';
 import { EMBED, LM_HEAD, SCORE, llamaParamShapes } from '../names.js';
-import { forEachSafetensor, readSafetensors, readSafetensorsHeader, writeSafetensors, type NamedTensor, type SafetensorsHeader, type WriteDtype } from './safetensors.js';
+import { forEachSafetensor, readSafetensorsHeader, writeSafetensors, type NamedTensor, type SafetensorsHeader, type WriteDtype } from './safetensors.js';
 
 export const CONFIG_FILE = 'config.json';
 export const WEIGHTS_FILE = 'model.safetensors';
