@@ -30,7 +30,7 @@ import type { JudgedModel } from '../report/inputs.js';
 import type { PipelineConfig, RoundsConfig } from './config.js';
 import type { FinalEvaluation, StageDefinition, StageDefinitions, StageRunContext } from './runner.js';
 import { configHash, writePipelineState, type PipelineState } from './state.js';
-import { mappingToOverrides, resolvePackagePath, stageModel, type ModelRef, type WiringContext } from './wiring.js';
+import { heldOutExclusion, mappingToOverrides, resolvePackagePath, stageModel, type ModelRef, type WiringContext } from './wiring.js';
 
 export const PAIRS_DIR = 'pairs';
 export const PAIRS_FILE = 'pairs.jsonl';
@@ -241,10 +241,7 @@ export async function runRounds(input: RoundsInput): Promise<RoundsResult> {
         ...(pool !== null ? [set('rs.keep_best_across_rounds', true), set('rs.pool', pool)] : []),
       ],
       // The held-out evaluation prompts are always excluded, whatever the rs config says.
-      (c) => {
-        const exclude = (c['data'] as { exclude: string[] }).exclude;
-        return exclude.map(resolvePackagePath).includes(evalPrompts) ? [] : [set('data.exclude', [...exclude, evalPrompts])];
-      },
+      (c) => heldOutExclusion(c, 'data.exclude', evalPrompts),
     );
     policy = stageModel(rs.dir, 'rs');
 

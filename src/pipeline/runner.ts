@@ -21,7 +21,7 @@ import { flattenParams, openTracker, type EndStatus, type RunContext, type Track
 import { PIPELINE_STAGES, type PipelineConfig, type PipelineStage } from './config.js';
 import { runRounds, type RoundStepResult, type RoundsDeps } from './rounds.js';
 import { configHash, readPipelineState, writePipelineState, type PipelineState } from './state.js';
-import { mappingToOverrides, resolvePackagePath, stageModel, wiringOverrides, type ModelRef, type WiringContext } from './wiring.js';
+import { heldOutExclusion, mappingToOverrides, resolvePackagePath, stageModel, wiringOverrides, type ModelRef, type WiringContext } from './wiring.js';
 
 export interface StageRunContext {
   /** The pipeline's MLflow run: the stage's run is nested under it. */
@@ -121,11 +121,10 @@ export function resolveStageConfig(
       : resolveConfig(parseYamlSource(`stage: ${configStage}\n`, `${pipelineFile} (stages.${stage})`), list, { stage: configStage, schema });
   try {
     const resolved = load(all);
-    // GAtt's mix never holds a held-out evaluation prompt, whatever the overrides say (appended after them).
+    // GAtt's mix never holds a held-out evaluation prompt, as rs's samples in the rounds.
     if (stage !== 'gatt' || !hasKey(schema, ['data', 'mix_exclude'])) return resolved;
-    const exclude = (resolved.config as { data: { mix_exclude: string[] } }).data.mix_exclude;
-    const evalPrompts = resolvePackagePath(cfg.eval.prompts);
-    return exclude.map(resolvePackagePath).includes(evalPrompts) ? resolved : load([...all, `data.mix_exclude=${JSON.stringify([...exclude, evalPrompts])}`]);
+    const extra = heldOutExclusion(resolved.config as Record<string, unknown>, 'data.mix_exclude', resolvePackagePath(cfg.eval.prompts));
+    return extra.length === 0 ? resolved : load([...all, ...extra]);
   } catch (e) {
     if (isUserError(e)) throw new UserError(`stage ${stage} (stages.${stage} in ${pipelineFile}):\n${e.message}`, { cause: e });
     throw e;

@@ -61,6 +61,16 @@ function need(ctx: WiringContext, stage: PipelineStage, upstream: PipelineStage)
 const set = (key: string, value: string | null): string => `${key}=${JSON.stringify(value)}`;
 
 /**
+ * The override that appends the held-out evaluation prompts to a resolved config's list of
+ * excluded prompt files (`key`, e.g. `data.exclude`), or none when they are already in it: applied
+ * after the user's overrides, so no setting can let a held-out prompt into training data.
+ */
+export function heldOutExclusion(config: Record<string, unknown>, key: string, evalPrompts: string): string[] {
+  const list = key.split('.').reduce<unknown>((v, k) => (v as Record<string, unknown>)[k], config) as string[];
+  return list.map(resolvePackagePath).includes(evalPrompts) ? [] : [`${key}=${JSON.stringify([...list, evalPrompts])}`];
+}
+
+/**
  * The `key=value` overrides that point a stage at its inputs:
  * SFT ← base; reward ← SFT model; PPO ← base + SFT (policy and reference) and the reward model;
  * DPO ← the SFT model (policy and reference; no reward model); GAtt ← the PPO policy, else the DPO one —
